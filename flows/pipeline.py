@@ -1,0 +1,34 @@
+"""The whole job: prepare the data, fine-tune, evaluate and report, in one flow run.
+
+Run it with ``tuneprep run`` or ``python -m flows.pipeline`` (bundled sample data, embedded defaults).
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from prefect import flow
+
+from flows.finetune import finetune_task
+from flows.prepare import prepare_data, report
+from tuneprep.config import PipelineConfig
+
+
+def default_out(cfg: PipelineConfig) -> str:
+    stamp = cfg.name or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return str(Path("runs") / stamp)
+
+
+@flow(name="tuneprep-run", log_prints=True)
+def run_flow(config: PipelineConfig = PipelineConfig(), out: str | None = None) -> str:
+    """Inputs to shards, model, metrics and report under ``out`` (default ``runs/<name-or-timestamp>``)."""
+    out = out or default_out(config)
+    prepare_data(config, out)
+    metrics = finetune_task(out, str(Path(out) / "model"), config.finetune)
+    return report(out, metrics)
+
+
+if __name__ == "__main__":
+    run_flow(out=sys.argv[1] if len(sys.argv) > 1 else None)

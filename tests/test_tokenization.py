@@ -1,0 +1,82 @@
+import filecmp
+
+import polars as pl
+import pytest
+from transformers import AutoTokenizer
+
+from tuneprep.config import TokenizerConfig
+from tuneprep.records import make_records
+from tuneprep.tokenization import encode_chat, encode_records, encode_text, tokenizer_identity, train_sentencepiece
+
+TEXTS = [
+    f"Order {i} shipped on Monday. The parcel left our warehouse in Leeds.\n\nCall us if the box is damaged or late."
+    for i in range(200)
+]
+CHAT = [
+    {"role": "system", "content": "You are a support agent."},
+    {"role": "user", "content": "Where is order 42?"},
+    {"role": "assistant", "content": "It shipped on Monday."},
+    {"role": "user", "content": "Thanks!"},
+    {"role": "assistant", "content": "You are welcome."},
+]
+
+
+@pytest.fixture(scope="module")
+def tok_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tok")
+    train_sentencepiece(TEXTS, TokenizerConfig(vocab_size=300), d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def tok(tok_dir):
+    return AutoTokenizer.from_pretrained(str(tok_dir))
+
+
+def test_trained_tokenizer_loads_and_round_trips(tok):
+    text = "Order 7 shipped on Monday.\n\nCall us — café 😀"
+    ids = tok(text, add_special_tokens=False).input_ids
+    assert tok.decode(ids) == text
+    assert tok.eos_token == "</s>" and tok.pad_token == "<pad>" and tok.chat_template
+
+
+def test_training_is_deterministic(tok_dir, tmp_path):
+    train_sentencepiece(TEXTS, TokenizerConfig(vocab_size=300), tmp_path)
+    assert filecmp.cmp(tok_dir / "tokenizer.json", tmp_path / "tokenizer.json", shallow=False)
+    assert tokenizer_identity(tok_dir)["sha256"] == tokenizer_identity(tmp_path)["sha256"]
+
+
+def test_plain_text_windows_end_with_eos_and_cover_the_text(tok):
+    text = "\n\n".join(TEXTS[:6])
+    windows = encode_text(text, tok, max_length=40)
+    assert len(windows) > 1
+    assert all(ids[-1] == tok.eos_token_id and len(ids) <= 40 and mask == [1] * len(ids) for ids, mask in windows)
+    assert "".join(tok.decode(ids[:-1]) for ids, _ in windows).replace(" ", "") == text.replace(" ", "")
+
+
+def test_chat_mask_covers_assistant_turns_only(tok):
+    ((ids, mask),) = encode_chat(CHAT, tok, max_length=512)
+    assert ids.count(tok.bos_token_id) == 1 and ids[0] == tok.bos_token_id
+    masked = tok.decode([i for i, m in zip(ids, mask, strict=True) if m], skip_special_tokens=False)
+    assert masked == "It shipped on Monday.</s>You are welcome.</s>"
+    assert ids.count(tok.eos_token_id) == 2
+
+
+def test_long_chat_is_cut_at_turn_boundaries(tok):
+    windows = encode_chat(CHAT * 3, tok, max_length=30)
+    assert len(windows) > 1
+    for ids, mask in windows:
+        assert len(ids) <= 30 and ids[0] == tok.bos_token_id and len(ids) == len(mask)
+
+
+def test_encode_records_one_row_per_window(tok):
+    df = make_records(
+        [
+            {"id": "a", "source": "s", "format": "text", "text": "\n\n".join(TEXTS[:4]), "split": "train"},
+            {"id": "b", "source": "s", "format": "chat", "messages": CHAT, "split": "test"},
+        ]
+    )
+    out = encode_records(df, tok, max_length=32)
+    assert out.filter(pl.col("id") == "a").height > 1
+    assert out["n_tokens"].to_list() == [len(x) for x in out["input_ids"].to_list()]
+    assert set(out.filter(pl.col("id") == "b")["split"]) == {"test"}

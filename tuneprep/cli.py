@@ -1,0 +1,124 @@
+"""``tuneprep``: run the flows from a shell.
+
+    tuneprep run [--config FILE] [--out DIR]
+    tuneprep prepare INPUT... --out DIR [--config FILE]
+    tuneprep finetune DATA_DIR --out DIR [--config FILE]
+    tuneprep report RUN_DIR
+    tuneprep setup
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _config(args: argparse.Namespace, **overrides):
+    from tuneprep.config import load_config
+
+    return load_config(args.config, **overrides)
+
+
+def _summary(out: Path) -> None:
+    manifest = json.loads((out / "manifest.json").read_text())
+    splits = ", ".join(f"{k} {v['rows']}" for k, v in manifest["splits"].items())
+    print(f"\nshards: {splits}  (accounting {'OK' if manifest['accounting']['ok'] else 'BROKEN'})")
+    metrics = out / "model" / "metrics.json"
+    if metrics.exists():
+        m = json.loads(metrics.read_text())
+        before = m.get("initial", {}).get("validation") or {}
+        after = m.get("validation") or {}
+        print(f"validation perplexity {before.get('perplexity', float('nan')):.1f} -> {after.get('perplexity', float('nan')):.1f}")
+    print(f"report: {out / 'report.md'}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.pipeline import default_out, run_flow
+
+    cfg = _config(args, name=args.name)
+    out = args.out or default_out(cfg)
+    run_flow(config=cfg, out=out)
+    _summary(Path(out))
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from flows.prepare import prepare_flow
+
+    cfg = _config(args, inputs=[str(Path(p).resolve()) for p in args.inputs] or None)
+    prepare_flow(config=cfg, out=args.out)
+    _summary(Path(args.out))
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from flows.finetune import finetune_flow
+
+    cfg = _config(args)
+    metrics = finetune_flow(data_dir=args.data_dir, out=args.out, config=cfg.finetune)
+    print(Path(metrics).read_text())
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from tuneprep.pipeline import RunPaths, report_step
+
+    paths = RunPaths(Path(args.run_dir))
+    report_step(paths, paths.model / "metrics.json")
+    print(paths.report)
+    return 0
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from augment.resources import apertium_available, ensure_wordnet
+
+    print(ensure_wordnet())
+    print("apertium eng-spa: " + ("available" if apertium_available() else
+          "not found (apt-get install apertium apertium-eng-spa); back-translation will be skipped"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tuneprep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="the whole flow: prepare, fine-tune, evaluate, report")
+    r.add_argument("--config", type=Path)
+    r.add_argument("--out", help="output folder (default runs/<name-or-timestamp>)")
+    r.add_argument("--name", help="run name (used for the default output folder)")
+    r.set_defaults(func=cmd_run)
+
+    pr = sub.add_parser("prepare", help="inputs to Arrow shards, manifest and report; no training")
+    pr.add_argument("inputs", nargs="*", help="files, folders or globs (default: the config's inputs)")
+    pr.add_argument("--out", required=True)
+    pr.add_argument("--config", type=Path)
+    pr.set_defaults(func=cmd_prepare)
+
+    f = sub.add_parser("finetune", help="train a causal LM on prepared shards")
+    f.add_argument("data_dir", help="a `tuneprep prepare` output folder (or its shards/)")
+    f.add_argument("--out", required=True, help="model folder")
+    f.add_argument("--config", type=Path)
+    f.set_defaults(func=cmd_finetune)
+
+    rep = sub.add_parser("report", help="rebuild report.md for a finished run")
+    rep.add_argument("run_dir")
+    rep.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("setup", help="make the offline resources available (WordNet for nltk, apertium check)")
+    s.set_defaults(func=cmd_setup)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"tuneprep: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

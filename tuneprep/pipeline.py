@@ -1,0 +1,296 @@
+"""The pipeline's steps as plain functions over paths, with no Prefect in sight.
+
+Each step reads the previous step's Parquet file under ``OUT/work/``, writes
+its own, and returns a small JSON-able summary. ``flows/`` wraps these in Prefect
+tasks; a notebook or a test can call them directly.
+
+Order: load -> clean -> dedup -> split -> augment -> tokenize -> shards. The
+split comes before augmentation and tokenizer training so that variants stay in
+their source's split and the tokenizer never sees validation or test text.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+import polars as pl
+
+from tuneprep.config import PROJECT_ROOT, PipelineConfig
+from tuneprep.records import SPLITS, document_text, empty_records
+from tuneprep.runner import JsonlSink, ParquetSink, count_rows, iter_batches, run_stages
+from tuneprep.shards import atomic_write_text, sha256_file, write_split
+from tuneprep.sources import LoadStats, iter_record_batches, list_files
+from tuneprep.split import assign_splits
+from tuneprep.stage import StageStats
+
+Log = Callable[[str], None]
+
+
+class RunPaths:
+    """Where each artifact of a run lives; the output layout is a contract."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out)
+        self.work = self.out / "work"
+        self.dropped = self.out / "dropped"
+        self.quarantine = self.out / "quarantine"
+        self.tokenizer = self.out / "tokenizer"
+        self.shards = self.out / "shards"
+        self.model = self.out / "model"
+        self.manifest = self.out / "manifest.json"
+        self.report = self.out / "report.md"
+
+    def stage_file(self, name: str) -> Path:
+        return self.work / f"{name}.parquet"
+
+    def make(self) -> RunPaths:
+        for d in (self.work, self.dropped, self.quarantine):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def load_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
+    """Read every input into records; unreadable units go to ``quarantine/load.jsonl``."""
+    t0 = time.perf_counter()
+    stats = LoadStats()
+    out = ParquetSink(paths.stage_file("loaded"))
+    bad = JsonlSink(paths.quarantine / "load.jsonl")
+    reasons: dict[str, int] = {}
+    for batch, quarantined in iter_record_batches(cfg.inputs, cfg.load, cfg.batch_size, stats):
+        out.write(batch)
+        bad.write(q.to_dict() for q in quarantined)
+        for q in quarantined:
+            reasons[q.reason] = reasons.get(q.reason, 0) + 1
+        log(f"load: {stats.read} records read from {stats.files} files so far")
+    out.close(empty_like=empty_records())
+    bad.close()
+    st = StageStats("load", read=stats.read, kept=stats.kept, quarantined=stats.quarantined)
+    st.reasons.update(reasons)
+    st.seconds = time.perf_counter() - t0
+    st.extra["files"] = stats.files
+    return st.to_dict()
+
+
+def input_inventory(cfg: PipelineConfig) -> list[dict]:
+    """Every input file with its sha256, for the manifest."""
+    return [
+        {"source": source, "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+        for p, source in list_files(cfg.inputs, cfg.load)
+        if p.is_file()
+    ]
+
+
+def clean_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[dict]:
+    from cleaners import LengthFilter, Normalize, StripHtml
+
+    stages = [StripHtml(cfg.clean.html), Normalize(cfg.clean.normalize), LengthFilter(cfg.clean.filter)]
+    stats = run_stages(stages, paths.stage_file("loaded"), paths.stage_file("cleaned"), paths.dropped, cfg.batch_size)
+    for s in stats:
+        log(f"{s.name}: {s.read} in, {s.kept} kept, {s.dropped} dropped {dict(s.reasons)}")
+    return [s.to_dict() for s in stats]
+
+
+def dedup_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[dict]:
+    from cleaners import ExactDeduper, MinHashDeduper
+
+    stages = []
+    if cfg.dedup.exact:
+        stages.append(ExactDeduper())
+    if cfg.dedup.near:
+        stages.append(MinHashDeduper(cfg.dedup))
+    stats = run_stages(stages, paths.stage_file("cleaned"), paths.stage_file("deduped"), paths.dropped, cfg.batch_size)
+    for stage in stages:
+        if hasattr(stage, "save"):
+            stage.save(paths.out / "index" / f"{stage.name}.idx")
+    for s in stats:
+        log(f"{s.name}: {s.read} in, {s.kept} kept, {s.dropped} dropped")
+    return [s.to_dict() for s in stats]
+
+
+def split_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
+    """Assign splits from the (small) key columns, then stream the records through with their split."""
+    src = paths.stage_file("deduped")
+    columns = ["id", "source", "group_id"] + ([cfg.split.stratify_by] if _has(src, cfg.split.stratify_by) else [])
+    keys = pl.read_parquet(src, columns=list(dict.fromkeys(columns)))
+    plan = assign_splits(keys, cfg.split, cfg.seed)
+    out = ParquetSink(paths.stage_file("split"))
+    for batch in iter_batches(src, cfg.batch_size):
+        out.write(batch.drop("split").join(plan.assignment, on="id", how="left").select(batch.columns))
+    out.close(empty_like=pl.read_parquet(src).clear())
+    counts = plan.assignment.group_by("split").len().sort("split")
+    per_split = {s: 0 for s in SPLITS} | dict(counts.iter_rows())
+    log(f"split: {per_split}; strata too small to split: {plan.small_strata or 'none'}")
+    st = StageStats("split", read=keys.height, kept=keys.height)
+    st.extra = {"per_split": per_split, "small_strata": plan.small_strata, "groups_per_stratum": plan.strata}
+    return st.to_dict()
+
+
+def _has(path: Path, column: str) -> bool:
+    return column in pl.read_parquet_schema(path)
+
+
+def augment_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
+    from augment import Augment
+
+    stage = Augment(cfg.augment, seed=cfg.seed, log=log)
+    (st,) = run_stages([stage], paths.stage_file("split"), paths.stage_file("augmented"), paths.dropped, cfg.batch_size)
+    log(f"augment: {st.read} in, {st.added} variants added")
+    d = st.to_dict()
+    d["extra"] = {**d.get("extra", {}), "examples": getattr(stage, "examples", [])}
+    return d
+
+
+def tokenizer_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
+    """Train SentencePiece on the train split (originals and variants), or load the named tokenizer."""
+    from tuneprep.tokenization import load_pretrained, tokenizer_identity, train_sentencepiece
+
+    src = paths.stage_file("augmented")
+    if cfg.tokenizer.pretrained:
+        load_pretrained(cfg.tokenizer.pretrained, paths.tokenizer)
+        log(f"tokenizer: loaded {cfg.tokenizer.pretrained}")
+    else:
+
+        def train_texts():
+            for batch in iter_batches(src, cfg.batch_size):
+                yield from document_text(batch.filter(pl.col("split") == "train")).to_list()
+
+        train_sentencepiece(train_texts(), cfg.tokenizer, paths.tokenizer)
+        log(f"tokenizer: trained SentencePiece unigram, vocab {cfg.tokenizer.vocab_size}, on the train split")
+    return tokenizer_identity(paths.tokenizer, cfg.tokenizer.pretrained)
+
+
+def tokenize_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
+    from transformers import AutoTokenizer
+
+    from tuneprep.tokenization import encode_records
+
+    tok = AutoTokenizer.from_pretrained(str(paths.tokenizer))
+    t0 = time.perf_counter()
+    out = ParquetSink(paths.stage_file("tokenized"))
+    read = windows = 0
+    for batch in iter_batches(paths.stage_file("augmented"), cfg.batch_size):
+        enc = encode_records(batch, tok, cfg.tokenizer.max_length)
+        out.write(enc)
+        read += batch.height
+        windows += enc.height
+        log(f"tokenize: {read} records -> {windows} windows")
+    if out.writer is None:
+        raise RuntimeError("no records left to tokenize: every input was dropped or quarantined (see the report)")
+    out.close()
+    st = StageStats("tokenize", read=read, kept=read, seconds=time.perf_counter() - t0)
+    st.extra = {"windows": windows}
+    return st.to_dict()
+
+
+def shard_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
+    src = paths.stage_file("tokenized")
+    result = {}
+    for split in SPLITS:
+        result[split] = write_split(src, paths.shards, split, cfg.shards.max_rows_per_shard)
+        log(f"shards/{split}: {result[split]['rows']} rows, {result[split]['tokens']} tokens")
+    return result
+
+
+def dataset_profile(paths: RunPaths, column: str = "label") -> dict:
+    """Per-split counts by label, origin (original or augmented) and length, for the manifest and report."""
+    df = pl.read_parquet(paths.stage_file("tokenized"), columns=["id", "split", "label", "aug_of", "n_tokens", "format"])
+    docs = df.unique(subset=["id"], keep="first", maintain_order=True)
+    labels = docs.with_columns(pl.col("label").fill_null("(none)")).group_by("split", "label").len()
+    per_label = {s: {} for s in SPLITS}
+    for split, label, n in labels.sort("split", "label").iter_rows():
+        per_label[split][label] = n
+    origin = docs.group_by("split").agg(
+        pl.col("aug_of").is_null().sum().alias("original"), pl.col("aug_of").is_not_null().sum().alias("augmented")
+    )
+    per_split = {s: {"original": 0, "augmented": 0} for s in SPLITS}
+    for r in origin.iter_rows(named=True):
+        per_split[r["split"]] = {"original": r["original"], "augmented": r["augmented"]}
+    return {
+        "per_split": per_split,
+        "per_label": per_label,
+        "token_lengths": {s: df.filter(pl.col("split") == s)["n_tokens"].to_list() for s in SPLITS},
+    }
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict:
+    names = ["tuneprep", "polars", "pyarrow", "datasets", "transformers", "tokenizers", "sentencepiece", "torch",
+             "prefect", "nltk", "beautifulsoup4", "lxml"]
+    out = {"python": platform.python_version()}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            out[n] = None
+    return out
+
+
+def write_manifest(cfg: PipelineConfig, paths: RunPaths, summary: dict) -> dict:
+    """The run's record: inputs, config, versions, per-stage accounting, shards and tokenizer identity."""
+    stages = summary["stages"]
+    manifest = {
+        "tuneprep_manifest": 1,
+        "name": cfg.name,
+        "inputs": summary["inputs"],
+        "config": cfg.model_dump(mode="json"),
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "python_executable": sys.executable,
+        "stages": stages,
+        "dropped_by_reason": _reasons(stages, "dropped"),
+        "quarantined_by_reason": {k: v for s in stages if s["quarantined"] for k, v in s["reasons"].items()},
+        "accounting": accounting(stages),
+        "splits": summary["shards"],
+        "profile": {k: v for k, v in summary["profile"].items() if k != "token_lengths"},
+        "tokenizer": summary["tokenizer"],
+    }
+    atomic_write_text(paths.manifest, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    return manifest
+
+
+def _reasons(stages: list[dict], kind: str) -> dict:
+    out: dict[str, int] = {}
+    for s in stages:
+        if s[kind] and not s["quarantined"]:
+            for reason, n in s["reasons"].items():
+                out[f"{s['name']}:{reason}"] = n
+    return out
+
+
+def accounting(stages: list[dict]) -> dict:
+    """read == kept - added + dropped + quarantined for every stage, and each stage reads what the last kept."""
+    rows, ok, prev_kept = [], True, None
+    for s in stages:
+        balanced = s["read"] == s["kept"] - s["added"] + s["dropped"] + s["quarantined"]
+        chained = prev_kept is None or s["read"] == prev_kept
+        ok &= balanced and chained
+        rows.append({"stage": s["name"], "balanced": balanced, "reads_previous_kept": chained})
+        prev_kept = s["kept"]
+    return {"ok": ok, "stages": rows}
+
+
+def report_step(paths: RunPaths, metrics_path: Path | None = None) -> str:
+    """Write ``report.md`` from the manifest and, when there is one, the model's metrics."""
+    from tuneprep.report import render
+
+    manifest = json.loads(paths.manifest.read_text())
+    metrics = json.loads(metrics_path.read_text()) if metrics_path and metrics_path.exists() else None
+    lengths = dataset_profile(paths)["token_lengths"] if paths.stage_file("tokenized").exists() else None
+    text = render(manifest, metrics, lengths)
+    atomic_write_text(paths.report, text)
+    return text

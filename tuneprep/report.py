@@ -1,0 +1,182 @@
+"""A run report a person would rather look at than read: one Markdown page.
+
+Built only from the manifest, the model's metrics and a few small figures, so
+it can be regenerated from a finished run folder (``tuneprep report RUN``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import math
+from collections.abc import Sequence
+
+BAR = "█"
+
+
+def bar(value: float, top: float, width: int = 24) -> str:
+    if top <= 0:
+        return ""
+    n = value / top * width
+    full = int(n)
+    part = " ▏▎▍▌▋▊▉"[int((n - full) * 8)] if full < width else ""
+    return (BAR * full + part).rstrip()
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join("" if c is None else str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def histogram(values: Sequence[int], bins: int = 10, width: int = 30) -> str:
+    """Text histogram with bin edges; fine in a terminal, a Markdown code block and the Prefect UI."""
+    if not values:
+        return "(empty)"
+    lo, hi = min(values), max(values)
+    step = max(1, math.ceil((hi - lo + 1) / bins))
+    counts = [0] * bins
+    for v in values:
+        counts[min((v - lo) // step, bins - 1)] += 1
+    top = max(counts)
+    rows = []
+    for i, c in enumerate(counts):
+        a = lo + i * step
+        b = min(a + step - 1, hi) if i < bins - 1 else hi
+        if a > hi:
+            break
+        rows.append(f"{a:>6}–{b:<6} {c:>6} {bar(c, top, width)}")
+    return "\n".join(rows)
+
+
+def word_diff(before: str, after: str, limit: int = 400) -> tuple[str, str]:
+    """Both texts with changed words marked: removed as <del>, inserted as <ins> (HTML-escaped)."""
+    a, b = before[:limit].split(" "), after[:limit].split(" ")
+    left, right = [], []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+        x, y = html.escape(" ".join(a[i1:i2])), html.escape(" ".join(b[j1:j2]))
+        if op == "equal":
+            left.append(x)
+            right.append(y)
+        else:
+            if x:
+                left.append(f"<del>{x}</del>")
+            if y:
+                right.append(f"<ins>{y}</ins>")
+    return " ".join(left).replace("\n", " "), " ".join(right).replace("\n", " ")
+
+
+def _fmt(x, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    return f"{x:,.{digits}f}" if isinstance(x, float) else f"{x:,}"
+
+
+def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[int]] | None = None) -> str:
+    stages = manifest["stages"]
+    first = stages[0]
+    splits = manifest.get("splits") or {}
+    total_rows = sum(s.get("rows", 0) for s in splits.values())
+    out = [f"# tuneprep run report{': ' + manifest['name'] if manifest.get('name') else ''}", ""]
+
+    acc = manifest["accounting"]
+    headline = (
+        f"**{first['read']:,}** input records from **{len(manifest['inputs'])}** files → "
+        f"**{total_rows:,}** tokenized examples in train/validation/test. "
+        f"Accounting (kept + dropped + quarantined = read, at every stage): **{'OK' if acc['ok'] else 'BROKEN'}**."
+    )
+    out += [headline, ""]
+    if metrics:
+        init, val, test = metrics.get("initial", {}).get("validation"), metrics.get("validation"), metrics.get("test")
+        if val:
+            out += [
+                f"Model: validation perplexity **{_fmt(init and init['perplexity'], 1)} → {_fmt(val['perplexity'], 1)}** "
+                f"after training; test perplexity **{_fmt(test and test['perplexity'], 1)}**.",
+                "",
+            ]
+
+    out += ["## Stages", ""]
+    top = max(s["read"] for s in stages) or 1
+    rows = [
+        [s["name"], _fmt(s["read"]), _fmt(s["kept"]), _fmt(s["dropped"]), _fmt(s["quarantined"]), _fmt(s["added"]),
+         f"{s['seconds']:.2f}", bar(s["kept"], top)]
+        for s in stages
+    ]
+    out += [table(["stage", "read", "kept", "dropped", "quarantined", "added", "seconds", "kept"], rows), ""]
+
+    reasons = [(k, v) for k, v in manifest.get("dropped_by_reason", {}).items()]
+    quarantined = list(manifest.get("quarantined_by_reason", {}).items())
+    if reasons or quarantined:
+        out += ["## Why records left", ""]
+        items = sorted([(k, v, "dropped") for k, v in reasons] + [(k, v, "quarantined") for k, v in quarantined],
+                       key=lambda r: -r[1])
+        top = max(v for _, v, _ in items)
+        out += [table(["reason", "records", "", "where to look"],
+                      [[k, v, bar(v, top, 16), "`quarantine/load.jsonl`" if kind == "quarantined"
+                        else f"`dropped/{k.split(':')[0]}.parquet`"] for k, v, kind in items]), ""]
+
+    profile = manifest.get("profile", {})
+    if splits:
+        out += ["## Splits", ""]
+        rows = []
+        for name, s in splits.items():
+            origin = profile.get("per_split", {}).get(name, {})
+            rows.append([name, _fmt(s["rows"]), _fmt(origin.get("original")), _fmt(origin.get("augmented")),
+                         _fmt(s.get("tokens")), bar(s["rows"], max(1, total_rows), 20)])
+        out += [table(["split", "examples", "original docs", "augmented docs", "tokens", "share"], rows), ""]
+        per_label = profile.get("per_label", {})
+        labels = sorted({lab for d in per_label.values() for lab in d})
+        if labels:
+            out += ["Documents per label and split (originals and variants):", ""]
+            rows = [[lab] + [per_label.get(s, {}).get(lab, 0) for s in splits] for lab in labels]
+            out += [table(["label", *splits], rows), ""]
+        small = next((s["extra"].get("small_strata") for s in stages if s["name"] == "split" and "extra" in s), None)
+        if small:
+            out += [f"Strata too small to reach every split: {', '.join(small)}.", ""]
+
+    if token_lengths:
+        out += ["## Example lengths (tokens)", ""]
+        for name, values in token_lengths.items():
+            if values:
+                out += [f"**{name}** — {len(values):,} examples, median {sorted(values)[len(values) // 2]}, max {max(values)}",
+                        "", "```", histogram(values), "```", ""]
+
+    aug = next((s for s in stages if s["name"] == "augment"), None)
+    if aug:
+        out += ["## Augmentation", ""]
+        per_kind = aug.get("extra", {}).get("per_kind") or {}
+        if per_kind:
+            kinds = sorted(per_kind)
+            cols = sorted({c for k in kinds for c in per_kind[k]})
+            out += [table(["augmenter", *cols], [[k] + [per_kind[k].get(c, 0) for c in cols] for k in kinds]), ""]
+        for ex in aug.get("extra", {}).get("examples", [])[:9]:
+            left, right = word_diff(ex["source"], ex["variant"])
+            out += [f"**{ex['kind']}**", "", table(["before", "after"], [[left, right]]), ""]
+        skipped = aug.get("extra", {}).get("skipped") or {}
+        for kind, why in skipped.items():
+            out += [f"- {kind} skipped: {why}"]
+        if skipped:
+            out += [""]
+
+    if metrics:
+        out += ["## Model", ""]
+        rows = []
+        for name, m in (("validation, before training", metrics.get("initial", {}).get("validation")),
+                        ("validation", metrics.get("validation")), ("test", metrics.get("test"))):
+            if m:
+                rows.append([name, _fmt(m["loss"]), _fmt(m["perplexity"], 2), _fmt(m.get("tokens"))])
+        out += [table(["split", "loss", "perplexity", "tokens"], rows), ""]
+        tr = metrics.get("train", {})
+        model = metrics.get("model", {})
+        out += [f"Trained {tr.get('steps', '?')} steps on {_fmt(tr.get('tokens'))} tokens in "
+                f"{_fmt(tr.get('seconds'), 1)} s ({_fmt(tr.get('tokens_per_s'), 0)} tokens/s) on `{metrics.get('device')}`; "
+                f"model `{model.get('name_or_scratch')}` with {_fmt(model.get('parameters'))} parameters.", ""]
+
+    tok = manifest.get("tokenizer", {})
+    out += ["## Files", "",
+            "- `shards/{train,validation,test}/` — `datasets.load_from_disk(...)`, or `polars.read_ipc_stream(...)` on a shard",
+            "- `manifest.json` — inputs with sha256, config, versions, accounting, shard sha256s",
+            "- `dropped/<stage>.parquet`, `quarantine/load.jsonl` — every record not kept, with stage and reason",
+            f"- `tokenizer/` — {tok.get('name')}, vocab {tok.get('vocab_size')}, sha256 `{str(tok.get('sha256'))[:12]}…`",
+            "- `model/` — `from_pretrained`-ready weights, `metrics.json`, TensorBoard logs in `model/tb/`", ""]
+    return "\n".join(out)

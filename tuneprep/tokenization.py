@@ -1,0 +1,214 @@
+"""Tokenizer training/loading and encoding of records into ``input_ids`` + ``loss_mask``.
+
+A trained tokenizer is a real SentencePiece Unigram model (the ``sentencepiece``
+trainer), carried over piece for piece into a ``tokenizers`` Unigram model so
+that ``AutoTokenizer.from_pretrained(OUT/tokenizer)`` loads a fast tokenizer
+that encodes exactly as SentencePiece does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+if TYPE_CHECKING:
+    from tuneprep.config import TokenizerConfig
+
+SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}
+ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]
+
+# One BOS per conversation, a role marker per turn, EOS closing every assistant turn.
+DEFAULT_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{{ '<|' + m['role'] + '|>' + '\\n' + m['content'] }}"
+    "{% if m['role'] == 'assistant' %}{{ eos_token }}{% endif %}{{ '\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>' + '\\n' }}{% endif %}"
+)
+
+_BOUNDARY = re.compile(r"\n\s*\n|(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n")
+
+
+def train_sentencepiece(texts: Iterable[str], cfg: TokenizerConfig, out_dir: Path, seed: int = 0):
+    """Train a SentencePiece Unigram/BPE model on ``texts`` and save it as a transformers tokenizer."""
+    import sentencepiece as spm
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    lines: list[str] = []
+    for t in texts:
+        lines.extend(p for p in t.split("\n") if p.strip())
+        if len(lines) >= cfg.input_sentence_size:
+            break
+    if not lines:
+        raise ValueError("no training text to train a tokenizer on: the train split is empty")
+    # Byte fallback needs 256 byte pieces beside every character kept whole; small corpora can ask for less.
+    chars = len(set().union(*map(set, lines)))
+    vocab_size = max(cfg.vocab_size, 256 + 8 + chars + 1)
+
+    proto = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines),
+        model_writer=proto,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        byte_fallback=True,
+        pad_id=0,
+        unk_id=1,
+        bos_id=2,
+        eos_id=3,
+        user_defined_symbols=["\n", *ROLE_TOKENS],
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        split_digits=True,
+        allow_whitespace_only_pieces=True,
+        hard_vocab_limit=False,
+        character_coverage=cfg.character_coverage,
+        input_sentence_size=cfg.input_sentence_size,
+        shuffle_input_sentence=False,
+        num_threads=1,  # one thread: the same text gives the same model
+        minloglevel=2,
+    )
+    sp = spm.SentencePieceProcessor(model_proto=proto.getvalue())
+    vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+    tk = Tokenizer(models.Unigram(vocab, unk_id=sp.unk_id(), byte_fallback=True))
+    tk.normalizer = normalizers.Replace(" ", "▁")
+    tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
+    tk.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    tk.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in [*SPECIAL_TOKENS.values(), *ROLE_TOKENS]])
+    tk.add_tokens([AddedToken("\n", normalized=False)])
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, **SPECIAL_TOKENS, additional_special_tokens=ROLE_TOKENS)
+    tok.chat_template = DEFAULT_CHAT_TEMPLATE
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(str(out_dir))
+    (out_dir / "sentencepiece.model").write_bytes(proto.getvalue())
+    return tok
+
+
+def load_pretrained(name_or_path: str, out_dir: Path):
+    """Load a tokenizer by hub name or path and save a copy beside the shards."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(name_or_path)
+    if tok.eos_token is None:
+        raise ValueError(f"tokenizer {name_or_path!r} has no EOS token")
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if not tok.chat_template:
+        tok.add_special_tokens({"additional_special_tokens": ROLE_TOKENS})
+        tok.chat_template = DEFAULT_CHAT_TEMPLATE
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(str(out_dir))
+    return tok
+
+
+def tokenizer_identity(tok_dir: Path, name: str | None = None) -> dict:
+    """What the fine-tune checks to refuse shards made with another tokenizer."""
+    h = hashlib.sha256()
+    for f in sorted(tok_dir.iterdir()):
+        if f.is_file() and f.name != "sentencepiece.model":
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    template = tok.chat_template or ""
+    return {
+        "name": name or "sentencepiece (trained on the train split)",
+        "sha256": h.hexdigest(),
+        "vocab_size": len(tok),
+        "eos_token": tok.eos_token,
+        "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(),
+    }
+
+
+def _windows(n_tokens: int, cuts: np.ndarray, limit: int) -> list[tuple[int, int]]:
+    """Greedy [start, end) windows of at most ``limit`` tokens, ending at allowed cut points where possible."""
+    out, start = [], 0
+    while n_tokens - start > limit:
+        ok = cuts[(cuts > start) & (cuts <= start + limit)]
+        end = int(ok[-1]) if ok.size else start + limit
+        out.append((start, end))
+        start = end
+    out.append((start, n_tokens))
+    return out
+
+
+def _token_index(offsets: list[tuple[int, int]], chars: list[int]) -> np.ndarray:
+    starts = np.array([o[0] for o in offsets], dtype=np.int64)
+    return np.unique(np.searchsorted(starts, np.asarray(chars, dtype=np.int64), side="left"))
+
+
+def encode_text(text: str, tok, max_length: int) -> list[tuple[list[int], list[int]]]:
+    """Plain document -> windows of ``text + EOS`` cut at paragraph/sentence boundaries."""
+    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = enc["input_ids"]
+    cuts = _token_index(enc["offset_mapping"], [m.end() for m in _BOUNDARY.finditer(text)]) if ids else np.array([])
+    out = []
+    for s, e in _windows(len(ids), cuts, max_length - 1):
+        window = ids[s:e] + [tok.eos_token_id]
+        out.append((window, [1] * len(window)))
+    return out
+
+
+def encode_chat(messages: list[dict], tok, max_length: int) -> list[tuple[list[int], list[int]]]:
+    """Conversation -> chat-template tokens with a mask over assistant turns (content and EOS).
+
+    The assistant spans are found on the rendered string (prefix renders with and
+    without the generation prompt), then mapped to tokens through offsets, so the
+    mask is right for any template whose renders are prefixes of each other.
+    """
+    full = tok.apply_chat_template(messages, tokenize=False)
+    spans, turn_starts = [], []
+    for i, m in enumerate(messages):
+        before = tok.apply_chat_template(messages[:i], tokenize=False) if i else ""
+        turn_starts.append(len(before))
+        if m["role"] == "assistant":
+            prompt = tok.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
+            upto = tok.apply_chat_template(messages[: i + 1], tokenize=False)
+            if not full.startswith(upto) or not upto.startswith(prompt):
+                raise ValueError("chat template renders are not prefixes of each other; cannot place the loss mask")
+            spans.append((len(prompt), len(upto.rstrip())))  # the turn's text and EOS, not the newline after
+    enc = tok(full, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    starts = np.array([o[0] for o in offsets], dtype=np.int64)
+    mask = np.zeros(len(ids), dtype=np.int8)
+    for a, b in spans:
+        mask[(starts >= a) & (starts < b)] = 1
+    cuts = _token_index(offsets, turn_starts[1:])
+    bos = [tok.bos_token_id] if tok.bos_token_id is not None and ids and ids[0] == tok.bos_token_id else []
+    out = []
+    for s, e in _windows(len(ids), cuts, max_length - len(bos)):
+        prefix = bos if s > 0 else []
+        out.append((prefix + ids[s:e], [0] * len(prefix) + mask[s:e].tolist()))
+    return out
+
+
+TOKEN_COLUMNS = {"window": pl.Int32, "input_ids": pl.List(pl.Int32), "loss_mask": pl.List(pl.Int8), "n_tokens": pl.Int32}
+
+
+def encode_records(df: pl.DataFrame, tok, max_length: int) -> pl.DataFrame:
+    """One row per window: record columns repeated, plus window index, ids, mask and token count."""
+    rows_idx, windows, ids_col, mask_col = [], [], [], []
+    for i, (fmt, text, messages) in enumerate(df.select("format", "text", "messages").iter_rows()):
+        pieces = encode_chat(messages, tok, max_length) if fmt == "chat" else encode_text(text or "", tok, max_length)
+        for w, (ids, mask) in enumerate(pieces):
+            rows_idx.append(i)
+            windows.append(w)
+            ids_col.append(ids)
+            mask_col.append(mask)
+    out = df[rows_idx] if rows_idx else df.clear()
+    return out.with_columns(
+        pl.Series("window", windows, dtype=pl.Int32),
+        pl.Series("input_ids", ids_col, dtype=pl.List(pl.Int32)),
+        pl.Series("loss_mask", mask_col, dtype=pl.List(pl.Int8)),
+        pl.Series("n_tokens", [len(x) for x in ids_col], dtype=pl.Int32),
+    )
