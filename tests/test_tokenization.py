@@ -59,14 +59,14 @@ def test_chat_mask_covers_assistant_turns_only(tok):
     assert ids.count(tok.bos_token_id) == 1 and ids[0] == tok.bos_token_id
     masked = tok.decode([i for i, m in zip(ids, mask, strict=True) if m], skip_special_tokens=False)
     assert masked == "It shipped on Monday.</s>You are welcome.</s>"
-    assert ids.count(tok.eos_token_id) == 2
+    assert ids.count(tok.eos_token_id) == 2 and ids[-1] == tok.eos_token_id
 
 
 def test_long_chat_is_cut_at_turn_boundaries(tok):
     windows = encode_chat(CHAT * 3, tok, max_length=30)
     assert len(windows) > 1
     for ids, mask in windows:
-        assert len(ids) <= 30 and ids[0] == tok.bos_token_id and len(ids) == len(mask)
+        assert len(ids) <= 30 and ids[0] == tok.bos_token_id and len(ids) == len(mask) and ids[-1] == tok.eos_token_id
 
 
 def test_encode_records_one_row_per_window(tok):

@@ -166,7 +166,7 @@ def encode_chat(messages: list[dict], tok, max_length: int) -> list[tuple[list[i
     without the generation prompt), then mapped to tokens through offsets, so the
     mask is right for any template whose renders are prefixes of each other.
     """
-    full = tok.apply_chat_template(messages, tokenize=False)
+    full = tok.apply_chat_template(messages, tokenize=False).rstrip("\n")
     spans, turn_starts = [], []
     for i, m in enumerate(messages):
         before = tok.apply_chat_template(messages[:i], tokenize=False) if i else ""
@@ -174,7 +174,7 @@ def encode_chat(messages: list[dict], tok, max_length: int) -> list[tuple[list[i
         if m["role"] == "assistant":
             prompt = tok.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
             upto = tok.apply_chat_template(messages[: i + 1], tokenize=False)
-            if not full.startswith(upto) or not upto.startswith(prompt):
+            if not full.startswith(upto.rstrip("\n")) or not upto.startswith(prompt):
                 raise ValueError("chat template renders are not prefixes of each other; cannot place the loss mask")
             spans.append((len(prompt), len(upto.rstrip())))  # the turn's text and EOS, not the newline after
     enc = tok(full, add_special_tokens=False, return_offsets_mapping=True)
@@ -186,9 +186,13 @@ def encode_chat(messages: list[dict], tok, max_length: int) -> list[tuple[list[i
     cuts = _token_index(offsets, turn_starts[1:])
     bos = [tok.bos_token_id] if tok.bos_token_id is not None and ids and ids[0] == tok.bos_token_id else []
     out = []
-    for s, e in _windows(len(ids), cuts, max_length - len(bos)):
+    eos = tok.eos_token_id
+    for s, e in _windows(len(ids), cuts, max_length - len(bos) - 1):
         prefix = bos if s > 0 else []
-        out.append((prefix + ids[s:e], [0] * len(prefix) + mask[s:e].tolist()))
+        window, wmask = prefix + ids[s:e], [0] * len(prefix) + mask[s:e].tolist()
+        if window[-1] != eos:  # every example ends with EOS; one added here is not an assistant token
+            window, wmask = window + [eos], wmask + [0]
+        out.append((window, wmask))
     return out
 
 
