@@ -106,6 +106,7 @@ def dedup_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[d
     if cfg.dedup.near:
         stages.append(MinHashDeduper(cfg.dedup))
     stats = run_stages(stages, paths.stage_file("cleaned"), paths.stage_file("deduped"), paths.dropped, cfg.batch_size)
+    (paths.out / "index").mkdir(exist_ok=True)
     for stage in stages:
         if hasattr(stage, "save"):
             stage.save(paths.out / "index" / f"{stage.name}.idx")
