@@ -144,7 +144,12 @@ def augment_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict
     (st,) = run_stages([stage], paths.stage_file("split"), paths.stage_file("augmented"), paths.dropped, cfg.batch_size)
     log(f"augment: {st.read} in, {st.added} variants added")
     d = st.to_dict()
-    d["extra"] = {**d.get("extra", {}), "examples": getattr(stage, "examples", [])}
+    d["extra"] = {
+        **d.get("extra", {}),
+        "per_kind": stage.stats,
+        "skipped": stage.skipped,
+        "examples": [{"source": a, "variant": b, "kind": k} for a, b, k in stage.examples],
+    }
     return d
 
 

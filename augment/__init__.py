@@ -1,0 +1,77 @@
+"""Text augmentation for the train split: synonyms, typos, EDA word edits and back-translation.
+
+Names load lazily, so ``python -m augment.resources`` runs without importing the rest.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "ApertiumBackend": "backtranslate",
+    "BackendUnavailable": "backtranslate",
+    "BackTranslator": "backtranslate",
+    "TransformersBackend": "backtranslate",
+    "TranslationBackend": "backtranslate",
+    "make_backend": "backtranslate",
+    "Augmenter": "base",
+    "protected_spans": "base",
+    "seed_for": "base",
+    "AugmentConfig": "config",
+    "BackTranslationConfig": "config",
+    "NoiseConfig": "config",
+    "SynonymConfig": "config",
+    "CharNoise": "noise",
+    "WordNoise": "noise",
+    "apertium_available": "resources",
+    "ensure_wordnet": "resources",
+    "Augment": "stage",
+    "build_augmenters": "stage",
+    "SynonymSwap": "synonym",
+}
+
+__all__ = [
+    "ApertiumBackend",
+    "Augment",
+    "AugmentConfig",
+    "Augmenter",
+    "BackTranslationConfig",
+    "BackTranslator",
+    "BackendUnavailable",
+    "CharNoise",
+    "NoiseConfig",
+    "SynonymConfig",
+    "SynonymSwap",
+    "TransformersBackend",
+    "TranslationBackend",
+    "WordNoise",
+    "apertium_available",
+    "build_augmenters",
+    "ensure_wordnet",
+    "make_backend",
+    "protected_spans",
+    "seed_for",
+]
+
+if TYPE_CHECKING:
+    from augment.backtranslate import (
+        ApertiumBackend,
+        BackendUnavailable,
+        BackTranslator,
+        TransformersBackend,
+        TranslationBackend,
+        make_backend,
+    )
+    from augment.base import Augmenter, protected_spans, seed_for
+    from augment.config import AugmentConfig, BackTranslationConfig, NoiseConfig, SynonymConfig
+    from augment.noise import CharNoise, WordNoise
+    from augment.resources import apertium_available, ensure_wordnet
+    from augment.stage import Augment, build_augmenters
+    from augment.synonym import SynonymSwap
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f"augment.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'augment' has no attribute {name!r}")

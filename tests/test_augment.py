@@ -1,0 +1,590 @@
+"""Tests for augment/: determinism, protected spans, rates, both back-translation backends and the stage."""
+
+from __future__ import annotations
+
+import difflib
+import random
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import polars as pl
+import pytest
+from pydantic import ValidationError
+
+from augment import (
+    ApertiumBackend,
+    Augment,
+    AugmentConfig,
+    Augmenter,
+    BackendUnavailable,
+    BackTranslationConfig,
+    BackTranslator,
+    CharNoise,
+    TransformersBackend,
+    WordNoise,
+    apertium_available,
+    ensure_wordnet,
+    make_backend,
+    protected_spans,
+    seed_for,
+)
+from augment.noise import KEYBOARD
+from augment.resources import DEBIAN_WORDNET, WordNetUnavailable, copy_debian_wordnet, lexnames_text
+from tuneprep.records import SCHEMA, make_records
+
+PROTECTED_TEXT = (
+    "Hi {{customer_name}}, your order #NW-48213 for $129.99 shipped on March 5, 2024 and should arrive "
+    "by 2024-03-12. Write to help@northwind.example or track it at https://northwind.example/track?id=48213. "
+    "Ask Rosalind about the Northwind Pro warranty; the refund window is 30 days."
+)
+PROTECTED_PARTS = [
+    "{{customer_name}}",
+    "#NW-48213",
+    "$129.99",
+    "March 5, 2024",
+    "2024-03-12",
+    "help@northwind.example",
+    "https://northwind.example/track?id=48213",
+    "Rosalind",
+    "Northwind Pro",
+    "30",
+]
+NAMES = ["Rosalind", "Northwind Pro"]
+LONG_TEXT = (
+    "The customer bought several boxes and complained that the package arrived late. "
+    "She tried to call the store twice, but the line was busy and the clerk never answered. "
+    "Her neighbour stopped the delivery truck and asked the driver about the missing packages. "
+    "The driver quickly checked the list, found the cars parked outside and promised a quick answer. "
+    "Later the manager replied with a short message and offered a large discount on the next purchase."
+)
+
+
+def _seeds(n: int, base: int = 0) -> list[int]:
+    return [seed_for(f"rec{i}", base, "test") for i in range(n)]
+
+
+@pytest.fixture(scope="session")
+def wordnet() -> str:
+    try:
+        return ensure_wordnet(try_download=False)
+    except WordNetUnavailable as e:
+        pytest.skip(f"WordNet unavailable (install the Debian package wordnet-base): {e}")
+
+
+@pytest.fixture(scope="session")
+def synonym(wordnet: str):
+    from augment import SynonymSwap
+
+    return SynonymSwap
+
+
+# --- base ---------------------------------------------------------------------------------------
+
+
+def test_seed_for_is_stable_and_distinct() -> None:
+    assert seed_for("abc", 0, "synonym") == seed_for("abc", 0, "synonym")
+    assert 0 <= seed_for("abc", 0, "synonym") < 2**63
+    others = {seed_for("abc", 1, "synonym"), seed_for("abd", 0, "synonym"), seed_for("abc", 0, "char_noise")}
+    others.add(seed_for("abc", 0, "synonym", variant=1))
+    assert seed_for("abc", 0, "synonym") not in others and len(others) == 4
+    assert seed_for("abc", 0, "synonym") == 4897461297900322156  # blake2b, not Python's salted hash()
+
+
+def test_protected_spans_cover_facts() -> None:
+    spans = protected_spans(PROTECTED_TEXT, NAMES)
+    covered = [PROTECTED_TEXT[s:e] for s, e in spans]
+    for part in PROTECTED_PARTS:
+        assert part in covered, (part, covered)
+    assert "customer" not in " ".join(covered).replace("customer_name", "")
+    assert "https://northwind.example/track?id=48213." not in covered  # trailing period is not part of the URL
+
+
+def test_config_rejects_unknown_keys() -> None:
+    with pytest.raises(ValidationError):
+        AugmentConfig(variants=2)
+    with pytest.raises(ValidationError):
+        AugmentConfig(synonym={"rate": 0.2, "maximum": 3})
+    cfg = AugmentConfig.model_validate({"noise": {"char_rate": 0.1}, "backtranslation": {"backend": "none"}})
+    assert cfg.splits == ["train"] and cfg.augment_roles == ["user"] and cfg.synonym.rate == 0.15
+
+
+def test_lexnames_match_wordnet_man_page() -> None:
+    lines = lexnames_text().splitlines()
+    assert len(lines) == 45
+    assert lines[0] == "00\tadj.all\t3" and lines[3] == "03\tnoun.Tops\t1" and lines[44] == "44\tadj.ppl\t3"
+
+
+# --- WordNet / synonyms ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not (DEBIAN_WORDNET / "data.noun").is_file(), reason="Debian package wordnet-base not installed")
+@pytest.mark.filterwarnings("ignore:The multilingual functions")
+def test_debian_wordnet_copy_loads_in_nltk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    root = tmp_path / "nltk_data"
+    monkeypatch.setattr(nltk.data, "path", [*nltk.data.path, str(root)])  # nltk reads only from its data roots
+    dest = copy_debian_wordnet(root)
+    assert not (dest / "data.noun").is_symlink()
+    reader = WordNetCorpusReader(str(dest), None)
+    car = reader.synsets("car")[0]
+    assert "automobile" in car.lemma_names() and car.lemmas()[0].count() > 0
+    assert reader.lemma_from_key(car.lemmas()[0].key()) == car.lemmas()[0]
+
+
+def test_ensure_wordnet_reports(wordnet: str) -> None:
+    assert wordnet.startswith("wordnet:")
+    assert ensure_wordnet(try_download=False) == "wordnet: already available to nltk"
+
+
+def test_synonym_determinism_and_batch_independence(synonym) -> None:
+    aug = synonym(rate=0.2)
+    texts = [LONG_TEXT, "The package arrived damaged.", "Please send a new box quickly."] * 2
+    seeds = _seeds(len(texts))
+    first = aug(texts, seeds)
+    assert first == aug(texts, seeds)
+    assert [aug([t], [s])[0] for t, s in zip(texts, seeds, strict=True)] == first
+    assert first[0] != LONG_TEXT and first[0] != first[3]  # same text, other record seed
+    assert len({aug([LONG_TEXT], [s])[0] for s in _seeds(6, base=7)}) > 1
+
+
+def test_synonym_rate(synonym) -> None:
+    n_words = len(re.findall(r"[A-Za-z']+", LONG_TEXT))
+    for rate in (0.1, 0.2):
+        aug = synonym(rate=rate, max_words=100)
+        target = round(rate * n_words)
+        for seed in _seeds(5):
+            out = aug([LONG_TEXT], [seed])[0]
+            a, b = LONG_TEXT.split(), out.split()
+            changed = sum(
+                i2 - i1 for tag, i1, i2, _, _ in difflib.SequenceMatcher(a=a, b=b).get_opcodes() if tag != "equal"
+            )
+            assert 0.6 * target <= changed <= target, (rate, changed, target, out)
+    capped = synonym(rate=0.5, max_words=2)
+    out = capped([LONG_TEXT], [1])[0]
+    assert sum(x != y for x, y in zip(LONG_TEXT.split(), out.split(), strict=False)) <= 4
+
+
+def test_synonym_keeps_inflection_and_case(synonym) -> None:
+    aug = synonym(rate=1.0, max_words=50)
+    text = "Cars stopped near the houses while the driver tried the engines."
+    outs = {aug([text], [s])[0] for s in _seeds(8)}
+    for out in outs:
+        first, second = out.split()[:2]
+        assert first in {"Cars", "Automobiles", "Autos", "Motorcars"}, out
+        assert first[0].isupper()
+        assert second in {"stopped", "halted"}, out
+        tried = out.split()[-3]
+        assert tried in {"tried", "attempted", "essayed"}, out
+    assert any("halted" in o for o in outs) and any(o.startswith(("Automobiles", "Autos", "Motorcars")) for o in outs)
+    assert aug.synonyms("packages") and all(s.endswith("s") for s in aug.synonyms("packages"))
+    assert aug.synonyms("the") == [] and aug.synonyms("bought") == ["purchased"]
+
+
+def test_synonym_skips_names_midsentence(synonym) -> None:
+    aug = synonym(rate=1.0, max_words=50)
+    text = "We met Rose and Bill at the Bank of Commerce yesterday."
+    for seed in _seeds(5):
+        out = aug([text], [seed])[0] or text
+        for name in ("Rose", "Bill", "Bank", "Commerce"):
+            assert name in out
+
+
+# --- protected spans, all word-level augmenters ---------------------------------------------------
+
+
+def _word_augmenters(synonym_cls=None) -> list[Augmenter]:
+    augs: list[Augmenter] = [
+        CharNoise(rate=0.3, protect_names=NAMES),
+        WordNoise(rate=0.5, protect_names=NAMES),
+        WordNoise(rate=0.5, ops=["delete"], protect_names=NAMES),
+    ]
+    if synonym_cls is not None:
+        augs.append(synonym_cls(rate=1.0, max_words=100, protect_names=NAMES))
+    return augs
+
+
+def test_protected_spans_untouched_by_noise() -> None:
+    for aug in _word_augmenters():
+        for seed in _seeds(20):
+            out = aug([PROTECTED_TEXT], [seed])[0]
+            assert out is not None and out != PROTECTED_TEXT
+            for part in PROTECTED_PARTS:
+                assert out.count(part) >= PROTECTED_TEXT.count(part), (aug.kind, part, out)
+
+
+def test_protected_spans_untouched_by_synonyms(synonym) -> None:
+    aug = _word_augmenters(synonym)[-1]
+    for seed in _seeds(10):
+        out = aug([PROTECTED_TEXT], [seed])[0]
+        assert out != PROTECTED_TEXT
+        for part in PROTECTED_PARTS:
+            assert part in out, (part, out)
+
+
+def test_keep_words_never_change(synonym) -> None:
+    text = "The package arrived quickly and the package was large."
+    free = synonym(rate=1.0, max_words=50)
+    assert any("package" not in free([text], [s])[0] for s in _seeds(5))
+    kept = synonym(rate=1.0, max_words=50, keep_words=["package", "quickly"])
+    for aug in (kept, CharNoise(rate=0.5, keep_words=["package", "quickly"])):
+        for seed in _seeds(10):
+            out = aug([text], [seed])[0]
+            assert out.count("package") == 2 and "quickly" in out, out
+
+
+# --- noise --------------------------------------------------------------------------------------------
+
+
+def test_noise_determinism_and_batch_independence() -> None:
+    texts = [LONG_TEXT, PROTECTED_TEXT, "Short one here.", "Another short sentence to edit."]
+    seeds = _seeds(len(texts))
+    for aug in _word_augmenters():
+        batch = aug(texts, seeds)
+        assert batch == aug(texts, seeds)
+        assert [aug([t], [s])[0] for t, s in zip(texts, seeds, strict=True)] == batch
+        assert aug(texts[::-1], seeds[::-1]) == batch[::-1]
+
+
+def test_char_noise_rate_and_keyboard_typos() -> None:
+    letters = sum(len(w) for w in re.findall(r"[A-Za-z]+", LONG_TEXT) if len(w) >= 3)
+    for rate in (0.02, 0.05, 0.1):
+        aug = CharNoise(rate=rate, ops=["substitute"])
+        for seed in _seeds(5):
+            out = aug([LONG_TEXT], [seed])[0]
+            assert len(out) == len(LONG_TEXT)
+            assert sum(a != b for a, b in zip(out, LONG_TEXT, strict=True)) == round(rate * letters)
+    typo = CharNoise(rate=0.05, ops=["keyboard"])([LONG_TEXT], [3])[0]
+    for a, b in zip(LONG_TEXT, typo, strict=True):
+        if a != b:
+            assert b.lower() in KEYBOARD[a.lower()]
+    for op in ("insert", "delete", "swap"):
+        out = CharNoise(rate=0.05, ops=[op])([LONG_TEXT], [3])[0]
+        assert out != LONG_TEXT
+        expected = {"insert": 1, "delete": -1, "swap": 0}[op] * round(0.05 * letters)
+        assert len(out) - len(LONG_TEXT) == expected
+
+
+def test_word_noise_rate() -> None:
+    n_words = len(re.findall(r"[A-Za-z']+", LONG_TEXT))
+    for rate in (0.1, 0.3):
+        out = WordNoise(rate=rate, ops=["delete"])([LONG_TEXT], [5])[0]
+        assert n_words - len(re.findall(r"[A-Za-z']+", out)) == round(rate * n_words)
+        out = WordNoise(rate=rate, ops=["insert"])([LONG_TEXT], [5])[0]
+        assert len(re.findall(r"[A-Za-z']+", out)) - n_words == round(rate * n_words)
+        out = WordNoise(rate=rate, ops=["swap"])([LONG_TEXT], [5])[0]
+        assert out != LONG_TEXT
+        assert sorted(re.findall(r"[a-z']+", out.lower())) == sorted(re.findall(r"[a-z']+", LONG_TEXT.lower()))
+        assert out[0].isupper() and not re.search(r"[a-z,] (The|She|Her|Later)\b", out), out
+
+
+def test_word_noise_inserts_synonyms(synonym) -> None:
+    aug = WordNoise(rate=0.3, ops=["insert"], synonyms=synonym())
+    out = aug([LONG_TEXT], [1])[0]
+    added = [w for w in out.split() if w.strip(".,") not in LONG_TEXT.split() and w.strip(".,")]
+    assert added, out
+
+
+def test_noise_config_validation() -> None:
+    with pytest.raises(ValueError):
+        CharNoise(ops=["explode"])
+    with pytest.raises(ValueError):
+        WordNoise(ops=[])
+    assert CharNoise()([""], [1]) == [None] and WordNoise()(["123 456"], [1]) == [None]
+
+
+# --- back-translation ----------------------------------------------------------------------------
+
+
+needs_apertium = pytest.mark.skipif(
+    not (apertium_available("eng-spa") and apertium_available("spa-eng")),
+    reason="apertium with apertium-eng-spa not installed (apt-get install apertium apertium-eng-spa)",
+)
+
+
+def _word_overlap(a: str, b: str) -> float:
+    wa, wb = set(re.findall(r"\w+", a.lower())), set(re.findall(r"\w+", b.lower()))
+    return len(wa & wb) / max(1, len(wa))
+
+
+@needs_apertium
+def test_apertium_round_trip_paraphrases() -> None:
+    texts = [
+        "The customer wants a refund because the package arrived late.",
+        "My order #NW-48213 cost $129.99 and it never arrived. Write to help@northwind.example please.",
+        "Hello {{customer_name}}, thanks for your message!\n\nWe will call you tomorrow.",
+        "I bought a red car last week.",
+    ]
+    bt = BackTranslator(ApertiumBackend("eng", "spa"), protect_names=NAMES)
+    out = bt(texts, _seeds(len(texts)))
+    assert all(isinstance(o, str) and o for o in out), out
+    assert any(o != t for o, t in zip(out, texts, strict=True))
+    for o, t in zip(out, texts, strict=True):
+        assert _word_overlap(t, o) >= 0.4, (t, o)
+    for part in ("#NW-48213", "$129.99", "help@northwind.example", "{{customer_name}}"):
+        assert part in "\n".join(out), part
+    assert "\n\n" in out[2]
+    assert [bt([t], [1])[0] for t in texts] == out  # batching does not change a text's translation
+
+
+@needs_apertium
+def test_apertium_backend_many_texts_one_process() -> None:
+    backend = ApertiumBackend()
+    texts = [f"The box number {i} arrived damaged." for i in range(200)]
+    out = backend.round_trip(texts, [0] * len(texts))
+    assert len(out) == 200 and all(o and str(i) in o for i, o in enumerate(out))
+    assert backend.round_trip(["", "   ", "The dog runs."], [0, 0, 0])[:2] == [None, None]
+
+
+def test_make_backend_choices(tmp_path: Path) -> None:
+    assert make_backend(BackTranslationConfig(backend="none")) is None
+    cfg = BackTranslationConfig(backend="auto", forward_model=str(tmp_path), backward_model=str(tmp_path))
+    assert isinstance(make_backend(cfg), TransformersBackend)
+    with pytest.raises(BackendUnavailable):
+        make_backend(BackTranslationConfig(backend="transformers"))
+    with pytest.raises(BackendUnavailable):
+        make_backend(BackTranslationConfig(backend="apertium", pivot="xxx"))
+    if apertium_available("eng-spa"):
+        assert isinstance(make_backend(BackTranslationConfig()), ApertiumBackend)
+
+
+@pytest.fixture(scope="module")
+def tiny_marian(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    pytest.importorskip("sentencepiece")
+    torch = pytest.importorskip("torch")
+    from tiny_marian import build_tiny_marian
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 16-wide model is all thread hand-off; on a busy 2-core box 1 thread is 10x faster
+
+    rng = random.Random(0)
+    en = re.findall(
+        r"\w+", "the customer wants a refund because package arrived late and box was damaged when delivered"
+    )
+    es = re.findall(
+        r"\w+", "el cliente quiere un reembolso porque paquete llegó tarde y la caja estaba dañada cuando fue"
+    )
+    src = [" ".join(rng.choices(en, k=9)) for _ in range(300)]
+    tgt = [" ".join(rng.choices(es, k=9)) for _ in range(300)]
+    root = tmp_path_factory.mktemp("marian")
+    yield build_tiny_marian(root / "fwd", src, tgt), build_tiny_marian(root / "bwd", tgt, src, seed=1)
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.filterwarnings("ignore:Recommended. pip install sacremoses")
+def test_tiny_marian_loads_with_auto_classes(tiny_marian: tuple[Path, Path]) -> None:
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_marian[0])
+    model = AutoModelForSeq2SeqLM.from_pretrained(tiny_marian[0])
+    assert type(model).__name__ == "MarianMTModel" and model.config.d_model <= 32
+    assert tok("the customer wants a refund")["input_ids"][-1] == tok.eos_token_id
+
+
+@pytest.mark.filterwarnings("ignore:Recommended. pip install sacremoses")
+def test_transformers_backend_batching_and_determinism(tiny_marian: tuple[Path, Path]) -> None:
+    fwd, bwd = (str(p) for p in tiny_marian)
+    texts = [
+        "The customer wants a refund. The box was damaged!",
+        "late package",
+        "it was delivered when the box arrived",
+        "a refund",
+        "the package arrived late and the box was damaged when it was delivered, because the customer wants it",
+    ]
+    seeds = _seeds(len(texts))
+    backend = TransformersBackend(fwd, bwd, temperature=0.8, max_length=12, batch_size=2, device="cpu")
+    first = backend.round_trip(texts, seeds)
+    assert len(first) == len(texts) and all(isinstance(o, str) and o for o in first)
+    assert backend.round_trip(texts, seeds) == first
+    backend.batch_size = 8
+    assert backend.round_trip(texts, seeds) == first
+    backend.batch_size = 1
+    assert backend.round_trip(texts[::-1], seeds[::-1]) == first[::-1]
+    assert backend.round_trip(texts, _seeds(len(texts), base=9)) != first
+    out = BackTranslator(backend)(["", "late package"], [1, seeds[1]])
+    assert out[0] is None and isinstance(out[1], str)
+
+
+# --- the stage ------------------------------------------------------------------------------------
+
+
+def _frame() -> pl.DataFrame:
+    chat = [
+        {"role": "system", "content": "You are a helpful support agent."},
+        {"role": "user", "content": "My package arrived damaged and the order number is #NW-48213."},
+        {"role": "assistant", "content": "Sorry to hear that! I have started a refund of $129.99 for you."},
+        {"role": "user", "content": "Thanks, how long will the refund take to arrive?"},
+        {"role": "assistant", "content": "Usually three to five business days."},
+    ]
+    return make_records(
+        [
+            {
+                "id": "t1",
+                "source": "a.txt",
+                "format": "text",
+                "text": LONG_TEXT,
+                "label": "shipping",
+                "group_id": "g1",
+                "split": "train",
+            },
+            {
+                "id": "c1",
+                "source": "b.jsonl",
+                "format": "chat",
+                "messages": chat,
+                "label": "refund",
+                "group_id": "g2",
+                "split": "train",
+            },
+            {
+                "id": "v1",
+                "source": "a.txt",
+                "format": "text",
+                "text": "Validation text must stay alone.",
+                "group_id": "g3",
+                "split": "validation",
+            },
+            {
+                "id": "x1",
+                "source": "a.txt",
+                "format": "text",
+                "text": "Test text must stay alone too.",
+                "group_id": "g4",
+                "split": "test",
+            },
+            {
+                "id": "t2",
+                "source": "a.txt",
+                "format": "text",
+                "text": "Some earlier variant text here.",
+                "group_id": "g1",
+                "split": "train",
+                "aug_of": "t1",
+                "aug_kind": "synonym",
+            },
+            {
+                "id": "t3",
+                "source": "c.txt",
+                "format": "text",
+                "text": "The parcel came late again this week.",
+                "group_id": "g5",
+                "split": "train",
+            },
+        ]
+    )
+
+
+def _noise_stage(**cfg) -> Augment:
+    config = AugmentConfig(**cfg)
+    augs = [
+        CharNoise(rate=0.1, protect_names=config.protect_names),
+        WordNoise(rate=0.3, protect_names=config.protect_names),
+    ]
+    return Augment(config, augmenters=augs)
+
+
+def test_stage_adds_variants_only_for_train_originals() -> None:
+    df = _frame()
+    stage = _noise_stage(variants_per_record=2)
+    out = stage(df)
+    assert out.dropped.height == 0 and out.kept.columns == df.columns
+    assert out.kept.head(df.height).equals(df)
+    new = out.kept.slice(df.height)
+    assert new.height == 3 * 2 * 2  # 3 train originals x 2 augmenters x 2 variants
+    assert set(new["aug_of"]) == {"t1", "c1", "t3"} and set(new["aug_kind"]) == {"char_noise", "word_noise"}
+    assert new["id"].n_unique() == new.height and not set(new["id"]) & set(df["id"])
+    joined = new.join(df, left_on="aug_of", right_on="id", suffix="_src")
+    for col in ("source", "label", "group_id", "split", "format"):
+        assert joined[col].equals(joined[f"{col}_src"], null_equal=True), col
+    assert (joined["split"] == "train").all()
+    assert stage.stats == {k: {"made": 6, "identical": 0, "failed": 0} for k in ("char_noise", "word_noise")}
+    assert {k for _, _, k in stage.examples} == {"char_noise", "word_noise"}
+    assert all(sum(k == kind for _, _, k in stage.examples) <= 3 for kind in ("char_noise", "word_noise"))
+    assert out.kept.schema == {**SCHEMA}
+
+
+def test_stage_chat_only_user_turns_change() -> None:
+    df = _frame()
+    out = _noise_stage(protect_names=NAMES)(df)
+    source = df.filter(pl.col("id") == "c1")["messages"][0].to_list()
+    variants = out.kept.filter(pl.col("aug_of") == "c1")["messages"].to_list()
+    assert len(variants) == 2
+    for messages in variants:
+        assert [m["role"] for m in messages] == [m["role"] for m in source]
+        for m, s in zip(messages, source, strict=True):
+            if m["role"] != "user":
+                assert m == s
+        assert [m for m in messages if m["role"] == "user"] != [s for s in source if s["role"] == "user"]
+        assert "#NW-48213" in messages[1]["content"]
+
+
+def test_stage_is_deterministic_across_batches() -> None:
+    df = _frame()
+    whole = _noise_stage(seed=3)(df).kept
+    stage = _noise_stage(seed=3)
+    parts = pl.concat([stage(df.slice(0, 2)).kept, stage(df.slice(2)).kept])
+    cols = ["id", "text", "aug_of", "aug_kind"]
+    assert sorted(whole.select(cols).rows(), key=str) == sorted(parts.select(cols).rows(), key=str)
+    other = _noise_stage(seed=4)(df).kept
+    assert set(other["id"]) != set(whole["id"])
+
+
+class _Echo(Augmenter):
+    kind = "echo"
+
+    def augment(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
+        return list(texts)
+
+
+class _Never(Augmenter):
+    kind = "never"
+
+    def augment(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
+        return [None] * len(texts)
+
+
+def test_stage_counts_identical_and_failed() -> None:
+    df = _frame()
+    stage = Augment(AugmentConfig(), augmenters=[_Echo(), _Never()])
+    out = stage(df)
+    assert out.kept.equals(df)
+    assert stage.stats["echo"] == {"made": 0, "identical": 3, "failed": 0}
+    assert stage.stats["never"] == {"made": 0, "identical": 0, "failed": 3}
+
+
+def test_stage_options() -> None:
+    df = _frame()
+    assert _noise_stage(enabled=False)(df).kept.equals(df)
+    capped = _noise_stage(max_records=2)
+    capped(df)
+    assert capped(df).kept.height == df.height  # the cap holds across batches
+    assert capped.summary()["sources"] == 2
+    both = _noise_stage(splits=["train", "validation"])
+    assert "v1" in set(both(df).kept["aug_of"].drop_nulls())
+    assistant = _noise_stage(augment_roles=["assistant"])
+    for messages in assistant(df).kept.filter(pl.col("aug_of") == "c1")["messages"].to_list():
+        assert messages[1]["content"] == df["messages"][1][1]["content"]
+
+
+def test_stage_builds_augmenters_from_config(wordnet: str) -> None:
+    cfg = AugmentConfig(
+        backtranslation={"backend": "transformers"}, augmenters=["synonym", "backtranslation", "char_noise"]
+    )
+    stage = Augment(cfg)
+    assert [a.kind for a in stage.augmenters] == ["synonym", "char_noise"]
+    assert "forward_model" in stage.skipped["backtranslation"]
+    out = stage(_frame())
+    assert set(out.kept["aug_kind"].drop_nulls()) == {"synonym", "char_noise"}
+    summary = stage.summary()
+    assert summary["per_kind"]["synonym"]["made"] >= 2 and summary["examples"]
+
+
+def test_stage_seed_override_and_log() -> None:
+    messages: list[str] = []
+    cfg = AugmentConfig(augmenters=["char_noise", "backtranslation"], backtranslation={"backend": "transformers"})
+    stage = Augment(cfg, seed=11, log=messages.append)
+    assert stage.cfg.seed == 11 and cfg.seed == 0
+    assert [a.kind for a in stage.augmenters] == ["char_noise"]
+    assert any("backtranslation" in m for m in messages)
