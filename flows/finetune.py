@@ -22,7 +22,9 @@ def resolve_data_dir(path: str | Path) -> Path:
     if p.name == "shards" and (p.parent / "manifest.json").exists():
         p = p.parent
     if not (p / "shards").is_dir() or not (p / "tokenizer").is_dir():
-        raise FileNotFoundError(f"{path}: expected a prepared run folder with shards/ and tokenizer/ (from `tuneprep prepare`)")
+        raise FileNotFoundError(
+            f"{path}: expected a prepared run folder with shards/ and tokenizer/ (from `tuneprep prepare`)"
+        )
     return p
 
 
@@ -34,8 +36,10 @@ def check_tokenizer(data_dir: Path) -> None:
     expected = json.loads(manifest.read_text()).get("tokenizer", {}).get("sha256")
     actual = tokenizer_identity(data_dir / "tokenizer")["sha256"]
     if expected and expected != actual:
-        raise ValueError(f"tokenizer in {data_dir / 'tokenizer'} (sha256 {actual[:12]}) is not the one the shards "
-                         f"were made with ({expected[:12]}): re-run `tuneprep prepare`")
+        raise ValueError(
+            f"tokenizer in {data_dir / 'tokenizer'} (sha256 {actual[:12]}) is not the one the shards "
+            f"were made with ({expected[:12]}): re-run `tuneprep prepare`"
+        )
 
 
 @task(name="finetune", cache_policy=NO_CACHE)

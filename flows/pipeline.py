@@ -6,7 +6,7 @@ Run it with ``tuneprep run`` or ``python -m flows.pipeline`` (bundled sample dat
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow
@@ -17,7 +17,7 @@ from tuneprep.config import PipelineConfig
 
 
 def default_out(cfg: PipelineConfig) -> str:
-    stamp = cfg.name or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = cfg.name or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return str(Path("runs") / stamp)
 
 

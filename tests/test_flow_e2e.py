@@ -29,8 +29,17 @@ def run_dir(prefect_harness, tmp_path_factory) -> Path:
 
 
 def test_output_layout(run_dir):
-    for rel in ["manifest.json", "report.md", "tokenizer", "model/metrics.json", "model/tb", "quarantine/load.jsonl",
-                "shards/train", "shards/validation", "shards/test"]:
+    for rel in [
+        "manifest.json",
+        "report.md",
+        "tokenizer",
+        "model/metrics.json",
+        "model/tb",
+        "quarantine/load.jsonl",
+        "shards/train",
+        "shards/validation",
+        "shards/test",
+    ]:
         assert (run_dir / rel).exists(), rel
     assert list((run_dir / "model").glob("*.safetensors"))
     assert list((run_dir / "model" / "tb").rglob("events.out.tfevents.*"))
@@ -45,7 +54,9 @@ def test_shards_load_and_splits_do_not_leak(run_dir):
         ds = datasets.load_from_disk(str(run_dir / "shards" / split))
         assert ds.num_rows > 0 and set(ds["split"]) == {split}
         assert all(ids[-1] == eos for ids in ds["input_ids"])
-        frames.append(pl.from_arrow(ds.data.table).select("id", "split", "aug_of", "group_id", "input_ids", "loss_mask"))
+        frames.append(
+            pl.from_arrow(ds.data.table).select("id", "split", "aug_of", "group_id", "input_ids", "loss_mask")
+        )
     df = pl.concat(frames)
     variants = df.filter(pl.col("aug_of").is_not_null())
     assert variants.height > 0, "augmentation made no variants"
@@ -89,7 +100,14 @@ def test_model_reloads_and_learned(run_dir):
 
 def test_report_has_every_section(run_dir):
     text = (run_dir / "report.md").read_text()
-    for heading in ["## Stages", "## Why records left", "## Splits", "## Example lengths", "## Augmentation", "## Model"]:
+    for heading in [
+        "## Stages",
+        "## Why records left",
+        "## Splits",
+        "## Example lengths",
+        "## Augmentation",
+        "## Model",
+    ]:
         assert heading in text, heading
 
 

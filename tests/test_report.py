@@ -3,14 +3,29 @@ from tuneprep.report import histogram, render, word_diff
 
 
 def stage(name, read, kept, dropped=0, quarantined=0, added=0, reasons=None, **extra):
-    return {"name": name, "read": read, "kept": kept, "dropped": dropped, "quarantined": quarantined, "added": added,
-            "reasons": reasons or {}, "seconds": 0.1, **extra}
+    return {
+        "name": name,
+        "read": read,
+        "kept": kept,
+        "dropped": dropped,
+        "quarantined": quarantined,
+        "added": added,
+        "reasons": reasons or {},
+        "seconds": 0.1,
+        **extra,
+    }
 
 
 STAGES = [
     stage("load", 10, 8, quarantined=2, reasons={"empty_file": 1, "malformed_json": 1}),
     stage("exact_dedup", 8, 7, dropped=1, reasons={"exact_duplicate": 1}),
-    stage("augment", 7, 9, added=2, extra={"examples": [{"kind": "synonym", "source": "the big dog", "variant": "the large dog"}]}),
+    stage(
+        "augment",
+        7,
+        9,
+        added=2,
+        extra={"examples": [{"kind": "synonym", "source": "the big dog", "variant": "the large dog"}]},
+    ),
 ]
 
 
@@ -25,16 +40,28 @@ def test_accounting_catches_a_lost_record():
 
 def test_report_shows_stages_reasons_splits_examples_and_model():
     manifest = {
-        "name": "t", "inputs": [{"source": "a"}], "stages": STAGES, "accounting": accounting(STAGES),
-        "dropped_by_reason": {"exact_dedup:exact_duplicate": 1}, "quarantined_by_reason": {"empty_file": 1},
-        "splits": {"train": {"rows": 7, "tokens": 70}, "validation": {"rows": 1, "tokens": 9}, "test": {"rows": 1, "tokens": 8}},
+        "name": "t",
+        "inputs": [{"source": "a"}],
+        "stages": STAGES,
+        "accounting": accounting(STAGES),
+        "dropped_by_reason": {"exact_dedup:exact_duplicate": 1},
+        "quarantined_by_reason": {"empty_file": 1},
+        "splits": {
+            "train": {"rows": 7, "tokens": 70},
+            "validation": {"rows": 1, "tokens": 9},
+            "test": {"rows": 1, "tokens": 8},
+        },
         "profile": {"per_split": {"train": {"original": 5, "augmented": 2}}, "per_label": {"train": {"billing": 7}}},
         "tokenizer": {"name": "sp", "vocab_size": 300, "sha256": "abc"},
     }
-    metrics = {"initial": {"validation": {"loss": 6.0, "perplexity": 403.4, "tokens": 9}},
-               "validation": {"loss": 3.0, "perplexity": 20.1, "tokens": 9}, "test": {"loss": 3.1, "perplexity": 22.2, "tokens": 8},
-               "train": {"steps": 5, "tokens": 100, "seconds": 1.0, "tokens_per_s": 100.0}, "device": "cpu",
-               "model": {"name_or_scratch": "scratch", "parameters": 1000}}
+    metrics = {
+        "initial": {"validation": {"loss": 6.0, "perplexity": 403.4, "tokens": 9}},
+        "validation": {"loss": 3.0, "perplexity": 20.1, "tokens": 9},
+        "test": {"loss": 3.1, "perplexity": 22.2, "tokens": 8},
+        "train": {"steps": 5, "tokens": 100, "seconds": 1.0, "tokens_per_s": 100.0},
+        "device": "cpu",
+        "model": {"name_or_scratch": "scratch", "parameters": 1000},
+    }
     text = render(manifest, metrics, {"train": [3, 5, 9, 12], "validation": [4], "test": []})
     assert "Accounting (kept + dropped + quarantined = read, at every stage): **OK**" in text
     assert "| exact_dedup:exact_duplicate | 1 |" in text and "`quarantine/load.jsonl`" in text

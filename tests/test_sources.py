@@ -24,8 +24,15 @@ def test_every_format_is_read_and_accounted(tmp_path):
     (d / "web" / "c.html").write_text("<html><body><p>Hello</p></body></html>")
     (d / "web" / "d.htm.gz").write_bytes(gzip.compress(b"<p>zipped</p>", mtime=0))
     (d / "e.jsonl").write_text(
-        json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}], "label": "greet"})
-        + "\n" + json.dumps({"text": "a jsonl doc", "category": "misc"}) + "\n"
+        json.dumps(
+            {
+                "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+                "label": "greet",
+            }
+        )
+        + "\n"
+        + json.dumps({"text": "a jsonl doc", "category": "misc"})
+        + "\n"
     )
     (d / "f.csv").write_text('text,label\n"multi\nline, with comma",billing\nsecond,shipping\n')
     (d / "ignored.bin").write_bytes(b"\x00\x01")
@@ -55,7 +62,16 @@ def test_bad_inputs_are_quarantined_with_reasons(tmp_path):
     records, bad, stats = load([tmp_path])
     reasons = sorted(q.reason for q in bad)
     assert reasons == sorted(
-        ["empty_file", "invalid_utf8", "malformed_json", "blank_line", "bad_record", "bad_record", "bad_record", "empty_text"]
+        [
+            "empty_file",
+            "invalid_utf8",
+            "malformed_json",
+            "blank_line",
+            "bad_record",
+            "bad_record",
+            "bad_record",
+            "empty_text",
+        ]
     )
     assert stats.read == stats.kept + stats.quarantined == len(records) + len(bad)
     assert len(records) == 2

@@ -8,13 +8,23 @@ def frame(n_per_label: dict[str, int], groups_of: int = 1) -> pl.DataFrame:
     rows = []
     for label, n in n_per_label.items():
         for i in range(n):
-            rows.append({"id": f"{label}-{i}", "source": f"data/{label}.csv", "group_id": f"{label}-g{i // groups_of}",
-                         "label": label})
+            rows.append(
+                {
+                    "id": f"{label}-{i}",
+                    "source": f"data/{label}.csv",
+                    "group_id": f"{label}-g{i // groups_of}",
+                    "label": label,
+                }
+            )
     return pl.DataFrame(rows)
 
 
 def test_largest_remainder_sums_and_follows_ratios():
-    assert largest_remainder(10, {"train": 0.8, "validation": 0.1, "test": 0.1}) == {"train": 8, "validation": 1, "test": 1}
+    assert largest_remainder(10, {"train": 0.8, "validation": 0.1, "test": 0.1}) == {
+        "train": 8,
+        "validation": 1,
+        "test": 1,
+    }
     c = largest_remainder(7, {"train": 0.8, "validation": 0.1, "test": 0.1})
     assert c == {"train": 5, "validation": 1, "test": 1}  # remainders .6 < .7 = .7
 
@@ -24,7 +34,11 @@ def test_stratified_counts_per_label():
     plan = assign_splits(df, SplitConfig(), seed=1)
     joined = df.join(plan.assignment, on="id")
     counts = {(lab, s): n for lab, s, n in joined.group_by("label", "split").len().iter_rows()}
-    assert counts[("billing", "train")] == 40 and counts[("billing", "validation")] == 5 and counts[("billing", "test")] == 5
+    assert (
+        counts[("billing", "train")] == 40
+        and counts[("billing", "validation")] == 5
+        and counts[("billing", "test")] == 5
+    )
     assert counts[("shipping", "train")] == 24 and counts[("shipping", "validation")] == 3
     assert counts[("rare", "train")] == 8 and counts[("rare", "test")] == 1
 

@@ -1,10 +1,10 @@
 """``tuneprep``: run the flows from a shell.
 
-    tuneprep run [--config FILE] [--out DIR]
-    tuneprep prepare INPUT... --out DIR [--config FILE]
-    tuneprep finetune DATA_DIR --out DIR [--config FILE]
-    tuneprep report RUN_DIR
-    tuneprep setup
+tuneprep run [--config FILE] [--out DIR]
+tuneprep prepare INPUT... --out DIR [--config FILE]
+tuneprep finetune DATA_DIR --out DIR [--config FILE]
+tuneprep report RUN_DIR
+tuneprep setup
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def _summary(out: Path) -> None:
         m = json.loads(metrics.read_text())
         before = m.get("initial", {}).get("validation") or {}
         after = m.get("validation") or {}
-        print(f"validation perplexity {before.get('perplexity', float('nan')):.1f} -> {after.get('perplexity', float('nan')):.1f}")
+        print(
+            f"validation perplexity {before.get('perplexity', float('nan')):.1f} -> {after.get('perplexity', float('nan')):.1f}"
+        )
     print(f"report: {out / 'report.md'}")
 
 
@@ -75,13 +77,21 @@ def cmd_setup(args: argparse.Namespace) -> int:
     from augment.resources import apertium_available, ensure_wordnet
 
     print(ensure_wordnet())
-    print("apertium eng-spa: " + ("available" if apertium_available() else
-          "not found (apt-get install apertium apertium-eng-spa); back-translation will be skipped"))
+    print(
+        "apertium eng-spa: "
+        + (
+            "available"
+            if apertium_available()
+            else "not found (apt-get install apertium apertium-eng-spa); back-translation will be skipped"
+        )
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tuneprep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="tuneprep", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="the whole flow: prepare, fine-tune, evaluate, report")

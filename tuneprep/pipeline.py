@@ -24,7 +24,7 @@ import polars as pl
 
 from tuneprep.config import PROJECT_ROOT, PipelineConfig
 from tuneprep.records import SPLITS, document_text, empty_records
-from tuneprep.runner import JsonlSink, ParquetSink, count_rows, iter_batches, run_stages
+from tuneprep.runner import JsonlSink, ParquetSink, iter_batches, run_stages
 from tuneprep.shards import atomic_write_text, sha256_file, write_split
 from tuneprep.sources import LoadStats, iter_record_batches, list_files
 from tuneprep.split import assign_splits
@@ -206,7 +206,9 @@ def shard_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
 
 def dataset_profile(paths: RunPaths, column: str = "label") -> dict:
     """Per-split counts by label, origin (original or augmented) and length, for the manifest and report."""
-    df = pl.read_parquet(paths.stage_file("tokenized"), columns=["id", "split", "label", "aug_of", "n_tokens", "format"])
+    df = pl.read_parquet(
+        paths.stage_file("tokenized"), columns=["id", "split", "label", "aug_of", "n_tokens", "format"]
+    )
     docs = df.unique(subset=["id"], keep="first", maintain_order=True)
     labels = docs.with_columns(pl.col("label").fill_null("(none)")).group_by("split", "label").len()
     per_label = {s: {} for s in SPLITS}
@@ -228,15 +230,29 @@ def dataset_profile(paths: RunPaths, column: str = "label") -> dict:
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
+        )
         return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
 
 
 def versions() -> dict:
-    names = ["tuneprep", "polars", "pyarrow", "datasets", "transformers", "tokenizers", "sentencepiece", "torch",
-             "prefect", "nltk", "beautifulsoup4", "lxml"]
+    names = [
+        "tuneprep",
+        "polars",
+        "pyarrow",
+        "datasets",
+        "transformers",
+        "tokenizers",
+        "sentencepiece",
+        "torch",
+        "prefect",
+        "nltk",
+        "beautifulsoup4",
+        "lxml",
+    ]
     out = {"python": platform.python_version()}
     for n in names:
         try:

@@ -71,7 +71,9 @@ def conform(df: pl.DataFrame, extra: dict[str, pl.DataType] | None = None) -> pl
     return df.select(ordered)
 
 
-def with_drop_reason(df: pl.DataFrame, stage: str, reason: str | pl.Expr, detail: str | pl.Expr | None = None) -> pl.DataFrame:
+def with_drop_reason(
+    df: pl.DataFrame, stage: str, reason: str | pl.Expr, detail: str | pl.Expr | None = None
+) -> pl.DataFrame:
     """Mark records as dropped by ``stage`` for ``reason`` (a literal or a per-row expression)."""
     r = pl.lit(reason) if isinstance(reason, str) else reason
     d = pl.lit(detail, dtype=pl.Utf8) if detail is None or isinstance(detail, str) else detail
@@ -85,4 +87,6 @@ def document_text(df: pl.DataFrame) -> pl.Series:
         .list.eval(pl.element().struct.field("role") + pl.lit(": ") + pl.element().struct.field("content"))
         .list.join("\n")
     )
-    return df.select(pl.when(pl.col("format") == "chat").then(joined).otherwise(pl.col("text")).fill_null("")).to_series()
+    return df.select(
+        pl.when(pl.col("format") == "chat").then(joined).otherwise(pl.col("text")).fill_null("")
+    ).to_series()

@@ -49,21 +49,31 @@ def histogram(values: Sequence[int], bins: int = 10, width: int = 30) -> str:
     return "\n".join(rows)
 
 
-def word_diff(before: str, after: str, limit: int = 400) -> tuple[str, str]:
-    """Both texts with changed words marked: removed as <del>, inserted as <ins> (HTML-escaped)."""
-    a, b = before[:limit].split(" "), after[:limit].split(" ")
+def word_diff(before: str, after: str, context: int = 6) -> tuple[str, str]:
+    """Both texts with changed words marked (<del> removed, <ins> inserted) and long unchanged runs cut to "…"."""
+    a, b = before.split(), after.split()
     left, right = [], []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
-        x, y = html.escape(" ".join(a[i1:i2])), html.escape(" ".join(b[j1:j2]))
+
+    def same(words: list[str]) -> str:
+        if len(words) > 2 * context + 1:
+            words = [*words[:context], "…", *words[-context:]] if left else ["…", *words[-context:]]
+        return html.escape(" ".join(words), quote=False)
+
+    ops = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
+    for n, (op, i1, i2, j1, j2) in enumerate(ops):
         if op == "equal":
-            left.append(x)
-            right.append(y)
-        else:
-            if x:
-                left.append(f"<del>{x}</del>")
-            if y:
-                right.append(f"<ins>{y}</ins>")
-    return " ".join(left).replace("\n", " "), " ".join(right).replace("\n", " ")
+            words = a[i1:i2]
+            if n == len(ops) - 1 and len(words) > context:
+                words = [*words[:context], "…"]
+            left.append(same(words))
+            right.append(same(words))
+            continue
+        x, y = html.escape(" ".join(a[i1:i2]), quote=False), html.escape(" ".join(b[j1:j2]), quote=False)
+        if x:
+            left.append(f"<del>{x}</del>")
+        if y:
+            right.append(f"<ins>{y}</ins>")
+    return " ".join(left).replace("|", "\\|"), " ".join(right).replace("|", "\\|")
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -98,8 +108,16 @@ def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[i
     out += ["## Stages", ""]
     top = max(s["read"] for s in stages) or 1
     rows = [
-        [s["name"], _fmt(s["read"]), _fmt(s["kept"]), _fmt(s["dropped"]), _fmt(s["quarantined"]), _fmt(s["added"]),
-         f"{s['seconds']:.2f}", bar(s["kept"], top)]
+        [
+            s["name"],
+            _fmt(s["read"]),
+            _fmt(s["kept"]),
+            _fmt(s["dropped"]),
+            _fmt(s["quarantined"]),
+            _fmt(s["added"]),
+            f"{s['seconds']:.2f}",
+            bar(s["kept"], top),
+        ]
         for s in stages
     ]
     out += [table(["stage", "read", "kept", "dropped", "quarantined", "added", "seconds", "kept"], rows), ""]
@@ -108,12 +126,26 @@ def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[i
     quarantined = list(manifest.get("quarantined_by_reason", {}).items())
     if reasons or quarantined:
         out += ["## Why records left", ""]
-        items = sorted([(k, v, "dropped") for k, v in reasons] + [(k, v, "quarantined") for k, v in quarantined],
-                       key=lambda r: -r[1])
+        items = sorted(
+            [(k, v, "dropped") for k, v in reasons] + [(k, v, "quarantined") for k, v in quarantined],
+            key=lambda r: -r[1],
+        )
         top = max(v for _, v, _ in items)
-        out += [table(["reason", "records", "", "where to look"],
-                      [[k, v, bar(v, top, 16), "`quarantine/load.jsonl`" if kind == "quarantined"
-                        else f"`dropped/{k.split(':')[0]}.parquet`"] for k, v, kind in items]), ""]
+        out += [
+            table(
+                ["reason", "records", "", "where to look"],
+                [
+                    [
+                        k,
+                        v,
+                        bar(v, top, 16),
+                        "`quarantine/load.jsonl`" if kind == "quarantined" else f"`dropped/{k.split(':')[0]}.parquet`",
+                    ]
+                    for k, v, kind in items
+                ],
+            ),
+            "",
+        ]
 
     profile = manifest.get("profile", {})
     if splits:
@@ -121,8 +153,16 @@ def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[i
         rows = []
         for name, s in splits.items():
             origin = profile.get("per_split", {}).get(name, {})
-            rows.append([name, _fmt(s["rows"]), _fmt(origin.get("original")), _fmt(origin.get("augmented")),
-                         _fmt(s.get("tokens")), bar(s["rows"], max(1, total_rows), 20)])
+            rows.append(
+                [
+                    name,
+                    _fmt(s["rows"]),
+                    _fmt(origin.get("original")),
+                    _fmt(origin.get("augmented")),
+                    _fmt(s.get("tokens")),
+                    bar(s["rows"], max(1, total_rows), 20),
+                ]
+            )
         out += [table(["split", "examples", "original docs", "augmented docs", "tokens", "share"], rows), ""]
         per_label = profile.get("per_label", {})
         labels = sorted({lab for d in per_label.values() for lab in d})
@@ -138,8 +178,14 @@ def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[i
         out += ["## Example lengths (tokens)", ""]
         for name, values in token_lengths.items():
             if values:
-                out += [f"**{name}** — {len(values):,} examples, median {sorted(values)[len(values) // 2]}, max {max(values)}",
-                        "", "```", histogram(values), "```", ""]
+                out += [
+                    f"**{name}** — {len(values):,} examples, median {sorted(values)[len(values) // 2]}, max {max(values)}",
+                    "",
+                    "```",
+                    histogram(values),
+                    "```",
+                    "",
+                ]
 
     aug = next((s for s in stages if s["name"] == "augment"), None)
     if aug:
@@ -161,22 +207,32 @@ def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[i
     if metrics:
         out += ["## Model", ""]
         rows = []
-        for name, m in (("validation, before training", metrics.get("initial", {}).get("validation")),
-                        ("validation", metrics.get("validation")), ("test", metrics.get("test"))):
+        for name, m in (
+            ("validation, before training", metrics.get("initial", {}).get("validation")),
+            ("validation", metrics.get("validation")),
+            ("test", metrics.get("test")),
+        ):
             if m:
                 rows.append([name, _fmt(m["loss"]), _fmt(m["perplexity"], 2), _fmt(m.get("tokens"))])
         out += [table(["split", "loss", "perplexity", "tokens"], rows), ""]
         tr = metrics.get("train", {})
         model = metrics.get("model", {})
-        out += [f"Trained {tr.get('steps', '?')} steps on {_fmt(tr.get('tokens'))} tokens in "
-                f"{_fmt(tr.get('seconds'), 1)} s ({_fmt(tr.get('tokens_per_s'), 0)} tokens/s) on `{metrics.get('device')}`; "
-                f"model `{model.get('name_or_scratch')}` with {_fmt(model.get('parameters'))} parameters.", ""]
+        out += [
+            f"Trained {tr.get('steps', '?')} steps on {_fmt(tr.get('tokens'))} tokens in "
+            f"{_fmt(tr.get('seconds'), 1)} s ({_fmt(tr.get('tokens_per_s'), 0)} tokens/s) on `{metrics.get('device')}`; "
+            f"model `{model.get('name_or_scratch')}` with {_fmt(model.get('parameters'))} parameters.",
+            "",
+        ]
 
     tok = manifest.get("tokenizer", {})
-    out += ["## Files", "",
-            "- `shards/{train,validation,test}/` — `datasets.load_from_disk(...)`, or `polars.read_ipc_stream(...)` on a shard",
-            "- `manifest.json` — inputs with sha256, config, versions, accounting, shard sha256s",
-            "- `dropped/<stage>.parquet`, `quarantine/load.jsonl` — every record not kept, with stage and reason",
-            f"- `tokenizer/` — {tok.get('name')}, vocab {tok.get('vocab_size')}, sha256 `{str(tok.get('sha256'))[:12]}…`",
-            "- `model/` — `from_pretrained`-ready weights, `metrics.json`, TensorBoard logs in `model/tb/`", ""]
+    out += [
+        "## Files",
+        "",
+        "- `shards/{train,validation,test}/` — `datasets.load_from_disk(...)`, or `polars.read_ipc_stream(...)` on a shard",
+        "- `manifest.json` — inputs with sha256, config, versions, accounting, shard sha256s",
+        "- `dropped/<stage>.parquet`, `quarantine/load.jsonl` — every record not kept, with stage and reason",
+        f"- `tokenizer/` — {tok.get('name')}, vocab {tok.get('vocab_size')}, sha256 `{str(tok.get('sha256'))[:12]}…`",
+        "- `model/` — `from_pretrained`-ready weights, `metrics.json`, TensorBoard logs in `model/tb/`",
+        "",
+    ]
     return "\n".join(out)

@@ -66,16 +66,20 @@ def write_split(parquet_path: Path, out_dir: Path, split: str, max_rows_per_shar
     tmp = out_dir / f".{split}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ds.save_to_disk(str(tmp), num_shards=num_shards)
+    caching = datasets.is_caching_enabled()
+    datasets.disable_caching()  # no fingerprint hashing of the table per shard (slow, and dill prints bytecode)
+    try:
+        ds.save_to_disk(str(tmp), num_shards=num_shards)
+    finally:
+        if caching:
+            datasets.enable_caching()
     atomic_replace_dir(tmp, final)
     files = sorted(final.glob("*.arrow"))
     tokens = int(pa.compute.sum(table["n_tokens"]).as_py() or 0) if "n_tokens" in table.column_names else None
     return {
         "rows": table.num_rows,
         "tokens": tokens,
-        "shards": [
-            {"file": f.relative_to(out_dir.parent).as_posix(), "sha256": sha256_file(f)} for f in files
-        ],
+        "shards": [{"file": f.relative_to(out_dir.parent).as_posix(), "sha256": sha256_file(f)} for f in files],
     }
 
 

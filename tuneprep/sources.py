@@ -214,7 +214,9 @@ def _iter_table_rows(rows, source: str, cfg: LoadConfig, ids: _IdMaker, first_ro
                 continue
             yield rec
         except (KeyError, ValueError) as e:
-            yield Quarantined(source, f"row {n}", "bad_record", str(e).strip("'\""), _excerpt(json.dumps(row, default=str)))
+            yield Quarantined(
+                source, f"row {n}", "bad_record", str(e).strip("'\""), _excerpt(json.dumps(row, default=str))
+            )
 
 
 def _iter_saved_dataset(path: Path, source: str, cfg: LoadConfig, ids: _IdMaker) -> Iterator[dict | Quarantined]:

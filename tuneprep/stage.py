@@ -78,7 +78,9 @@ class Stage(ABC):
     def __call__(self, batch: pl.DataFrame) -> StageOutput:
         out = self.process(batch)
         if out.kept.height + out.dropped.height != batch.height and not getattr(self, "adds_records", False):
-            raise AssertionError(f"{self.name}: {batch.height} in, {out.kept.height} kept + {out.dropped.height} dropped")
+            raise AssertionError(
+                f"{self.name}: {batch.height} in, {out.kept.height} kept + {out.dropped.height} dropped"
+            )
         return out
 
     def drop(self, df: pl.DataFrame, reason: str | pl.Expr, detail: str | pl.Expr | None = None) -> pl.DataFrame:

@@ -13,7 +13,6 @@ import io
 import re
 from collections.abc import Iterable
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -83,7 +82,9 @@ def train_sentencepiece(texts: Iterable[str], cfg: TokenizerConfig, out_dir: Pat
     tk.decoder = decoders.Sequence(
         [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
     )
-    tk.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in [*SPECIAL_TOKENS.values(), *ROLE_TOKENS]])
+    tk.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False) for t in [*SPECIAL_TOKENS.values(), *ROLE_TOKENS]]
+    )
     tk.add_tokens([AddedToken("\n", normalized=False)])
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, **SPECIAL_TOKENS, additional_special_tokens=ROLE_TOKENS)
     tok.chat_template = DEFAULT_CHAT_TEMPLATE
@@ -196,7 +197,12 @@ def encode_chat(messages: list[dict], tok, max_length: int) -> list[tuple[list[i
     return out
 
 
-TOKEN_COLUMNS = {"window": pl.Int32, "input_ids": pl.List(pl.Int32), "loss_mask": pl.List(pl.Int8), "n_tokens": pl.Int32}
+TOKEN_COLUMNS = {
+    "window": pl.Int32,
+    "input_ids": pl.List(pl.Int32),
+    "loss_mask": pl.List(pl.Int8),
+    "n_tokens": pl.Int32,
+}
 
 
 def encode_records(df: pl.DataFrame, tok, max_length: int) -> pl.DataFrame:
