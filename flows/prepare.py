@@ -5,6 +5,7 @@ Run it with ``tuneprep prepare INPUT... --out DIR`` or ``python -m flows.prepare
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -101,4 +102,4 @@ def prepare_flow(config: PipelineConfig = PipelineConfig(), out: str = "runs/pre
 
 
 if __name__ == "__main__":
-    prepare_flow()
+    prepare_flow(out=sys.argv[1] if len(sys.argv) > 1 else "runs/prepare")

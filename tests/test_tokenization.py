@@ -80,3 +80,19 @@ def test_encode_records_one_row_per_window(tok):
     assert out.filter(pl.col("id") == "a").height > 1
     assert out["n_tokens"].to_list() == [len(x) for x in out["input_ids"].to_list()]
     assert set(out.filter(pl.col("id") == "b")["split"]) == {"test"}
+
+
+def test_pretrained_tokenizer_by_path_gets_a_chat_template_and_mask(tmp_path):
+    from tiny_gpt2 import save_tokenizer
+
+    from tuneprep.tokenization import load_pretrained
+
+    words = "you are a support agent where is order 42 it shipped on monday thanks welcome".split()
+    save_tokenizer([" ".join(words)], tmp_path / "hub")
+    tok = load_pretrained(str(tmp_path / "hub"), tmp_path / "copy")
+    reloaded = AutoTokenizer.from_pretrained(str(tmp_path / "copy"))
+    assert reloaded.chat_template and reloaded.pad_token is not None
+    chat = [{"role": "user", "content": "where is order 42"}, {"role": "assistant", "content": "it shipped on monday"}]
+    ((ids, mask),) = encode_chat(chat, tok, max_length=64)
+    masked = [t for t, m in zip(tok.convert_ids_to_tokens(ids), mask, strict=True) if m]
+    assert masked == ["it", "shipped", "on", "monday", tok.eos_token]
