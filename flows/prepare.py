@@ -1,6 +1,8 @@
 """The data flow: inputs -> cleaned, deduplicated, split, augmented, tokenized Arrow shards + manifest.
 
-Run it with ``tuneprep prepare INPUT... --out DIR`` or ``python -m flows.prepare``.
+Run it with ``tuneprep prepare INPUT... --out DIR`` or ``python -m flows.prepare [OUT]``.
+Each step of ``tuneprep.pipeline.STEPS`` runs as its own Prefect task, so the UI
+shows progress and timing per step; tasks pass paths and small summaries only.
 """
 
 from __future__ import annotations
@@ -15,49 +17,12 @@ from prefect.cache_policies import NO_CACHE
 from tuneprep import pipeline as steps
 from tuneprep.config import PipelineConfig
 
-
-def _log():
-    return get_run_logger().info
+RETRIES = {"load": 2, "shards": 1}  # steps that touch the outside world or the disk at scale
 
 
-@task(name="load", retries=1, cache_policy=NO_CACHE)
-def load(cfg: PipelineConfig, out: str) -> dict:
-    return steps.load_step(cfg, steps.RunPaths(Path(out)).make(), _log())
-
-
-@task(name="clean", cache_policy=NO_CACHE)
-def clean(cfg: PipelineConfig, out: str) -> list[dict]:
-    return steps.clean_step(cfg, steps.RunPaths(Path(out)), _log())
-
-
-@task(name="dedup", cache_policy=NO_CACHE)
-def dedup(cfg: PipelineConfig, out: str) -> list[dict]:
-    return steps.dedup_step(cfg, steps.RunPaths(Path(out)), _log())
-
-
-@task(name="split", cache_policy=NO_CACHE)
-def split(cfg: PipelineConfig, out: str) -> dict:
-    return steps.split_step(cfg, steps.RunPaths(Path(out)), _log())
-
-
-@task(name="augment", cache_policy=NO_CACHE)
-def augment(cfg: PipelineConfig, out: str) -> dict:
-    return steps.augment_step(cfg, steps.RunPaths(Path(out)), _log())
-
-
-@task(name="tokenizer", cache_policy=NO_CACHE)
-def tokenizer(cfg: PipelineConfig, out: str) -> dict:
-    return steps.tokenizer_step(cfg, steps.RunPaths(Path(out)), _log())
-
-
-@task(name="tokenize", cache_policy=NO_CACHE)
-def tokenize(cfg: PipelineConfig, out: str) -> dict:
-    return steps.tokenize_step(cfg, steps.RunPaths(Path(out)), _log())
-
-
-@task(name="shards", retries=1, cache_policy=NO_CACHE)
-def shards(cfg: PipelineConfig, out: str) -> dict:
-    return steps.shard_step(cfg, steps.RunPaths(Path(out)), _log())
+@task(cache_policy=NO_CACHE)
+def run_step(name: str, cfg: PipelineConfig, out: str) -> dict | list[dict]:
+    return steps.STEPS[name](cfg, steps.RunPaths(Path(out)), get_run_logger().info)
 
 
 @task(name="report", cache_policy=NO_CACHE)
@@ -72,22 +37,10 @@ def report(out: str, metrics_path: str | None = None) -> str:
 def prepare_data(cfg: PipelineConfig, out: str) -> dict:
     """The data tasks in order; returns the manifest."""
     paths = steps.RunPaths(Path(out)).make()
-    stages = [load(cfg, out)]
-    stages += clean(cfg, out)
-    stages += dedup(cfg, out)
-    stages.append(split(cfg, out))
-    stages.append(augment(cfg, out))
-    tok = tokenizer(cfg, out)
-    stages.append(tokenize(cfg, out))
-    shard_info = shards(cfg, out)
-    summary = {
-        "inputs": steps.input_inventory(cfg),
-        "stages": stages,
-        "shards": shard_info,
-        "profile": steps.dataset_profile(paths),
-        "tokenizer": tok,
-    }
-    manifest = steps.write_manifest(cfg, paths, summary)
+    results = {}
+    for name in steps.STEPS:
+        results[name] = run_step.with_options(name=name, retries=RETRIES.get(name, 0))(name, cfg, out)
+    manifest = steps.finish(cfg, paths, results)
     if not manifest["accounting"]["ok"]:
         get_run_logger().error(f"accounting does not balance: {manifest['accounting']}")
     return manifest

@@ -59,3 +59,20 @@ def test_source_folder_stratifies_unlabelled_records_and_small_strata_are_report
     plan = assign_splits(df, SplitConfig(), seed=1)
     assert plan.small_strata == ["source:data"]
     assert set(plan.assignment["split"]) == {"train"}
+
+
+def test_a_later_data_drop_keeps_every_earlier_split_and_refills_the_ratios():
+    first = frame({"billing": 40, "shipping": 20})
+    plan1 = assign_splits(first, SplitConfig(), seed=3)
+    grown = frame({"billing": 80, "shipping": 40})  # the same 60 records plus 60 new ones
+    plan2 = assign_splits(grown, SplitConfig(), seed=3, previous=plan1.groups)
+    before = dict(plan1.assignment.iter_rows())
+    after = dict(plan2.assignment.iter_rows())
+    assert all(after[i] == s for i, s in before.items())
+    assert plan2.kept_from_previous == 60
+    joined = grown.join(plan2.assignment, on="id")
+    counts = {(lab, s): n for lab, s, n in joined.group_by("label", "split").len().iter_rows()}
+    assert counts[("billing", "train")] == 64 and counts[("billing", "validation")] == 8
+    assert counts[("shipping", "test")] == 4
+    without_previous = dict(assign_splits(grown, SplitConfig(), seed=3).assignment.iter_rows())
+    assert any(without_previous[i] != s for i, s in before.items()), "the test should exercise a real difference"

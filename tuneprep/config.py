@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from augment.config import AugmentConfig
 from cleaners.config import CleanConfig, DedupConfig
+from cleaners.decontaminate import DecontamConfig
 from finetune.config import FinetuneConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -31,17 +32,88 @@ class LoadConfig(_Model):
 
     text_fields: list[str] = ["text", "content", "body", "document"]
     label_fields: list[str] = ["label", "category", "intent"]
-    messages_fields: list[str] = ["messages", "conversation", "dialogue"]
-    role_field: str = "role"
-    content_field: str = "content"
-    extensions: list[str] = [".txt", ".md", ".html", ".htm", ".jsonl", ".csv", ".parquet"]
+    messages_fields: list[str] = ["messages", "conversation", "dialogue", "conversations"]
+    role_fields: list[str] = ["role", "speaker", "from", "author"]  # inside each message
+    content_fields: list[str] = ["content", "text", "value", "message", "utterance"]
+    # Lower-cased role names mapped onto system/user/assistant; anything else left over is a bad record.
+    role_aliases: dict[str, str] = {
+        "human": "user",
+        "customer": "user",
+        "client": "user",
+        "prompter": "user",
+        "gpt": "assistant",
+        "bot": "assistant",
+        "agent": "assistant",
+        "ai": "assistant",
+        "model": "assistant",
+        "support": "assistant",
+        "system_prompt": "system",
+    }
+    # A .json file is an array of objects, or an object holding that array under the first of these keys.
+    json_list_keys: list[str] = ["data", "records", "rows", "items", "examples"]
+    extensions: list[str] = [".txt", ".md", ".html", ".htm", ".jsonl", ".json", ".csv", ".parquet"]
     on_decode_error: Literal["quarantine", "replace"] = "quarantine"
-    max_file_bytes: int = 50_000_000
+    max_file_bytes: int = 50_000_000  # also caps a .gz file's decompressed size
+    hub_cache_dir: str | None = None  # for hf:// inputs; None is datasets' normal cache (HF_DATASETS_CACHE)
+
+    @field_validator("role_aliases")
+    @classmethod
+    def _aliases_name_known_roles(cls, v: dict[str, str]) -> dict[str, str]:
+        bad = {k: r for k, r in v.items() if r not in ("system", "user", "assistant")}
+        if bad:
+            raise ValueError(f"role_aliases must map onto system, user or assistant: {bad}")
+        return {k.lower(): r for k, r in v.items()}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_field_names(cls, data):
+        """Older configs name one ``role_field``/``content_field``; they become the only candidate."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for old, new in (("role_field", "role_fields"), ("content_field", "content_fields")):
+                if old in data:
+                    data[new] = [data.pop(old)]
+        return data
+
+
+def _user_agent() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("tuneprep")
+    except PackageNotFoundError:
+        v = "0"
+    return f"tuneprep/{v} (+https://github.com/tuneprep/tuneprep)"
+
+
+class ScrapeConfig(_Model):
+    """Polite fetching of web pages: robots.txt, per-host rate limit, bounded retries, size and time caps.
+
+    Pages come from ``urls``, from ``http(s)://`` entries in ``inputs`` and from ``sitemaps``
+    (sitemap.xml, sitemap indexes, .xml.gz).
+    """
+
+    urls: list[str] = []
+    sitemaps: list[str] = []
+    rate_limit_s: float = Field(1.0, ge=0)  # least gap between requests to one host; Crawl-delay raises it
+    connect_timeout_s: float = Field(10.0, gt=0)
+    timeout_s: float = Field(30.0, gt=0)  # longest wait for any read
+    deadline_s: float = Field(120.0, gt=0)  # one request, headers to last byte
+    max_bytes: int = Field(5_000_000, gt=0)
+    max_redirects: int = Field(5, ge=0)
+    retries: int = Field(3, ge=0, le=10)  # on 5xx, 408, 429, timeouts and connection errors
+    backoff_s: float = Field(1.0, ge=0)  # doubles with each retry
+    max_backoff_s: float = Field(60.0, ge=0)  # also caps a Retry-After
+    max_pages: int = Field(10_000, gt=0)
+    user_agent: str = Field(default_factory=_user_agent)
+    allowed_content_types: list[str] = ["text/html", "application/xhtml+xml", "text/plain"]
 
 
 class SplitConfig(_Model):
     ratios: dict[str, float] = {"train": 0.8, "validation": 0.1, "test": 0.1}
     stratify_by: str = "label"  # falls back to the source folder where the column is null
+    # An earlier run folder (or its splits.parquet): its groups keep their split, new data fills the ratios.
+    previous: str | None = None
 
     @field_validator("ratios")
     @classmethod
@@ -63,7 +135,8 @@ class TokenizerConfig(_Model):
 
 
 class ShardConfig(_Model):
-    max_rows_per_shard: int = 50_000
+    max_rows_per_shard: int = Field(50_000, ge=1)
+    export_parquet: bool = False  # also write OUT/parquet/<split>/ for polars.scan_parquet
 
 
 class PipelineConfig(_Model):
@@ -72,9 +145,11 @@ class PipelineConfig(_Model):
     seed: int = 1234
     batch_size: int = 2048
     load: LoadConfig = LoadConfig()
+    scrape: ScrapeConfig = ScrapeConfig()
     clean: CleanConfig = CleanConfig()
     dedup: DedupConfig = DedupConfig()
     split: SplitConfig = SplitConfig()
+    decontaminate: DecontamConfig = DecontamConfig()
     augment: AugmentConfig = AugmentConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
     shards: ShardConfig = ShardConfig()

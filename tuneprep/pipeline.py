@@ -25,7 +25,7 @@ import polars as pl
 from tuneprep.config import PROJECT_ROOT, PipelineConfig
 from tuneprep.records import SPLITS, document_text, empty_records
 from tuneprep.runner import JsonlSink, ParquetSink, iter_batches, run_stages
-from tuneprep.shards import atomic_write_text, sha256_file, write_split
+from tuneprep.shards import atomic_write_text, sha256_file, write_shards
 from tuneprep.sources import LoadStats, iter_record_batches, list_files
 from tuneprep.split import assign_splits
 from tuneprep.stage import StageStats
@@ -120,16 +120,52 @@ def split_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
     src = paths.stage_file("deduped")
     columns = ["id", "source", "group_id"] + ([cfg.split.stratify_by] if _has(src, cfg.split.stratify_by) else [])
     keys = pl.read_parquet(src, columns=list(dict.fromkeys(columns)))
-    plan = assign_splits(keys, cfg.split, cfg.seed)
+    previous = _previous_assignment(cfg.split.previous)
+    plan = assign_splits(keys, cfg.split, cfg.seed, previous)
     out = ParquetSink(paths.stage_file("split"))
     for batch in iter_batches(src, cfg.batch_size):
         out.write(batch.drop("split").join(plan.assignment, on="id", how="left").select(batch.columns))
-    out.close(empty_like=pl.read_parquet(src).clear())
-    counts = plan.assignment.group_by("split").len().sort("split")
-    per_split = {s: 0 for s in SPLITS} | dict(counts.iter_rows())
+    out.close(empty_like=pl.DataFrame(schema=pl.read_parquet_schema(src)))
+    plan.groups.write_parquet(paths.out / "splits.parquet")
+    per_split = {s: 0 for s in SPLITS} | dict(plan.assignment.group_by("split").len().iter_rows())
     log(f"split: {per_split}; strata too small to split: {plan.small_strata or 'none'}")
+    if previous is not None:
+        log(f"split: {plan.kept_from_previous} groups kept the split they had in {cfg.split.previous}")
     st = StageStats("split", read=keys.height, kept=keys.height)
-    st.extra = {"per_split": per_split, "small_strata": plan.small_strata, "groups_per_stratum": plan.strata}
+    st.extra = {
+        "per_split": per_split,
+        "small_strata": plan.small_strata,
+        "groups_per_stratum": plan.strata,
+        "groups_from_previous": plan.kept_from_previous,
+    }
+    return st.to_dict()
+
+
+def _previous_assignment(path: str | None) -> pl.DataFrame | None:
+    if not path:
+        return None
+    p = Path(path)
+    p = p / "splits.parquet" if p.is_dir() else p
+    if not p.exists():
+        raise FileNotFoundError(f"split.previous: no splits.parquet at {path}")
+    return pl.read_parquet(p, columns=["group", "split"])
+
+
+def decontaminate_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
+    """Index validation/test text, then drop (or report) train records that share 13-grams or near-duplicate it."""
+    from cleaners.decontaminate import Decontaminator
+    from cleaners.dedup import MinHasher
+
+    src = paths.stage_file("split")
+    stage = Decontaminator(cfg.decontaminate, MinHasher.from_config(cfg.dedup))
+    if cfg.decontaminate.enabled:
+        for batch in iter_batches(src, cfg.batch_size):
+            held = batch.filter(pl.col("split").is_in(cfg.decontaminate.heldout_splits))
+            stage.add_heldout(held["id"].to_list(), document_text(held).to_list())
+        for batch in iter_batches(src, cfg.batch_size):
+            stage.count_train(document_text(batch.filter(pl.col("split") == "train")).to_list())
+    (st,) = run_stages([stage], src, paths.stage_file("decontaminated"), paths.dropped, cfg.batch_size)
+    log(f"decontaminate: {st.extra.get('flagged', 0)} train records overlap validation/test ({cfg.decontaminate.action})")
     return st.to_dict()
 
 
@@ -141,7 +177,7 @@ def augment_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict
     from augment import Augment
 
     stage = Augment(cfg.augment, seed=cfg.seed, log=log)
-    (st,) = run_stages([stage], paths.stage_file("split"), paths.stage_file("augmented"), paths.dropped, cfg.batch_size)
+    (st,) = run_stages([stage], paths.stage_file("decontaminated"), paths.stage_file("augmented"), paths.dropped, cfg.batch_size)
     log(f"augment: {st.read} in, {st.added} variants added")
     d = st.to_dict()
     d["extra"] = {
@@ -196,12 +232,52 @@ def tokenize_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dic
 
 
 def shard_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
-    src = paths.stage_file("tokenized")
-    result = {}
-    for split in SPLITS:
-        result[split] = write_split(src, paths.shards, split, cfg.shards.max_rows_per_shard)
-        log(f"shards/{split}: {result[split]['rows']} rows, {result[split]['tokens']} tokens")
+    parquet_dir = paths.out / "parquet" if cfg.shards.export_parquet else None
+    result = write_shards(
+        paths.stage_file("tokenized"), paths.shards, cfg.shards.max_rows_per_shard, cfg.batch_size, parquet_dir=parquet_dir
+    )
+    for split, info in result.items():
+        log(f"shards/{split}: {info['rows']} rows, {info['tokens']} tokens in {len(info['shards'])} shard(s)")
     return result
+
+
+# The data part of the pipeline, in order; each takes (cfg, paths, log) and returns a small summary.
+STEPS: dict[str, Callable[[PipelineConfig, RunPaths, Log], dict | list[dict]]] = {
+    "load": load_step,
+    "clean": clean_step,
+    "dedup": dedup_step,
+    "split": split_step,
+    "decontaminate": decontaminate_step,
+    "augment": augment_step,
+    "tokenizer": tokenizer_step,
+    "tokenize": tokenize_step,
+    "shards": shard_step,
+}
+
+
+def finish(cfg: PipelineConfig, paths: RunPaths, results: dict) -> dict:
+    """Gather the steps' summaries into the manifest."""
+    stages: list[dict] = []
+    for name in STEPS:
+        if name in ("tokenizer", "shards"):
+            continue
+        r = results[name]
+        stages.extend(r if isinstance(r, list) else [r])
+    summary = {
+        "inputs": input_inventory(cfg),
+        "stages": stages,
+        "shards": results["shards"],
+        "profile": dataset_profile(paths),
+        "tokenizer": results["tokenizer"],
+    }
+    return write_manifest(cfg, paths, summary)
+
+
+def prepare(cfg: PipelineConfig, out: str | Path, log: Log = print) -> dict:
+    """The whole data part without Prefect (for notebooks, benchmarks and tests); returns the manifest."""
+    paths = RunPaths(Path(out)).make()
+    results = {name: step(cfg, paths, log) for name, step in STEPS.items()}
+    return finish(cfg, paths, results)
 
 
 def dataset_profile(paths: RunPaths, column: str = "label") -> dict:

@@ -1,9 +1,17 @@
-"""Arrow shards in the ``datasets.save_to_disk`` layout, written atomically and reproducibly.
+"""Arrow shards in the ``datasets.save_to_disk`` layout, streamed, atomic and reproducible.
 
-``save_to_disk`` stamps a random fingerprint on in-memory datasets; we set it to
-a hash of the content so the same rows give byte-identical files. Each split is
-written to a temporary folder and renamed into place, so a killed run leaves
-either the old split or the new one, never half of one.
+The shards are written here rather than by ``Dataset.save_to_disk`` so that a
+split never has to fit in memory: rows stream from the tokenized Parquet file in
+batches into per-split shard files (Arrow IPC streams, as ``datasets`` expects),
+with ``state.json`` and ``dataset_info.json`` beside them. The fingerprint is a
+hash of the content, so the same rows give byte-identical folders. Each split
+is written to a temporary folder and renamed into place: a killed run leaves the
+old split or the new one, never half of one.
+
+Readers: ``datasets.load_from_disk(split_dir)``; ``polars.read_ipc_stream(shard)``
+or ``pyarrow.ipc.open_stream(shard)`` per shard (``datasets`` reads only the IPC
+stream format, which ``polars.scan_ipc`` does not); with ``export_parquet`` also
+``polars.scan_parquet(OUT/parquet/<split>/*.parquet)`` for lazy queries.
 """
 
 from __future__ import annotations
@@ -13,10 +21,14 @@ import json
 import math
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from tuneprep.records import SPLITS
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -42,45 +54,153 @@ def atomic_replace_dir(tmp: Path, final: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _table_fingerprint(table: pa.Table) -> str:
-    h = hashlib.sha256(table.schema.to_string().encode())
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as w:
-        w.write_table(table)
-    h.update(sink.getvalue().to_pybytes())
-    return h.hexdigest()[:16]
-
-
-def write_split(parquet_path: Path, out_dir: Path, split: str, max_rows_per_shard: int) -> dict:
-    """Write one split from a Parquet file of tokenized rows; return rows, tokens and shard files with sha256."""
+def hf_schema(schema: pa.Schema) -> pa.Schema:
+    """The schema with the ``huggingface`` features metadata ``datasets`` writes into its own shards."""
     import datasets
 
-    table = pq.read_table(parquet_path)
-    if "split" in table.column_names:
-        mask = pa.compute.equal(table["split"], split)
-        table = table.filter(mask)
-    ds = datasets.Dataset(table)
-    ds._fingerprint = _table_fingerprint(table)
-    num_shards = max(1, math.ceil(table.num_rows / max_rows_per_shard))
-    final = out_dir / split
-    tmp = out_dir / f".{split}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    plain = schema.remove_metadata()
+    features = datasets.Features.from_arrow_schema(plain)
+    meta = {"huggingface": json.dumps({"info": {"features": features.to_dict()}})}
+    return plain.with_metadata(meta)
+
+
+CHUNK_ROWS = 1000  # record batches of a fixed size, so the bytes do not depend on how the input was batched
+
+
+class SplitWriter:
+    """One split's shard files, filled batch by batch, each holding at most ``rows_per_shard`` rows."""
+
+    def __init__(self, out_dir: Path, split: str, total_rows: int, rows_per_shard: int, schema: pa.Schema) -> None:
+        self.final = out_dir / split
+        self.tmp = out_dir / f".{split}.tmp-{os.getpid()}"
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+        self.schema = schema
+        self.n_shards = max(1, math.ceil(total_rows / rows_per_shard))
+        self.rows_per_shard = rows_per_shard
+        self.index = -1
+        self.writer: pa.ipc.RecordBatchStreamWriter | None = None
+        self.sink = None
+        self.shards: list[dict] = []
+        self.labels: Counter = Counter()
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self._open_next()
+
+    def _name(self, i: int) -> str:
+        return f"data-{i:05d}-of-{self.n_shards:05d}.arrow"
+
+    def _open_next(self) -> None:
+        self._close_current()
+        self.index += 1
+        self.sink = pa.OSFile(str(self.tmp / self._name(self.index)), "wb")
+        self.writer = pa.ipc.new_stream(self.sink, self.schema)
+        self.shards.append({"file": self._name(self.index), "rows": 0, "tokens": 0})
+
+    def _close_current(self) -> None:
+        if self.writer is not None:
+            self._flush(final=True)
+            self.writer.close()
+            self.sink.close()
+
+    def _flush(self, final: bool = False) -> None:
+        if not self.pending_rows or (not final and self.pending_rows < CHUNK_ROWS):
+            return
+        table = pa.concat_tables(self.pending)
+        whole = table.num_rows if final else table.num_rows - table.num_rows % CHUNK_ROWS
+        for start in range(0, whole, CHUNK_ROWS):
+            # take() copies into compact buffers; a slice would carry its parent's unused bytes into the file
+            rows = pa.array(range(start, min(start + CHUNK_ROWS, whole)), type=pa.int64())
+            self.writer.write_table(table.take(rows).combine_chunks())
+        rest = table.slice(whole)
+        self.pending, self.pending_rows = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
+
+    def write(self, table: pa.Table) -> None:
+        start = 0
+        while start < table.num_rows:
+            cur = self.shards[-1]
+            if cur["rows"] >= self.rows_per_shard and self.index + 1 < self.n_shards:
+                self._open_next()
+                cur = self.shards[-1]
+            room = self.rows_per_shard - cur["rows"] if self.index + 1 < self.n_shards else table.num_rows - start
+            part = table.slice(start, room)
+            self.pending.append(part)
+            self.pending_rows += part.num_rows
+            self._flush()
+            cur["rows"] += part.num_rows
+            if "n_tokens" in part.column_names:
+                cur["tokens"] += int(pc.sum(part["n_tokens"]).as_py() or 0)
+            if "label" in part.column_names:
+                self.labels.update(part["label"].fill_null("(none)").to_pylist())
+            start += part.num_rows
+
+    def close(self) -> dict:
+        """Finish the files, write the ``datasets`` metadata, swap the folder into place; return the split's summary."""
+        import datasets
+        from datasets.utils.py_utils import asdict
+
+        while self.index + 1 < self.n_shards:  # fewer rows than planned cannot happen, but never leave a gap
+            self._open_next()
+        self._close_current()
+        digests = []
+        for s in self.shards:
+            s["sha256"] = sha256_file(self.tmp / s["file"])
+            digests.append(s["sha256"])
+        state = {
+            "_data_files": [{"filename": s["file"]} for s in self.shards],
+            "_fingerprint": hashlib.sha256("".join(digests).encode()).hexdigest()[:16],
+            "_format_columns": None,
+            "_format_kwargs": {},
+            "_format_type": None,
+            "_output_all_columns": False,
+            "_split": None,
+        }
+        info = asdict(datasets.DatasetInfo(features=datasets.Features.from_arrow_schema(self.schema.remove_metadata())))
+        (self.tmp / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
+        (self.tmp / "dataset_info.json").write_text(json.dumps({k: info[k] for k in sorted(info)}, indent=2))
+        atomic_replace_dir(self.tmp, self.final)
+        base = self.final.parent.name
+        return {
+            "rows": sum(s["rows"] for s in self.shards),
+            "tokens": sum(s["tokens"] for s in self.shards),
+            "labels": dict(sorted(self.labels.items())),
+            "shards": [{**s, "file": f"{base}/{self.final.name}/{s['file']}"} for s in self.shards],
+        }
+
+
+def write_shards(
+    src: Path,
+    out_dir: Path,
+    rows_per_shard: int,
+    batch_size: int = 4096,
+    splits: tuple[str, ...] = SPLITS,
+    parquet_dir: Path | None = None,
+) -> dict[str, dict]:
+    """Stream a tokenized Parquet file into per-split shard folders under ``out_dir``; one pass, bounded memory."""
+    pf = pq.ParquetFile(src)
+    schema = hf_schema(pf.schema_arrow)
+    split_col = pq.read_table(src, columns=["split"])["split"]
+    totals = {s: int(pc.sum(pc.equal(split_col, s)).as_py() or 0) for s in splits}
+    del split_col
     out_dir.mkdir(parents=True, exist_ok=True)
-    caching = datasets.is_caching_enabled()
-    datasets.disable_caching()  # no fingerprint hashing of the table per shard (slow, and dill prints bytecode)
-    try:
-        ds.save_to_disk(str(tmp), num_shards=num_shards)
-    finally:
-        if caching:
-            datasets.enable_caching()
-    atomic_replace_dir(tmp, final)
-    files = sorted(final.glob("*.arrow"))
-    tokens = int(pa.compute.sum(table["n_tokens"]).as_py() or 0) if "n_tokens" in table.column_names else None
-    return {
-        "rows": table.num_rows,
-        "tokens": tokens,
-        "shards": [{"file": f.relative_to(out_dir.parent).as_posix(), "sha256": sha256_file(f)} for f in files],
-    }
+    writers = {s: SplitWriter(out_dir, s, totals[s], rows_per_shard, schema) for s in splits}
+    parquet = {}
+    if parquet_dir is not None:
+        for s in splits:
+            (parquet_dir / s).mkdir(parents=True, exist_ok=True)
+            parquet[s] = pq.ParquetWriter(parquet_dir / s / f".part-00000.parquet.tmp-{os.getpid()}", schema, compression="zstd")
+    for batch in pf.iter_batches(batch_size=batch_size):
+        table = pa.Table.from_batches([batch]).cast(schema)
+        for s in splits:
+            part = table.filter(pc.equal(table["split"], s))
+            if part.num_rows:
+                writers[s].write(part)
+                if s in parquet:
+                    parquet[s].write_table(part)
+    for s, w in parquet.items():
+        w.close()
+        os.replace(parquet_dir / s / f".part-00000.parquet.tmp-{os.getpid()}", parquet_dir / s / "part-00000.parquet")
+    return {s: writers[s].close() for s in splits}
 
 
 def read_manifest(run_dir: Path) -> dict:

@@ -46,12 +46,31 @@ def stratum_of(df: pl.DataFrame, column: str) -> pl.Expr:
 @dataclass
 class SplitPlan:
     assignment: pl.DataFrame  # id, split
+    groups: pl.DataFrame = field(default_factory=pl.DataFrame)  # group, stratum, split: what a later drop reuses
     small_strata: list[str] = field(default_factory=list)
     strata: dict[str, dict[str, int]] = field(default_factory=dict)
+    kept_from_previous: int = 0
 
 
-def assign_splits(records: pl.DataFrame, cfg: SplitConfig, seed: int) -> SplitPlan:
-    """Map each record id to a split. Needs only id, source, group_id and the stratify column."""
+def _fill(n_new: int, have: dict[str, int], ratios: dict[str, float]) -> dict[str, int]:
+    """Counts for new groups that bring a stratum closest to the ratios without moving any old group."""
+    target = largest_remainder(n_new + sum(have.values()), ratios)
+    need = {k: max(0, target[k] - have.get(k, 0)) for k in ratios}
+    if sum(need.values()) == 0:
+        return largest_remainder(n_new, ratios)
+    if sum(need.values()) == n_new:
+        return need
+    total = sum(need.values())
+    return largest_remainder(n_new, {k: v / total for k, v in need.items()})
+
+
+def assign_splits(records: pl.DataFrame, cfg: SplitConfig, seed: int, previous: pl.DataFrame | None = None) -> SplitPlan:
+    """Map each record id to a split. Needs only id, source, group_id and the stratify column.
+
+    ``previous`` (columns group, split) is an earlier run's assignment: groups found
+    there keep their split, and only new groups are placed, to bring each stratum
+    back to the ratios. This is what keeps a record's split stable across data drops.
+    """
     df = records.with_columns(
         pl.coalesce("group_id", "id").alias("_group"), stratum_of(records, cfg.stratify_by).alias("_stratum")
     )
@@ -59,17 +78,30 @@ def assign_splits(records: pl.DataFrame, cfg: SplitConfig, seed: int) -> SplitPl
         df.group_by("_group", maintain_order=True)
         .agg(pl.col("_stratum").first(), pl.len().alias("_n"))
         .with_columns(pl.col("_group").map_elements(lambda g: _rank(seed, g), return_dtype=pl.Utf8).alias("_rank"))
-        .sort("_stratum", "_rank")
     )
+    if previous is not None and previous.height:
+        prev = previous.select(pl.col("group").alias("_group"), pl.col("split").alias("_prev"))
+        groups = groups.join(prev, on="_group", how="left")
+    else:
+        groups = groups.with_columns(pl.lit(None, dtype=pl.Utf8).alias("_prev"))
+    groups = groups.sort("_stratum", "_rank")
     active = {k: r for k, r in cfg.ratios.items() if r > 0}
-    names, plan = [], SplitPlan(pl.DataFrame())
+    plan = SplitPlan(pl.DataFrame())
+    parts = []
     for (stratum,), part in groups.group_by("_stratum", maintain_order=True):
-        counts = largest_remainder(part.height, active)
+        old = part.filter(pl.col("_prev").is_not_null())
+        new = part.filter(pl.col("_prev").is_null())
+        have = dict(old.group_by("_prev").len().iter_rows())
+        counts = _fill(new.height, have, active)
+        seq = [s for s in SPLITS if s in counts for _ in range(counts[s])]
+        parts.append(old.with_columns(pl.col("_prev").alias("split")))
+        parts.append(new.with_columns(pl.Series("split", seq, dtype=pl.Utf8)))
         if part.height < len(active):
             plan.small_strata.append(stratum)
-        seq = [s for s in SPLITS if s in counts for _ in range(counts[s])]
-        names.extend(seq)
-        plan.strata[stratum] = {s: counts.get(s, 0) for s in SPLITS}
-    groups = groups.with_columns(pl.Series("split", names, dtype=pl.Utf8))
-    plan.assignment = df.join(groups.select("_group", "split"), on="_group", how="left").select("id", "split")
+        total = {s: have.get(s, 0) + counts.get(s, 0) for s in SPLITS}
+        plan.strata[stratum] = total
+        plan.kept_from_previous += old.height
+    assigned = pl.concat(parts) if parts else groups.with_columns(pl.lit(None, dtype=pl.Utf8).alias("split"))
+    plan.groups = assigned.select(pl.col("_group").alias("group"), pl.col("_stratum").alias("stratum"), "split").sort("group")
+    plan.assignment = df.join(assigned.select("_group", "split"), on="_group", how="left").select("id", "split")
     return plan

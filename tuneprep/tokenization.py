@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 if TYPE_CHECKING:
     from tuneprep.config import TokenizerConfig
@@ -148,16 +149,26 @@ def _token_index(offsets: list[tuple[int, int]], chars: list[int]) -> np.ndarray
     return np.unique(np.searchsorted(starts, np.asarray(chars, dtype=np.int64), side="left"))
 
 
+def _encode_batch(tok, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]] | None]]:
+    """(ids, offsets) per text through the Rust tokenizer's parallel batch path when there is one."""
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is not None:
+        return [(e.ids, e.offsets) for e in backend.encode_batch(texts, add_special_tokens=False)]
+    enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True)
+    return list(zip(enc["input_ids"], enc["offset_mapping"], strict=True))
+
+
+def _text_windows(text: str, ids: list[int], offsets, eos: int, max_length: int) -> list[tuple[list[int], None]]:
+    if len(ids) < max_length:  # the common case: one window, no boundary search
+        return [(ids + [eos], None)]
+    cuts = _token_index(offsets, [m.end() for m in _BOUNDARY.finditer(text)])
+    return [(ids[s:e] + [eos], None) for s, e in _windows(len(ids), cuts, max_length - 1)]
+
+
 def encode_text(text: str, tok, max_length: int) -> list[tuple[list[int], list[int]]]:
-    """Plain document -> windows of ``text + EOS`` cut at paragraph/sentence boundaries."""
-    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = enc["input_ids"]
-    cuts = _token_index(enc["offset_mapping"], [m.end() for m in _BOUNDARY.finditer(text)]) if ids else np.array([])
-    out = []
-    for s, e in _windows(len(ids), cuts, max_length - 1):
-        window = ids[s:e] + [tok.eos_token_id]
-        out.append((window, [1] * len(window)))
-    return out
+    """Plain document -> windows of ``text + EOS`` cut at paragraph/sentence boundaries; every token in the loss."""
+    ((ids, offsets),) = _encode_batch(tok, [text])
+    return [(w, [1] * len(w)) for w, _ in _text_windows(text, ids, offsets, tok.eos_token_id, max_length)]
 
 
 def encode_chat(messages: list[dict], tok, max_length: int) -> list[tuple[list[int], list[int]]]:
@@ -205,20 +216,43 @@ TOKEN_COLUMNS = {
 }
 
 
+def _list_column(values: np.ndarray, lengths: np.ndarray) -> pa.Array:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values))
+
+
 def encode_records(df: pl.DataFrame, tok, max_length: int) -> pl.DataFrame:
-    """One row per window: record columns repeated, plus window index, ids, mask and token count."""
-    rows_idx, windows, ids_col, mask_col = [], [], [], []
-    for i, (fmt, text, messages) in enumerate(df.select("format", "text", "messages").iter_rows()):
-        pieces = encode_chat(messages, tok, max_length) if fmt == "chat" else encode_text(text or "", tok, max_length)
-        for w, (ids, mask) in enumerate(pieces):
-            rows_idx.append(i)
-            windows.append(w)
-            ids_col.append(ids)
-            mask_col.append(mask)
+    """One row per window: record columns repeated, plus window index, ids, mask and token count.
+
+    Documents go through the tokenizer in one parallel batch; the columns are
+    built as flat Arrow arrays rather than Python lists of lists.
+    """
+    fmt = df["format"].to_list()
+    pieces: list[list[tuple[list[int], list[int] | None]]] = [[] for _ in fmt]
+    text_rows = [i for i, f in enumerate(fmt) if f != "chat"]
+    if text_rows:
+        texts = [t or "" for t in df["text"].gather(text_rows).to_list()]
+        eos = tok.eos_token_id
+        for i, text, (ids, offsets) in zip(text_rows, texts, _encode_batch(tok, texts), strict=True):
+            pieces[i] = _text_windows(text, ids, offsets, eos, max_length)
+    for i in (i for i, f in enumerate(fmt) if f == "chat"):
+        pieces[i] = encode_chat(df["messages"][i].to_list(), tok, max_length)
+    rows_idx = [i for i, p in enumerate(pieces) for _ in p]
+    windows = np.array([w for p in pieces for w in range(len(p))], dtype=np.int32)
+    flat = [piece for p in pieces for piece in p]
+    lengths = np.array([len(ids) for ids, _ in flat], dtype=np.int64)
+    ids_flat = np.concatenate([np.asarray(ids, dtype=np.int32) for ids, _ in flat]) if flat else np.empty(0, np.int32)
+    mask_flat = np.ones(len(ids_flat), dtype=np.int8)
+    pos = 0
+    for (_, mask), n in zip(flat, lengths.tolist(), strict=True):
+        if mask is not None:
+            mask_flat[pos : pos + n] = mask
+        pos += n
     out = df[rows_idx] if rows_idx else df.clear()
     return out.with_columns(
         pl.Series("window", windows, dtype=pl.Int32),
-        pl.Series("input_ids", ids_col, dtype=pl.List(pl.Int32)),
-        pl.Series("loss_mask", mask_col, dtype=pl.List(pl.Int8)),
-        pl.Series("n_tokens", [len(x) for x in ids_col], dtype=pl.Int32),
+        pl.from_arrow(_list_column(ids_flat, lengths)).alias("input_ids"),
+        pl.from_arrow(_list_column(mask_flat, lengths)).alias("loss_mask"),
+        pl.Series("n_tokens", lengths.astype(np.int32), dtype=pl.Int32),
     )
