@@ -23,3 +23,21 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def fast_config(**finetune):
+    from tuneprep.config import PipelineConfig
+
+    return PipelineConfig.model_validate(
+        {"name": "e2e", "finetune": {"max_steps": 60, "eval_every": 0, "batch_size": 16, **finetune}}
+    )
+
+
+@pytest.fixture(scope="session")
+def run_dir(prefect_harness, tmp_path_factory) -> Path:
+    """One whole flow run on sample_data/ (shortened training), shared by the end-to-end tests."""
+    from flows.pipeline import run_flow
+
+    out = tmp_path_factory.mktemp("run") / "demo"
+    run_flow(config=fast_config(), out=str(out))
+    return out

@@ -2,30 +2,14 @@
 
 import json
 import math
-from pathlib import Path
 
 import datasets
 import polars as pl
 import pytest
 
-from tuneprep.config import SAMPLE_DATA, PipelineConfig
+from tuneprep.config import SAMPLE_DATA
 
 pytestmark = pytest.mark.slow
-
-
-def fast_config(**finetune) -> PipelineConfig:
-    return PipelineConfig.model_validate(
-        {"name": "e2e", "finetune": {"max_steps": 60, "eval_every": 0, "batch_size": 16, **finetune}}
-    )
-
-
-@pytest.fixture(scope="module")
-def run_dir(prefect_harness, tmp_path_factory) -> Path:
-    from flows.pipeline import run_flow
-
-    out = tmp_path_factory.mktemp("run") / "demo"
-    run_flow(config=fast_config(), out=str(out))
-    return out
 
 
 def test_output_layout(run_dir):
@@ -112,6 +96,8 @@ def test_report_has_every_section(run_dir):
 
 
 def test_prepare_is_byte_identical_for_same_input_and_seed(prefect_harness, run_dir, tmp_path):
+    from conftest import fast_config
+
     from flows.prepare import prepare_flow
 
     prepare_flow(config=fast_config(), out=str(tmp_path / "again"))

@@ -1,0 +1,141 @@
+"""Peak memory of the data pipeline against input size: it should stay flat.
+
+Generates a synthetic corpus (JSONL parts of about 100 MB of English-like text,
+deterministic), then runs the whole data part (``tuneprep.pipeline.prepare``:
+load, clean, dedup, split, decontaminate, tokenizer training, tokenize, shards)
+in a fresh process per input size and reads that process's peak RSS after each
+step. Augmentation is off here: back-translation runs at a few hundred
+sentences/s, which would make a 2 GB run take hours; it streams like every
+other stage (batch in, batch out).
+
+    python -m bench.memory.run [--sizes-mb 200 2000] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "bench" / "out" / "memory"
+PART_MB = 100
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_vocab(rng: np.random.Generator, n: int = 30_000) -> np.ndarray:
+    letters = np.array(list("etaoinshrdlcumwfgypbvkjxqz"))
+    p = np.linspace(12, 1, len(letters))
+    p /= p.sum()
+    lengths = rng.integers(2, 11, size=n)
+    return np.array(["".join(rng.choice(letters, size=k, p=p)) for k in lengths])
+
+
+def write_part(path: Path, seed: int, vocab: np.ndarray, target_bytes: int) -> int:
+    """One JSONL part of documents: Zipf-distributed words in sentences and paragraphs."""
+    rng = np.random.default_rng(seed)
+    ranks = np.arange(1, len(vocab) + 1)
+    probs = 1 / ranks**1.1
+    probs /= probs.sum()
+    written = docs = 0
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        while written < target_bytes:
+            words = vocab[rng.choice(len(vocab), size=int(rng.integers(80, 600)), p=probs)]
+            cuts = np.sort(rng.choice(np.arange(8, len(words)), size=max(1, len(words) // 14), replace=False))
+            sentences = [" ".join(s).capitalize() + "." for s in np.split(words, cuts) if len(s)]
+            paras = ["\n\n" if i and i % 5 == 0 else " " for i in range(len(sentences))]
+            text = "".join(p + s for p, s in zip(paras, sentences, strict=True)).strip()
+            line = json.dumps({"text": text, "label": f"topic{int(rng.integers(0, 8))}"}) + "\n"
+            f.write(line)
+            written += len(line)
+            docs += 1
+    os.replace(tmp, path)
+    return docs
+
+
+def ensure_corpus(total_mb: int) -> list[Path]:
+    corpus = OUT / "corpus"
+    corpus.mkdir(parents=True, exist_ok=True)
+    vocab = make_vocab(np.random.default_rng(0))
+    parts = []
+    for i in range(-(-total_mb // PART_MB)):
+        p = corpus / f"part-{i:04d}.jsonl"
+        if not p.exists():
+            t0 = time.perf_counter()
+            write_part(p, 1000 + i, vocab, PART_MB * 1_000_000)
+            print(f"  wrote {p.name} in {time.perf_counter() - t0:.0f}s", flush=True)
+        parts.append(p)
+    return parts
+
+
+def child(inputs: list[str], out: str) -> None:
+    """Run the data pipeline step by step, recording the process's peak RSS after each."""
+    from tuneprep import pipeline
+    from tuneprep.config import PipelineConfig
+
+    cfg = PipelineConfig.model_validate(
+        {"inputs": inputs, "augment": {"enabled": False}, "tokenizer": {"vocab_size": 8000, "input_sentence_size": 200_000}}
+    )
+    paths = pipeline.RunPaths(Path(out)).make()
+    steps, results = [], {}
+    t_all = time.perf_counter()
+    for name, step in pipeline.STEPS.items():
+        t0 = time.perf_counter()
+        results[name] = step(cfg, paths, lambda _m: None)
+        steps.append({"step": name, "seconds": round(time.perf_counter() - t0, 1), "peak_rss_mb": round(peak_rss_mb())})
+        print(json.dumps(steps[-1]), file=sys.stderr, flush=True)
+    manifest = pipeline.finish(cfg, paths, results)
+    print(json.dumps({"steps": steps, "seconds": round(time.perf_counter() - t_all, 1), "peak_rss_mb": round(peak_rss_mb()),
+                      "docs": manifest["stages"][0]["read"], "accounting_ok": manifest["accounting"]["ok"]}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes-mb", type=int, nargs="+", default=[200, 2000])
+    ap.add_argument("--keep", action="store_true", help="keep each run's output folder")
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args.out)
+        return
+    print(f"corpus: up to {max(args.sizes_mb)} MB in {PART_MB} MB parts under {OUT / 'corpus'}", flush=True)
+    parts = ensure_corpus(max(args.sizes_mb))
+    rows = []
+    for mb in args.sizes_mb:
+        inputs = [str(p) for p in parts[: max(1, mb // PART_MB)]]
+        run_out = OUT / f"run-{mb}mb"
+        shutil.rmtree(run_out, ignore_errors=True)
+        print(f"running the pipeline on {mb} MB ...", flush=True)
+        proc = subprocess.run([sys.executable, "-m", "bench.memory.run", "--child", *inputs, "--out", str(run_out)],
+                              cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.exit(f"pipeline failed on {mb} MB:\n{proc.stderr[-3000:]}")
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows.append({"input_mb": mb, **result})
+        if not args.keep:
+            shutil.rmtree(run_out, ignore_errors=True)
+    print(f"\n{'input':>8}{'docs':>11}{'seconds':>9}{'peak RSS MB':>13}   peak RSS after each step (MB)")
+    for r in rows:
+        per_step = " ".join(f"{s['step']}={s['peak_rss_mb']}" for s in r["steps"])
+        print(f"{r['input_mb']:>6}MB{r['docs']:>11,}{r['seconds']:>9.0f}{r['peak_rss_mb']:>13,}   {per_step}")
+    ratio = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
+    print(f"peak RSS {rows[-1]['input_mb']} MB / {rows[0]['input_mb']} MB input: {ratio:.2f}x (target <= 1.25x)")
+    (ROOT / "bench" / "out").mkdir(parents=True, exist_ok=True)
+    (ROOT / "bench" / "out" / "memory.json").write_text(json.dumps({"rows": rows, "ratio": ratio}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
