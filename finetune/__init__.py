@@ -1,7 +1,24 @@
-"""Fine-tune a GPT-style causal LM on tuneprep's tokenized shards."""
+"""Fine-tune a GPT-style causal LM on tuneprep's tokenized shards.
+
+Names load lazily so that reading the config (``finetune.config``) does not import torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from finetune.config import FinetuneConfig
-from finetune.model import build_model
-from finetune.train import evaluate, train
 
+_EXPORTS = {"build_model": "model", "evaluate": "train", "train": "train"}
 __all__ = ["FinetuneConfig", "build_model", "evaluate", "train"]
+
+if TYPE_CHECKING:
+    from finetune.model import build_model
+    from finetune.train import evaluate, train
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f"finetune.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'finetune' has no attribute {name!r}")

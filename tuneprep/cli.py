@@ -49,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from flows.prepare import prepare_flow
 
-    cfg = _config(args, inputs=[str(Path(p).resolve()) for p in args.inputs] or None)
+    cfg = _config(args, inputs=[p if "://" in p else str(Path(p).resolve()) for p in args.inputs] or None)
     prepare_flow(config=cfg, out=args.out)
     _summary(Path(args.out))
     return 0

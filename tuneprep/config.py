@@ -157,8 +157,8 @@ class PipelineConfig(_Model):
 
     @model_validator(mode="after")
     def _inputs_given(self) -> PipelineConfig:
-        if not self.inputs:
-            raise ValueError("config names no inputs")
+        if not self.inputs and not self.scrape.urls and not self.scrape.sitemaps:
+            raise ValueError("config names no inputs (files, folders, hf:// datasets, URLs or scrape.urls/sitemaps)")
         return self
 
 

@@ -63,7 +63,10 @@ def load_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
     out = ParquetSink(paths.stage_file("loaded"))
     bad = JsonlSink(paths.quarantine / "load.jsonl")
     reasons: dict[str, int] = {}
-    for batch, quarantined in iter_record_batches(cfg.inputs, cfg.load, cfg.batch_size, stats):
+    batches = iter_record_batches(
+        cfg.inputs, cfg.load, cfg.batch_size, stats, scrape=cfg.scrape, raw_dir=paths.out / "raw"
+    )
+    for batch, quarantined in batches:
         out.write(batch)
         bad.write(q.to_dict() for q in quarantined)
         for q in quarantined:
@@ -75,16 +78,20 @@ def load_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
     st.reasons.update(reasons)
     st.seconds = time.perf_counter() - t0
     st.extra["files"] = stats.files
+    if stats.scrape:
+        st.extra["scrape"] = stats.scrape.to_dict()
     return st.to_dict()
 
 
 def input_inventory(cfg: PipelineConfig) -> list[dict]:
-    """Every input file with its sha256, for the manifest."""
-    return [
+    """Every input file with its sha256, and every dataset or URL input by name, for the manifest."""
+    files = [
         {"source": source, "bytes": p.stat().st_size, "sha256": sha256_file(p)}
         for p, source in list_files(cfg.inputs, cfg.load)
         if p.is_file()
     ]
+    remote = [{"source": item, "kind": "hub" if item.startswith("hf://") else "url"} for item in cfg.inputs if "://" in item]
+    return files + remote
 
 
 def clean_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[dict]:
