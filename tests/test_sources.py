@@ -256,3 +256,19 @@ def test_unreachable_hub_is_one_clear_load_error(tmp_path, monkeypatch):
     msg = str(err.value)
     assert "\n" not in msg and "'tuneprep-no-such-owner/no-such-dataset'" in msg
     assert "unreachable" in msg and "HF_DATASETS_OFFLINE" in msg
+
+
+def test_instruction_response_pairs_become_two_turn_chats(tmp_path):
+    (tmp_path / "pairs.csv").write_text(
+        'instruction,response,category\n"Cancel my order {{Order Number}}","I can help.\nFirst, sign in.",cancel\n'
+        'Track it,,track\n'
+    )
+    records, bad, stats = load([tmp_path])
+    assert stats.read == stats.kept + stats.quarantined == 2
+    (chat,) = records
+    assert chat["format"] == "chat" and chat["label"] == "cancel"
+    assert chat["messages"] == [
+        {"role": "user", "content": "Cancel my order {{Order Number}}"},
+        {"role": "assistant", "content": "I can help.\nFirst, sign in."},
+    ]
+    assert bad[0].reason == "bad_record"

@@ -33,6 +33,10 @@ class LoadConfig(_Model):
     text_fields: list[str] = ["text", "content", "body", "document"]
     label_fields: list[str] = ["label", "category", "intent"]
     messages_fields: list[str] = ["messages", "conversation", "dialogue", "conversations"]
+    # Instruction/response pairs become a two-turn chat (user: instruction [+ input], assistant: response).
+    instruction_fields: list[str] = ["instruction", "prompt", "question", "query"]
+    input_fields: list[str] = ["input", "context"]
+    response_fields: list[str] = ["response", "output", "answer", "completion"]
     role_fields: list[str] = ["role", "speaker", "from", "author"]  # inside each message
     content_fields: list[str] = ["content", "text", "value", "message", "utterance"]
     # Lower-cased role names mapped onto system/user/assistant; anything else left over is a bad record.

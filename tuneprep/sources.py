@@ -263,9 +263,26 @@ def _row_record(row: dict, source: str, cfg: LoadConfig, ids: _IdMaker) -> dict:
             "messages": messages,
             "label": label,
         }
+    instruction, response = _first(row, cfg.instruction_fields), _first(row, cfg.response_fields)
+    if instruction is not None and response is not None:
+        extra = _first(row, cfg.input_fields)
+        prompt = f"{instruction}\n\n{extra}" if extra not in (None, "") else str(instruction)
+        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": str(response)}]
+        if not prompt.strip() or not str(response).strip():
+            raise ValueError("instruction or response is empty")
+        return {
+            "id": ids(source, content_key(None, messages)),
+            "source": source,
+            "format": "chat",
+            "messages": messages,
+            "label": label,
+        }
     text = _first(row, cfg.text_fields)
     if text is None:
-        raise KeyError(f"no text field (looked for {cfg.text_fields}) and no messages field ({cfg.messages_fields})")
+        raise KeyError(
+            f"no text field (looked for {cfg.text_fields}), no messages field ({cfg.messages_fields}) "
+            f"and no instruction/response pair"
+        )
     if not isinstance(text, str):
         text = str(text)
     return {"id": ids(source, text), "source": source, "format": "text", "text": text, "label": label}
