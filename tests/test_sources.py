@@ -272,3 +272,13 @@ def test_instruction_response_pairs_become_two_turn_chats(tmp_path):
         {"role": "assistant", "content": "I can help.\nFirst, sign in."},
     ]
     assert bad[0].reason == "bad_record"
+
+
+def test_jsonl_and_csv_stream_past_the_document_size_cap_and_bad_bytes_cost_one_line(tmp_path):
+    lines = [json.dumps({"text": f"document number {i} " + "word " * 20}) for i in range(200)]
+    raw = ("\n".join(lines[:100]) + "\n").encode() + b'{"text": "caf\xe9"}\n' + ("\n".join(lines[100:]) + "\n").encode()
+    (tmp_path / "big.jsonl").write_bytes(raw)
+    (tmp_path / "big.csv").write_text("text,label\n" + "".join(f'"row {i}, quoted",x\n' for i in range(300)))
+    records, bad, stats = load([tmp_path], max_file_bytes=1000)
+    assert len(records) == 500 and stats.read == 501
+    assert [(q.reason, q.locator) for q in bad] == [("invalid_utf8", "line 101")]

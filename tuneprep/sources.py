@@ -297,6 +297,9 @@ def _iter_file(path: Path, source: str, cfg: LoadConfig, ids: _IdMaker) -> Itera
         if kind == ".parquet":
             yield from _iter_table_rows(_parquet_rows(path), source, cfg, ids)
             return
+        if kind in (".jsonl", ".csv"):  # line-oriented: streamed, never read whole
+            yield from (_iter_jsonl if kind == ".jsonl" else _iter_csv)(path, source, cfg, ids)
+            return
         data = _read_bytes(path, cfg)
     except Exception as e:  # noqa: BLE001 - any unreadable file is quarantined, never fatal
         yield Quarantined(source, "", "unreadable_file", f"{type(e).__name__}: {e}", "")
@@ -311,12 +314,8 @@ def _iter_file(path: Path, source: str, cfg: LoadConfig, ids: _IdMaker) -> Itera
         return
     if kind in DOC_FORMATS:
         yield {"id": ids(source, text), "source": source, "format": DOC_FORMATS[kind], "text": text}
-    elif kind == ".jsonl":
-        yield from _iter_jsonl(text, source, cfg, ids)
     elif kind == ".json":
         yield from _iter_json(text, source, cfg, ids)
-    elif kind == ".csv":
-        yield from _iter_csv(text, source, cfg, ids)
     else:
         yield Quarantined(source, "", "unsupported_format", f"no loader for {kind!r}", "")
 
@@ -326,20 +325,38 @@ def _parquet_rows(path: Path) -> Iterator[dict]:
         yield from batch.to_pylist()
 
 
-def _iter_jsonl(text: str, source: str, cfg: LoadConfig, ids: _IdMaker) -> Iterator[dict | Quarantined]:
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            yield Quarantined(source, f"line {n}", "blank_line", "", "")
-            continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict):
-                raise ValueError(f"expected a JSON object, got {type(row).__name__}")
-            yield _row_record(row, source, cfg, ids)
-        except json.JSONDecodeError as e:
-            yield Quarantined(source, f"line {n}", "malformed_json", str(e), _excerpt(line))
-        except (KeyError, ValueError) as e:
-            yield Quarantined(source, f"line {n}", "bad_record", str(e).strip("'\""), _excerpt(line))
+def _open_binary(path: Path):
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")  # noqa: SIM115
+
+
+def _iter_jsonl(path: Path, source: str, cfg: LoadConfig, ids: _IdMaker) -> Iterator[dict | Quarantined]:
+    """One record per line, decoded line by line, so one bad line costs one record."""
+    errors = "strict" if cfg.on_decode_error == "quarantine" else "replace"
+    seen_any = False
+    with _open_binary(path) as f:
+        for n, raw in enumerate(f, start=1):
+            seen_any = True
+            try:
+                line = raw.decode("utf-8", errors=errors)
+            except UnicodeDecodeError as e:
+                yield Quarantined(source, f"line {n}", "invalid_utf8", str(e), _excerpt(raw))
+                continue
+            if n == 1:
+                line = line.removeprefix("\ufeff")
+            if not line.strip():
+                yield Quarantined(source, f"line {n}", "blank_line", "", "")
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+                yield _row_record(row, source, cfg, ids)
+            except json.JSONDecodeError as e:
+                yield Quarantined(source, f"line {n}", "malformed_json", str(e), _excerpt(line))
+            except (KeyError, ValueError) as e:
+                yield Quarantined(source, f"line {n}", "bad_record", str(e).strip("'\""), _excerpt(line))
+    if not seen_any:
+        yield Quarantined(source, "", "empty_file", "0 bytes", "")
 
 
 def _iter_json(text: str, source: str, cfg: LoadConfig, ids: _IdMaker) -> Iterator[dict | Quarantined]:
@@ -362,16 +379,26 @@ def _iter_json(text: str, source: str, cfg: LoadConfig, ids: _IdMaker) -> Iterat
         yield Quarantined(source, "", "bad_record", detail, _excerpt(text))
 
 
-def _iter_csv(text: str, source: str, cfg: LoadConfig, ids: _IdMaker) -> Iterator[dict | Quarantined]:
+def _iter_csv(path: Path, source: str, cfg: LoadConfig, ids: _IdMaker) -> Iterator[dict | Quarantined]:
+    """Rows streamed through ``csv`` (quoted newlines and commas are fine); a broken file stops where it breaks."""
     if csv.field_size_limit() < cfg.max_file_bytes:
         csv.field_size_limit(cfg.max_file_bytes)  # a long document in one cell is not an error
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    try:
-        yield from _iter_table_rows(reader, source, cfg, ids, first_row=2)
-    except csv.Error as e:
-        yield Quarantined(
-            source, f"line {reader.line_num}", "malformed_csv", f"{e}; the rest of the file is skipped", ""
-        )
+    errors = "strict" if cfg.on_decode_error == "quarantine" else "replace"
+    with io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", errors=errors, newline="") as f:
+        reader = csv.DictReader(f)
+        try:
+            if reader.fieldnames is None:
+                yield Quarantined(source, "", "empty_file", "no header row", "")
+                return
+            yield from _iter_table_rows(reader, source, cfg, ids, first_row=2)
+        except csv.Error as e:
+            yield Quarantined(
+                source, f"line {reader.line_num}", "malformed_csv", f"{e}; the rest of the file is skipped", ""
+            )
+        except UnicodeDecodeError as e:
+            yield Quarantined(
+                source, f"line {reader.line_num}", "invalid_utf8", f"{e}; the rest of the file is skipped", ""
+            )
 
 
 def _iter_table_rows(
@@ -485,6 +512,7 @@ def iter_record_batches(
     def units() -> Iterator[dict | Quarantined]:
         for unit in plan:
             stats.files += 1
+            ids.seen.clear()  # ids are salted with their source, so uniqueness only matters within one
             if isinstance(unit, HubInput):
                 yield from _iter_dataset(hubs[unit.spec], unit.spec, cfg, ids)
             else:
