@@ -86,9 +86,10 @@ class Decontaminator(Stage):
         self.index = None
         self.heldout_ids: list[str] = []
         self._parts: list[tuple[np.ndarray, np.ndarray]] = []
+        self._built = True
         self.grams = np.empty(0, np.uint64)  # sorted, distinct held-out n-grams
-        self.owner = np.empty(0, np.int64)  # the first held-out record holding each
-        self.train_df = np.zeros(0, np.int64)  # train records containing each held-out n-gram
+        self.owner = np.empty(0, np.int32)  # the first held-out record holding each
+        self.train_df = np.zeros(0, np.int32)  # train records containing each held-out n-gram
         self.common = np.zeros(0, bool)
         self.flagged: list[dict] = []
 
@@ -99,9 +100,9 @@ class Decontaminator(Stage):
     def add_heldout(self, ids: Iterable[str], texts: Iterable[str]) -> None:
         ids, texts = list(ids), list(texts)
         grams, doc = ngram_hashes_batch(texts, self.cfg.ngram, self.cfg.gram_sample)
-        self._parts.append((grams, doc + len(self.heldout_ids)))
+        self._parts.append((grams, (doc + len(self.heldout_ids)).astype(np.int32)))
         self.heldout_ids.extend(ids)
-        self._build()
+        self._built = False
         if self.minhash is not None and self.cfg.near_threshold is not None and ids:
             from cleaners.config import optimal_bands
             from cleaners.dedup import LSHIndex
@@ -112,18 +113,26 @@ class Decontaminator(Stage):
             self.index.extend(ids, self.minhash.signatures(texts))
 
     def _build(self) -> None:
-        grams = np.concatenate([g for g, _ in self._parts])
-        owners = np.concatenate([d for _, d in self._parts])
-        order = np.lexsort((owners, grams))
+        """Sort the held-out n-grams once, after the last ``add_heldout``; the first holder of each is kept."""
+        if self._built:
+            return
+        grams = np.concatenate([g for g, _ in self._parts]) if self._parts else np.empty(0, np.uint64)
+        owners = np.concatenate([d for _, d in self._parts]) if self._parts else np.empty(0, np.int32)
+        self._parts = []
+        order = np.argsort(grams, kind="stable")
         grams, owners = grams[order], owners[order]
-        first = np.concatenate(([True], grams[1:] != grams[:-1])) if grams.size else np.zeros(0, bool)
+        del order
+        first = np.ones(grams.size, bool)
+        first[1:] = grams[1:] != grams[:-1]
         self.grams, self.owner = grams[first], owners[first]
         self._parts = [(self.grams, self.owner)]
-        self.train_df = np.zeros(self.grams.size, np.int64)
+        self.train_df = np.zeros(self.grams.size, np.int32)
         self.common = np.zeros(self.grams.size, bool)
+        self._built = True
 
     def _hits(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(held-out n-gram position, text index) for every n-gram of ``texts`` found in the held-out set."""
+        self._build()
         grams, doc = ngram_hashes_batch(texts, self.cfg.ngram, self.cfg.gram_sample)
         if not self.grams.size or not grams.size:
             return np.empty(0, np.int64), np.empty(0, np.int64)
@@ -136,7 +145,7 @@ class Decontaminator(Stage):
         pos, doc = self._hits(list(texts))
         if pos.size:
             pairs = np.unique(np.stack([pos, doc]), axis=1)
-            self.train_df += np.bincount(pairs[0], minlength=self.grams.size)
+            self.train_df += np.bincount(pairs[0], minlength=self.grams.size).astype(np.int32)
         limit = self.cfg.max_train_docs
         self.common = self.train_df > limit if limit is not None else np.zeros(self.grams.size, bool)
 
@@ -158,6 +167,7 @@ class Decontaminator(Stage):
         return out
 
     def process(self, batch: pl.DataFrame) -> StageOutput:
+        self._build()
         if not self.cfg.enabled or batch.height == 0 or (not self.grams.size and self.index is None):
             return StageOutput.keep_all(batch, self.name)
         train_rows = np.flatnonzero((batch["split"] == "train").fill_null(False).to_numpy())

@@ -135,7 +135,7 @@ class TokenizerConfig(_Model):
     model_type: Literal["unigram"] = "unigram"  # carried into a tokenizers Unigram model piece for piece
     max_length: int = 256  # longer documents are cut into windows at paragraph/sentence boundaries
     character_coverage: float = 1.0
-    input_sentence_size: int = 2_000_000
+    input_sentence_size: int = 500_000  # the first lines of the train split; bounds the trainer's memory
 
 
 class ShardConfig(_Model):

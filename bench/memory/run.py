@@ -86,7 +86,7 @@ def child(inputs: list[str], out: str) -> None:
     from tuneprep.config import PipelineConfig
 
     cfg = PipelineConfig.model_validate(
-        {"inputs": inputs, "augment": {"enabled": False}, "tokenizer": {"vocab_size": 8000, "input_sentence_size": 200_000}}
+        {"inputs": inputs, "augment": {"enabled": False}, "tokenizer": {"vocab_size": 8000}}
     )
     paths = pipeline.RunPaths(Path(out)).make()
     steps, results = [], {}
