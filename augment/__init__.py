@@ -19,6 +19,14 @@ _EXPORTS = {
     "protected_spans": "base",
     "seed_for": "base",
     "AugmentConfig": "config",
+    "FidelityConfig": "config",
+    "LeakageConfig": "config",
+    "Fidelity": "gates",
+    "HoldoutIndex": "gates",
+    "CaseNoise": "noise",
+    "PunctNoise": "noise",
+    "TextBatch": "text",
+    "edit_count": "base",
     "BackTranslationConfig": "config",
     "NoiseConfig": "config",
     "SynonymConfig": "config",
@@ -33,6 +41,14 @@ _EXPORTS = {
 
 __all__ = [
     "ApertiumBackend",
+    "CaseNoise",
+    "Fidelity",
+    "FidelityConfig",
+    "HoldoutIndex",
+    "LeakageConfig",
+    "PunctNoise",
+    "TextBatch",
+    "edit_count",
     "Augment",
     "AugmentConfig",
     "Augmenter",
@@ -63,12 +79,21 @@ if TYPE_CHECKING:
         TranslationBackend,
         make_backend,
     )
-    from augment.base import Augmenter, protected_spans, seed_for
-    from augment.config import AugmentConfig, BackTranslationConfig, NoiseConfig, SynonymConfig
-    from augment.noise import CharNoise, WordNoise
+    from augment.base import Augmenter, edit_count, protected_spans, seed_for
+    from augment.config import (
+        AugmentConfig,
+        BackTranslationConfig,
+        FidelityConfig,
+        LeakageConfig,
+        NoiseConfig,
+        SynonymConfig,
+    )
+    from augment.gates import Fidelity, HoldoutIndex
+    from augment.noise import CaseNoise, CharNoise, PunctNoise, WordNoise
     from augment.resources import apertium_available, ensure_wordnet
     from augment.stage import Augment, build_augmenters
     from augment.synonym import SynonymSwap
+    from augment.text import TextBatch
 
 
 def __getattr__(name: str) -> Any:

@@ -305,8 +305,25 @@ class BackTranslator(Augmenter):
         super().__init__(keep_words, protect_names)
         self.backend = backend
 
+    def params(self) -> dict[str, Any]:
+        b = self.backend
+        out: dict[str, Any] = {"kind": self.kind, "backend": b.name}
+        if isinstance(b, ApertiumBackend):
+            out["pair"] = f"{b.source}-{b.pivot}-{b.source}"
+        if isinstance(b, TransformersBackend):
+            out.update(
+                forward_model=b.forward_model,
+                backward_model=b.backward_model,
+                temperature=b.temperature,
+                max_length=b.max_length,
+            )
+        return out
+
     def augment(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
-        masked = [mask_protected(t, self.protected(t)) for t in texts]
+        batch = self.batch(texts)
+        masked = [
+            mask_protected(t, batch.spans(i) if batch.usable[i] else self.protected(t)) for i, t in enumerate(texts)
+        ]
         back = self.backend.round_trip([m for m, _ in masked], seeds)
         out: list[str | None] = []
         for text, (_, originals), result in zip(texts, masked, back, strict=True):

@@ -11,55 +11,33 @@ import hashlib
 import random
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+
+from augment.text import SENTENCE_END, TextBatch, merge
 
 Span = tuple[int, int]
-
-_MONTH = (
-    r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"
-    r"Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)"
-)
-_PROTECTED = re.compile(
-    "|".join(
-        [
-            r"(?:https?://|ftp://|www\.)[^\s<>\"'()]+[^\s<>\"'().,;:!?]",  # URL, minus trailing punctuation
-            r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",  # e-mail
-            r"\{\{.*?\}\}|\{[A-Za-z_][\w.]*\}|\[\[.*?\]\]|%\(\w+\)s|\$\{\w+\}",  # template placeholders
-            r"</?[A-Za-z][^<>\n]*>",  # markup tags
-            rf"\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?\b",  # March 5, 2024
-            rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\b(?:,?\s+\d{{4}})?",  # 5 March 2024
-            r"#[\w-]*\w|\b[A-Z]{1,6}-[A-Z0-9-]*\d[A-Z0-9]*\b",  # order / ticket ids: #NW-48213, INV-2024-001
-            r"[$€£¥₹]\s?\d[\d,]*(?:\.\d+)?|\w*\d\w*(?:[.,:/-]\w*\d\w*)*\s?%?",  # prices, numbers, dates, times
-        ]
-    )
-)
-WORD_RE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
-
-
-def _merge(spans: Iterable[Span]) -> list[Span]:
-    merged: list[Span] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return merged
+WORD_RE = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 
 
 def protected_spans(text: str, extra_words: Sequence[str] = ()) -> list[Span]:
     """Sorted, merged ``(start, end)`` spans of ``text`` that augmenters must keep verbatim.
 
     ``extra_words`` are keep-words and names, matched case-insensitively on word boundaries.
+    Computed by :class:`augment.text.TextBatch`; ``augment.text.REFERENCE`` is the regex it matches.
     """
-    spans = [m.span() for m in _PROTECTED.finditer(text) if m.group().strip()]
-    spans = [(s, e - (len(text[s:e]) - len(text[s:e].rstrip()))) for s, e in spans]
-    for word in extra_words:
-        if word.strip():
-            pattern = rf"(?<!\w){re.escape(word.strip())}(?!\w)"
-            spans.extend(m.span() for m in re.finditer(pattern, text, flags=re.IGNORECASE))
-    return _merge(spans)
+    return TextBatch([text], extra_words).spans(0)
+
+
+def edit_count(n: int, rate: float, minimum: int = 1, maximum: int | None = None) -> int:
+    """How many of ``n`` eligible items to edit: ``rate * n`` rounded, then clamped to [minimum, maximum] and n."""
+    k = max(minimum, round(rate * n))
+    if maximum is not None:
+        k = min(k, maximum)
+    return min(k, n)
 
 
 def overlaps(start: int, end: int, spans: Sequence[Span]) -> bool:
@@ -105,39 +83,48 @@ def words(text: str, spans: Sequence[Span]) -> list[Word]:
     return [Word(m.group(), m.start(), m.end(), overlaps(m.start(), m.end(), spans)) for m in WORD_RE.finditer(text)]
 
 
+_SENTENCE_END = re.compile(r"[.!?\n]")
+
+
 class Units:
     """A text as ``gaps[0] units[0] gaps[1] … units[-1] gaps[-1]`` for word-level edits.
 
     Units are free words or whole protected spans (``locked``); gaps keep the
     original spacing and punctuation so joining an unedited Units gives the text back.
+    ``sids`` numbers each unit's sentence (a gap holding . ! ? or a newline starts one).
     """
+
+    __slots__ = ("gaps", "locked", "sids", "units")
 
     def __init__(self, text: str, spans: Sequence[Span]) -> None:
         pieces: list[tuple[int, int, bool]] = [(s, e, True) for s, e in spans]
         pieces += [(w.start, w.end, False) for w in words(text, spans) if not w.protected]
         pieces.sort()
-        self.units: list[str] = []
-        self.locked: list[bool] = []
-        self.gaps: list[str] = []
-        pos = 0
-        for start, end, locked in pieces:
-            self.gaps.append(text[pos:start])
-            self.units.append(text[start:end])
-            self.locked.append(locked)
-            pos = end
-        self.gaps.append(text[pos:])
+        self.units = [text[s:e] for s, e, _ in pieces]
+        self.locked = [lk for _, _, lk in pieces]
+        ends = [0] + [e for _, e, _ in pieces]
+        self.gaps = [text[ends[k] : pieces[k][0]] for k in range(len(pieces))] + [text[ends[-1] :]]
+        self.sids = self._sentence_ids()
+
+    @classmethod
+    def from_parts(cls, units: list[str], locked: list[bool], gaps: list[str], sids: list[int]) -> Units:
+        self = cls.__new__(cls)
+        self.units, self.locked, self.gaps, self.sids = units, locked, gaps, sids
+        return self
+
+    def _sentence_ids(self) -> list[int]:
+        ids, current = [], 0
+        for k in range(len(self.units)):
+            if k and _SENTENCE_END.search(self.gaps[k]):
+                current += 1
+            ids.append(current)
+        return ids
 
     def free(self) -> list[int]:
         return [i for i, locked in enumerate(self.locked) if not locked]
 
     def sentence_ids(self) -> list[int]:
-        """Which sentence each unit is in: a gap holding . ! ? or a newline starts a new one."""
-        ids, current = [], 0
-        for k in range(len(self.units)):
-            if k and re.search(r"[.!?\n]", self.gaps[k]):
-                current += 1
-            ids.append(current)
-        return ids
+        return self.sids
 
     def delete(self, i: int) -> None:
         left, right = self.gaps[i], self.gaps[i + 1]
@@ -147,12 +134,13 @@ class Units:
             joined = right if i > 0 else ""
         else:
             joined = left.rstrip() + right
-        del self.units[i], self.locked[i]
+        del self.units[i], self.locked[i], self.sids[i]
         self.gaps[i : i + 2] = [joined]
 
     def insert_after(self, i: int, word: str) -> None:
         self.units.insert(i + 1, word)
         self.locked.insert(i + 1, False)
+        self.sids.insert(i + 1, self.sids[i])
         self.gaps.insert(i + 1, " ")
 
     def join(self) -> str:
@@ -160,6 +148,68 @@ class Units:
         for unit, gap in zip(self.units, self.gaps[1:], strict=True):
             out += [unit, gap]
         return "".join(out)
+
+
+class UnitSlots(NamedTuple):
+    """One text's units as positions: starts/ends relative to the text, locked flags and sentence ids."""
+
+    starts: list[int]
+    ends: list[int]
+    locked: list[bool]
+    sids: list[int]
+    free: list[int]  # indices of the unlocked units
+
+
+def unit_arrays(batch: TextBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Global (starts, ends, locked, owner text, sentence number) of every unit of the batch, in order."""
+    ws, we, _ = batch.free_words()
+    ps, pe = batch.span_starts, batch.span_ends
+    # Both lists are sorted and disjoint: merge by position instead of sorting.
+    at_p = np.searchsorted(ws, ps) + np.arange(ps.size)
+    at_w = np.searchsorted(ps, ws) + np.arange(ws.size)
+    total = ps.size + ws.size
+    starts = np.empty(total, np.int64)
+    ends = np.empty(total, np.int64)
+    locked = np.zeros(total, bool)
+    starts[at_p], ends[at_p], locked[at_p] = ps, pe, True
+    starts[at_w], ends[at_w] = ws, we
+    owner = batch.text_of(starts)
+    marks = np.flatnonzero((batch.flags & SENTENCE_END) > 0)
+    k = np.searchsorted(starts, marks, side="right") - 1  # the unit at or before each mark
+    in_unit = (k >= 0) & (ends[np.maximum(k, 0)] > marks) if starts.size else np.zeros(marks.size, bool)
+    sid = np.searchsorted(marks[~in_unit], starts, side="left")  # sentence ends in gaps before each unit
+    return starts, ends, locked, owner, sid
+
+
+def unit_slots(batch: TextBatch) -> list[UnitSlots | None]:
+    """Each text's units (free words and protected spans) from the batch analysis, without slicing strings."""
+    starts, ends, locked, owner, sid = unit_arrays(batch)
+    rel_s = (starts - batch.starts[owner]).tolist()
+    rel_e = (ends - batch.starts[owner]).tolist()
+    lk, sd = locked.tolist(), sid.tolist()
+    bounds_arr = np.searchsorted(owner, np.arange(len(batch) + 1))
+    free_idx = np.flatnonzero(~locked)
+    local_free = (free_idx - bounds_arr[owner[free_idx]]).tolist()
+    fb = np.searchsorted(free_idx, bounds_arr).tolist()
+    bounds = bounds_arr.tolist()
+    return [
+        UnitSlots(rel_s[a:b], rel_e[a:b], lk[a:b], sd[a:b], local_free[fa:fb_]) if ok else None
+        for a, b, fa, fb_, ok in zip(bounds[:-1], bounds[1:], fb[:-1], fb[1:], batch.usable, strict=True)
+    ]
+
+
+def batch_units(batch: TextBatch) -> list[Units | None]:
+    """:class:`Units` for every text of a batch from its numpy analysis, without a regex per text."""
+    out: list[Units | None] = []
+    for text, slots in zip(batch.texts, unit_slots(batch), strict=True):
+        if slots is None:
+            out.append(None)
+            continue
+        s_, e_ = slots.starts, slots.ends
+        units = [text[x:y] for x, y in zip(s_, e_, strict=True)]
+        gaps = [text[x:y] for x, y in zip([0, *e_], [*s_, len(text)], strict=True)]
+        out.append(Units.from_parts(units, slots.locked, gaps, slots.sids))
+    return out
 
 
 class Augmenter(ABC):
@@ -172,6 +222,32 @@ class Augmenter(ABC):
 
     def protected(self, text: str) -> list[Span]:
         return protected_spans(text, self.extra_words)
+
+    def batch(self, texts: Sequence[str]) -> TextBatch:
+        """The batch analysis (words, protected mask) every fast augmenter starts from."""
+        return TextBatch(texts, self.extra_words)
+
+    def params(self) -> dict[str, Any]:
+        """The settings a variant was made with, stored as its ``aug_params`` (JSON) for provenance."""
+        return {"kind": self.kind}
+
+    def generate(self, texts: Sequence[str], ids: Sequence[str], run_seed: int = 0, n: int = 1) -> list[list[str]]:
+        """Up to ``n`` distinct variants per text, each seeded by its record id, the run seed and its number.
+
+        One call covers all ``n`` rounds, so a backend batches across them; the variants of a
+        text do not depend on the other texts, the batch size or the worker that ran it.
+        """
+        if len(texts) != len(ids):
+            raise ValueError(f"{self.kind}: {len(texts)} texts but {len(ids)} ids")
+        flat = [t for _ in range(n) for t in texts]
+        seeds = [seed_for(rid, run_seed, self.kind, v) for v in range(n) for rid in ids]
+        out = self(flat, seeds) if flat else []
+        result: list[list[str]] = [[] for _ in texts]
+        for k, variant in enumerate(out):
+            i = k % len(texts)
+            if variant is not None and variant != texts[i] and variant not in result[i]:
+                result[i].append(variant)
+        return result
 
     @abstractmethod
     def augment(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
@@ -195,8 +271,13 @@ def rng_for(seed: int) -> random.Random:
 
 __all__ = [
     "Augmenter",
+    "edit_count",
     "Span",
     "Units",
+    "UnitSlots",
+    "batch_units",
+    "unit_arrays",
+    "unit_slots",
     "Word",
     "match_case",
     "overlaps",
@@ -206,4 +287,5 @@ __all__ = [
     "sentence_initial",
     "sub_seed",
     "words",
+    "merge",
 ]

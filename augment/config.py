@@ -6,9 +6,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-AugmenterKind = Literal["synonym", "char_noise", "word_noise", "backtranslation"]
+AugmenterKind = Literal["synonym", "char_noise", "word_noise", "case_noise", "punct_noise", "backtranslation"]
 CharOp = Literal["keyboard", "insert", "delete", "substitute", "swap"]
 WordOp = Literal["swap", "delete", "insert"]
+CaseOp = Literal["lower", "title", "upper"]
+PunctOp = Literal["insert", "delete", "replace"]
 
 
 class _Strict(BaseModel):
@@ -20,6 +22,10 @@ class SynonymConfig(_Strict):
     rate: float = Field(0.15, ge=0.0, le=1.0, description="share of a text's words to replace")
     min_words: int = Field(1, ge=0)
     max_words: int = Field(10, ge=1)
+    multiword: bool = Field(False, description="allow replacements of several words (sack -> paper bag)")
+    min_share: float = Field(
+        0.1, ge=0.0, le=1.0, description="a synonym's corpus count relative to the word's, at least"
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> SynonymConfig:
@@ -29,14 +35,56 @@ class SynonymConfig(_Strict):
 
 
 class NoiseConfig(_Strict):
+    """Rates are shares of eligible letters (char) or words (word, case, punct); each ``*_ops`` is a list
+    (ops share the rate) or a mapping op -> own rate (the rate is then their sum). ``*_min``/``*_max``
+    clamp the number of edits per text."""
+
     enabled: bool = True
     char_rate: float = Field(0.03, ge=0.0, le=1.0, description="share of eligible letters edited by char_noise")
+    char_min: int = Field(1, ge=0)
+    char_max: int | None = Field(None, ge=1)
+    char_ops: list[CharOp] | dict[CharOp, float] = Field(
+        default_factory=lambda: ["keyboard", "insert", "delete", "substitute", "swap"]
+    )
     word_rate: float = Field(0.1, ge=0.0, le=1.0, description="share of eligible words touched by word_noise")
-    char_ops: list[CharOp] = Field(default_factory=lambda: ["keyboard", "insert", "delete", "substitute", "swap"])
-    word_ops: list[WordOp] = Field(default_factory=lambda: ["swap", "delete", "insert"])
+    word_min: int = Field(1, ge=0)
+    word_max: int | None = Field(None, ge=1)
+    word_ops: list[WordOp] | dict[WordOp, float] = Field(default_factory=lambda: ["swap", "delete", "insert"])
+    case_rate: float = Field(0.1, ge=0.0, le=1.0, description="share of words whose case case_noise changes")
+    case_ops: list[CaseOp] | dict[CaseOp, float] = Field(default_factory=lambda: ["lower", "title", "upper"])
+    punct_rate: float = Field(0.1, ge=0.0, le=1.0, description="share of word gaps punct_noise edits")
+    punct_ops: list[PunctOp] | dict[PunctOp, float] = Field(default_factory=lambda: ["insert", "delete", "replace"])
+
+
+class FidelityConfig(_Strict):
+    """Checks every variant must pass; a rejected one goes to dropped/augment.parquet with its reason."""
+
+    enabled: bool = True
+    min_length_ratio: float = Field(0.5, gt=0.0, description="variant/source length in characters, at least")
+    max_length_ratio: float = Field(2.0, gt=0.0, description="variant/source length in characters, at most")
+    require_protected: bool = Field(True, description="every protected span of the source must be in the variant")
+    embedding_model: str | None = Field(
+        None, description="sentence-transformers model name or local path; enables the similarity check"
+    )
+    min_similarity: float = Field(0.75, ge=-1.0, le=1.0, description="cosine similarity to the source, at least")
+    embedding_batch_size: int = Field(64, ge=1)
+
+
+class LeakageConfig(_Strict):
+    """Variants that near-duplicate a held-out (validation/test) text are dropped; MinHash LSH as in dedup."""
+
+    enabled: bool = True
+    threshold: float = Field(0.7, gt=0.0, lt=1.0, description="estimated Jaccard to a held-out text, at or above")
+    num_perm: int = Field(128, ge=2, le=1024)
+    ngram: int = Field(3, ge=1)
+    shingle: Literal["word", "char"] = "word"
+    seed: int = 1
 
 
 class BackTranslationConfig(_Strict):
+    """``temperature`` > 0 samples (distinct variants per record); long documents are split into
+    sentences, each capped at ``max_length`` tokens, and batched by length across documents."""
+
     enabled: bool = True
     backend: Literal["auto", "apertium", "transformers", "none"] = "auto"
     source: str = Field("eng", description="apertium code of the data's language")
@@ -55,7 +103,7 @@ class AugmentConfig(_Strict):
     variants_per_record: int = Field(1, ge=0, description="variants per augmenter per source record")
     augmenters: list[AugmenterKind] = Field(
         default_factory=lambda: ["synonym", "word_noise", "char_noise", "backtranslation"],
-        description="augmenters to run, in this order",
+        description="augmenters to run, in this order (case_noise and punct_noise are off unless listed)",
     )
     augment_roles: list[str] = Field(default_factory=lambda: ["user"], description="chat roles that get rewritten")
     keep_words: list[str] = Field(default_factory=list, description="words never changed (domain terms)")
@@ -65,3 +113,6 @@ class AugmentConfig(_Strict):
     synonym: SynonymConfig = Field(default_factory=SynonymConfig)
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
     backtranslation: BackTranslationConfig = Field(default_factory=BackTranslationConfig)
+    fidelity: FidelityConfig = Field(default_factory=FidelityConfig)
+    leakage: LeakageConfig = Field(default_factory=LeakageConfig)
+    examples_per_kind: int = Field(3, ge=0, description="before/after examples per augmenter in the report")

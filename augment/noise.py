@@ -1,17 +1,35 @@
-"""Typos and EDA word edits: cheap noise so a model does not depend on perfectly spelled input."""
+"""Typos, EDA word edits, case and punctuation noise: cheap noise so a model does not depend on clean input.
+
+Every augmenter here starts from one :class:`~augment.text.TextBatch` per call,
+so protected spans and words are found once for the whole batch. Character
+noise is fully vectorised: each eligible letter gets a random key from its
+text's seed (``augment.text.draws``), a text edits its lowest-keyed letters, and
+the edits are applied to the batch's code points at once. Word, case and
+punctuation noise walk each text's units in Python with a per-text
+:class:`~augment.text.SplitMix`. Either way a text's variant depends only on
+the text and its seed, never on the batch.
+"""
 
 from __future__ import annotations
 
-import random
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from augment.base import Augmenter, Units, match_case, rng_for, words
+import numpy as np
+
+from augment.base import Augmenter, Units, UnitSlots, batch_units, edit_count, unit_arrays, unit_slots
 from augment.synonym import SynonymSwap
+from augment.text import UPPER, SplitMix, TextBatch, draws, tables_lower, tables_upper
 
 CHAR_OPS = ("keyboard", "insert", "delete", "substitute", "swap")
 WORD_OPS = ("swap", "delete", "insert")
+PUNCT_OPS = ("insert", "delete", "replace")
+CASE_OPS = ("lower", "title", "upper")
+PUNCT_MARKS = ".,;:!?"
 _ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+
+Ops = Sequence[str] | Mapping[str, float]
 
 
 def _keyboard_neighbours() -> dict[str, str]:
@@ -29,13 +47,40 @@ def _keyboard_neighbours() -> dict[str, str]:
 
 
 KEYBOARD = _keyboard_neighbours()
+_NEAR_FLAT = np.array([ord(c) for ch in string.ascii_lowercase for c in KEYBOARD[ch]], np.uint32)
+_NEAR_LEN = np.array([len(KEYBOARD[ch]) for ch in string.ascii_lowercase], np.int64)
+_NEAR_OFF = np.concatenate(([0], np.cumsum(_NEAR_LEN)[:-1]))
+
+
+def _ranges(counts: np.ndarray) -> np.ndarray:
+    """[0..c0-1, 0..c1-1, …] without a Python loop."""
+    total = int(counts.sum())
+    if counts.size == 0:
+        return np.empty(0, np.int64)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    return np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
+
+
+def op_weights(ops: Ops, known: Sequence[str], what: str) -> dict[str, float]:
+    """``["a", "b"]`` (equal shares) or ``{"a": 0.1, "b": 0.05}`` (own rates) as op -> weight."""
+    weights = dict(ops) if isinstance(ops, Mapping) else dict.fromkeys(ops, 1.0)
+    unknown = set(weights) - set(known)
+    if unknown or not weights or any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise ValueError(f"{what} ops must be a non-empty subset of {tuple(known)}, got {ops!r}")
+    return {op: w for op, w in weights.items() if w > 0}
+
+
+def _ops_rate(ops: Ops, rate: float) -> float:
+    """A dict of per-op rates sets the total rate; a list shares ``rate``."""
+    return float(sum(ops.values())) if isinstance(ops, Mapping) else rate
 
 
 class CharNoise(Augmenter):
-    """Edit ``rate`` of the letters in unprotected words of ``min_word_len``+ letters.
+    """Edit ``rate`` of the letters in unprotected words of ``min_word_len``+ letters (at least ``minimum``).
 
     Ops: ``keyboard`` (a neighbouring key), ``insert`` (a neighbouring key added),
     ``delete``, ``substitute`` (any other letter), ``swap`` (with the next letter).
+    ``ops`` as a dict gives each op its own rate (the total rate is their sum).
     Edited letters are never adjacent, so each edit stays readable as one typo.
     """
 
@@ -44,166 +89,537 @@ class CharNoise(Augmenter):
     def __init__(
         self,
         rate: float = 0.03,
-        ops: Sequence[str] = CHAR_OPS,
+        ops: Ops = CHAR_OPS,
         min_word_len: int = 3,
         keep_words: Sequence[str] = (),
         protect_names: Sequence[str] = (),
+        minimum: int = 1,
+        maximum: int | None = None,
     ) -> None:
         super().__init__(keep_words, protect_names)
-        unknown = set(ops) - set(CHAR_OPS)
-        if unknown or not ops:
-            raise ValueError(f"char ops must be a non-empty subset of {CHAR_OPS}, got {list(ops)}")
-        self.rate, self.ops, self.min_word_len = rate, list(ops), min_word_len
+        self.weights = op_weights(ops, CHAR_OPS, "char")
+        self.ops = list(self.weights)
+        self.rate, self.min_word_len = _ops_rate(ops, rate), min_word_len
+        self.minimum, self.maximum = minimum, maximum
+        w = np.array([self.weights[o] for o in self.ops], float)
+        self._cum = np.cumsum(w / w.sum())
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "rate": self.rate,
+            "ops": self.weights,
+            "min": self.minimum,
+            "max": self.maximum,
+            "min_word_len": self.min_word_len,
+        }
 
     def augment(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
-        return [self._one(text, seed) for text, seed in zip(texts, seeds, strict=True)]
-
-    def _one(self, text: str, seed: int) -> str | None:
-        rng = rng_for(seed)
-        letters: list[tuple[int, int]] = []  # (position, end of its word)
-        for w in words(text, self.protected(text)):
-            if not w.protected and len(w.text) >= self.min_word_len:
-                letters += [(w.start + k, w.end) for k, ch in enumerate(w.text) if ch.isalpha()]
-        if not letters:
-            return None
-        target = max(1, round(self.rate * len(letters)))
-        rng.shuffle(letters)
-        chosen: list[tuple[int, int]] = []
-        taken: set[int] = set()
-        for pos, end in letters:
-            if len(chosen) >= target:
-                break
-            if not taken & {pos - 1, pos, pos + 1}:
-                chosen.append((pos, end))
-                taken.add(pos)
-        chars = list(text)
-        for pos, end in sorted(chosen, reverse=True):
-            self._edit(chars, pos, end, rng.choice(self.ops), rng)
-        return "".join(chars)
+        batch = self.batch(texts)
+        n_texts = len(texts)
+        ws, we, wt = batch.free_words()
+        long = (we - ws) >= self.min_word_len
+        ws, we, wt = ws[long], we[long], wt[long]
+        lens = we - ws
+        pos = np.repeat(ws, lens) + _ranges(lens)
+        letter = batch.letter[pos]
+        eligible = pos[letter]
+        owner = np.repeat(wt, lens)[letter]
+        per_text = np.bincount(owner, minlength=n_texts)[:n_texts]
+        k = np.minimum(np.maximum(self.minimum, np.round(self.rate * per_text).astype(np.int64)), per_text)
+        if self.maximum is not None:
+            k = np.minimum(k, self.maximum)
+        if eligible.size == 0 or not k.any():
+            return [None] * n_texts
+        seed_arr = np.fromiter((s & 0xFFFFFFFFFFFFFFFF for s in seeds), np.uint64, n_texts)
+        first = np.concatenate(([0], np.cumsum(per_text)[:-1]))
+        chosen = self._choose(eligible, first, per_text, k, seed_arr)
+        joined = self._apply(batch, chosen, seed_arr, eligible, first, we)
+        out = batch.split(joined)
+        return [o if k[i] > 0 and batch.usable[i] else None for i, o in enumerate(out)]
 
     @staticmethod
-    def _edit(chars: list[str], pos: int, end: int, op: str, rng: random.Random) -> None:
-        ch = chars[pos]
-        low = ch.lower()
-        near = KEYBOARD.get(low) or string.ascii_lowercase.replace(low, "")
-        if op == "keyboard":
-            chars[pos] = match_case(ch, rng.choice(near))
-        elif op == "insert":
-            chars.insert(pos + 1, rng.choice(near))
-        elif op == "delete":
-            del chars[pos]
-        elif op == "substitute":
-            chars[pos] = match_case(ch, rng.choice(string.ascii_lowercase.replace(low, "")))
-        elif op == "swap":
-            other = pos + 1 if pos + 1 < end and chars[pos + 1].isalpha() else pos - 1
-            if chars[other] == ch:
-                chars[pos] = match_case(ch, rng.choice(near))
-            else:
-                chars[pos], chars[other] = chars[other], chars[pos]
+    def _choose(
+        eligible: np.ndarray, first: np.ndarray, per_text: np.ndarray, k: np.ndarray, seed_arr: np.ndarray
+    ) -> np.ndarray:
+        """``k[t]`` non-adjacent letters per text: random draws of letter numbers, an earlier draw blocking
+        the same or a neighbouring letter; a text whose draws run short walks on in Python."""
+        rows = np.flatnonzero(k > 0)
+        m = int(min(64, 3 * k[rows].max() + 4))
+        cols = np.arange(m)
+        pick = draws(seed_arr[rows][:, None], cols[None, :], 1) % per_text[rows][:, None].astype(np.uint64)
+        cand = eligible[first[rows][:, None] + pick.astype(np.int64)]
+        near = np.abs(cand[:, :, None] - cand[:, None, :]) <= 1
+        blocked = (near & (cols[None, :] < cols[:, None])[None, :, :]).any(axis=2)
+        valid = ~blocked
+        taken = valid & (np.cumsum(valid, axis=1) <= k[rows][:, None])
+        short = np.flatnonzero(taken.sum(axis=1) < k[rows])
+        chosen = [cand[taken]]
+        for r in short.tolist():  # rare: many edits for few letters
+            t = rows[r]
+            got: set[int] = set(cand[r][taken[r]].tolist())
+            letters = eligible[first[t] : first[t] + per_text[t]].tolist()
+            extra = draws(np.full(len(letters), seed_arr[t]), np.arange(m, m + len(letters)), 1)
+            for _, p in sorted(zip(extra.tolist(), letters, strict=True)):
+                if len(got) >= k[t]:
+                    break
+                if not got & {p - 1, p, p + 1}:
+                    got.add(p)
+            chosen.append(np.array(sorted(got - set(cand[r][taken[r]].tolist())), np.int64))
+        return np.sort(np.concatenate(chosen))
+
+    def _apply(
+        self,
+        batch: TextBatch,
+        pos: np.ndarray,
+        seed_arr: np.ndarray,
+        eligible: np.ndarray,
+        first: np.ndarray,
+        word_ends: np.ndarray,
+    ) -> str:
+        cps = batch.cps.copy()
+        n = cps.size
+        owner = batch.text_of(pos)
+        local = np.searchsorted(eligible, pos) - first[owner]  # the letter's number in its text: batch-free
+        seeds = seed_arr[owner]
+        op_u = (draws(seeds, local, 2) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+        ops = np.array(self.ops)[np.minimum(np.searchsorted(self._cum, op_u, side="right"), len(self.ops) - 1)]
+        pick = draws(seeds, local, 3)
+        orig = batch.cps[pos]
+        low = tables_lower()[np.minimum(orig, 0xFFFF)]
+        ascii_low = (low >= 97) & (low <= 122)
+        li = np.where(ascii_low, low.astype(np.int64) - 97, 0)
+        near_len = np.where(ascii_low, _NEAR_LEN[li], 26)
+        near_idx = (pick % near_len.astype(np.uint64)).astype(np.int64)
+        near = np.where(ascii_low, _NEAR_FLAT[_NEAR_OFF[li] + np.minimum(near_idx, _NEAR_LEN[li] - 1)], 97 + near_idx)
+        sub = (pick % np.where(ascii_low, 25, 26).astype(np.uint64)).astype(np.int64)
+        sub = np.where(ascii_low & (sub >= li), sub + 1, sub) + 97
+        upper = (batch.flags[pos] & UPPER) > 0
+
+        def cased(c: np.ndarray, where: np.ndarray) -> np.ndarray:
+            return np.where(upper[where] & (c >= 97) & (c <= 122), c - 32, c).astype(np.uint32)
+
+        # swap partner: the next letter of the word, else the previous one; a swap whose partner
+        # neighbours another edit, or equals the letter, becomes a keyboard typo instead.
+        w_end = word_ends[np.searchsorted(word_ends, pos, side="right")]
+        nxt_ok = (pos + 1 < w_end) & batch.letter[np.minimum(pos + 1, n - 1)]
+        partner = np.where(nxt_ok, pos + 1, pos - 1)
+        close = np.zeros(pos.size, bool)
+        if pos.size > 1:
+            gap2 = np.diff(pos) == 2
+            close[1:] |= gap2
+            close[:-1] |= gap2
+        is_swap = ops == "swap"
+        bad_swap = is_swap & (close | ~batch.letter[partner] | (cps[partner] == orig))
+        ops = np.where(bad_swap, "keyboard", ops)
+        is_swap = ops == "swap"
+        kb = ops == "keyboard"
+        cps[pos[kb]] = cased(near[kb], kb)
+        sb = ops == "substitute"
+        cps[pos[sb]] = cased(sub[sb], sb)
+        sp, pp = pos[is_swap], partner[is_swap]
+        cps[sp], cps[pp] = batch.cps[pp], batch.cps[sp]
+        counts = np.ones(n, np.int64)
+        counts[pos[ops == "delete"]] = 0
+        ins = ops == "insert"
+        counts[pos[ins]] = 2
+        out = np.repeat(cps, counts)
+        if ins.any():
+            out[np.cumsum(counts)[pos[ins]] - 1] = near[ins].astype(np.uint32)
+        return out.tobytes().decode("utf-32-le", "surrogatepass")
 
 
-class WordNoise(Augmenter):
-    """EDA-style word edits on about ``rate`` of the unprotected words (at least one edit).
+class _UnitNoise(Augmenter):
+    """Shared walk for augmenters that edit a text's units (words and protected spans) in Python."""
 
-    Ops: ``swap`` two words of one sentence, ``delete`` a word, ``insert`` after a random word
-    either a synonym of it (when a :class:`SynonymSwap` is given) or another
-    word of the same text. Protected spans are never moved, split or deleted.
-    Sentence-initial capitals stay at the start of their sentence.
+    OPS: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        rate: float,
+        ops: Ops,
+        keep_words: Sequence[str] = (),
+        protect_names: Sequence[str] = (),
+        minimum: int = 1,
+        maximum: int | None = None,
+    ) -> None:
+        super().__init__(keep_words, protect_names)
+        self.weights = op_weights(ops, self.OPS, self.kind.split("_")[0])
+        self.ops = list(self.weights)
+        self.rate, self.minimum, self.maximum = _ops_rate(ops, rate), minimum, maximum
+        total = sum(self.weights.values())
+        acc, self._cum = 0.0, []
+        for op in self.ops:
+            acc += self.weights[op] / total
+            self._cum.append(acc)
+
+    def params(self) -> dict[str, Any]:
+        return {"kind": self.kind, "rate": self.rate, "ops": self.weights, "min": self.minimum, "max": self.maximum}
+
+    def _op(self, rng: SplitMix) -> str:
+        if len(self.ops) == 1:
+            return self.ops[0]
+        u = rng.random()
+        for op, c in zip(self.ops, self._cum, strict=True):
+            if u < c:
+                return op
+        return self.ops[-1]
+
+    def augment(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
+        units = batch_units(self.batch(texts))
+        return [self._one(u, seed) if u is not None else None for u, seed in zip(units, seeds, strict=True)]
+
+    def _one(self, units: Units, seed: int) -> str | None:
+        raise NotImplementedError
+
+
+def join_gap(left: str, right: str, at_start: bool) -> str:
+    """The gap left when the units between ``left`` and ``right`` go: one space, or the punctuation kept."""
+    if not right.strip():
+        return left if left else right
+    if not left.strip():
+        return "" if at_start else right
+    return left.rstrip() + right
+
+
+class WordNoise(_UnitNoise):
+    """EDA-style word edits on about ``rate`` of the unprotected words (at least ``minimum``).
+
+    Ops: ``swap`` two words of one sentence, ``delete`` a word, ``insert`` a synonym of a
+    random word (when a :class:`SynonymSwap` is given; else another word of the text) after a
+    random word of its sentence. Protected spans are never moved, split or deleted;
+    sentence-initial capitals stay at the start of their sentence. Edits are recorded per
+    slot and the text is rebuilt from the untouched stretches between them, so a text costs
+    about as much as its edits, not its length.
     """
 
     kind = "word_noise"
+    OPS = WORD_OPS
 
     def __init__(
         self,
         rate: float = 0.1,
-        ops: Sequence[str] = WORD_OPS,
+        ops: Ops = WORD_OPS,
         synonyms: SynonymSwap | None = None,
         keep_words: Sequence[str] = (),
         protect_names: Sequence[str] = (),
+        minimum: int = 1,
+        maximum: int | None = None,
     ) -> None:
-        super().__init__(keep_words, protect_names)
-        unknown = set(ops) - set(WORD_OPS)
-        if unknown or not ops:
-            raise ValueError(f"word ops must be a non-empty subset of {WORD_OPS}, got {list(ops)}")
-        self.rate, self.ops, self.synonyms = rate, list(ops), synonyms
+        super().__init__(rate, ops, keep_words, protect_names, minimum, maximum)
+        self.synonyms = synonyms
 
     def augment(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
-        return [self._one(text, seed) for text, seed in zip(texts, seeds, strict=True)]
+        if self.ops == ["swap"]:
+            return self._swap_batch(texts, seeds)
+        slots = unit_slots(self.batch(texts))
+        return [
+            self._edit(text, sl, seed) if sl is not None else None
+            for text, sl, seed in zip(texts, slots, seeds, strict=True)
+        ]
 
-    def _one(self, text: str, seed: int) -> str | None:
-        rng = rng_for(seed)
-        units = Units(text, self.protected(text))
-        free = units.free()
+    def _edit(self, text: str, sl: UnitSlots, seed: int) -> str | None:
+        s_, e_, sids = sl.starts, sl.ends, sl.sids
+        free = sl.free
         if not free:
             return None
-        firsts = self._sentence_firsts(units)
-        target = max(1, round(self.rate * len(free)))
+        rng = SplitMix(seed)
+        one_sentence = sids[0] == sids[-1]
+        content: dict[int, str] = {}
+        deleted: set[int] = set()
+        inserts: dict[int, list[str]] = {}
+
+        def cur(i: int) -> str:
+            return content[i] if i in content else text[s_[i] : e_[i]]
+
+        target = edit_count(len(free), self.rate, self.minimum, self.maximum)
         done = 0
         for _ in range(target * 3):
             if done >= target:
                 break
-            done += self._apply(units, rng.choice(self.ops), rng)
+            op = self._op(rng)
+            alive = [i for i in free if i not in deleted] if deleted else free
+            i = rng.choice(alive)
+            if op == "swap":
+                word = cur(i)
+                same = alive if one_sentence else [j for j in alive if sids[j] == sids[i]]
+                j = i
+                for _ in range(4):  # a partner with other text; identical words would swap to nothing
+                    j = rng.choice(same)
+                    if j != i and cur(j) != word:
+                        break
+                else:
+                    partners = [j for j in same if cur(j) != word]
+                    if not partners:
+                        continue
+                    j = rng.choice(partners)
+                content[i], content[j] = cur(j), word
+            elif op == "delete":
+                if len(alive) < 2 or i in inserts:
+                    continue
+                deleted.add(i)
+            else:
+                word = self._insertion(text, alive, s_, e_, cur(i), rng)
+                if word is None:
+                    continue
+                anchor = rng.choice([j for j in alive if sids[j] == sids[i]])
+                inserts.setdefault(anchor, []).append(word)
+            done += 1
         if not done:
             return None
-        self._fix_capitals(units, firsts)
-        return units.join()
+        self._fix_capitals(text, sl, content, deleted, cur)
+        return self._rebuild(text, sl, content, deleted, inserts)
 
-    def _apply(self, units: Units, op: str, rng: random.Random) -> bool:
-        free = units.free()
-        if op == "swap":
-            sentence = units.sentence_ids()
-            i = rng.choice(free)
-            partners = [j for j in free if sentence[j] == sentence[i] and units.units[j] != units.units[i]]
-            if not partners:
-                return False
-            j = rng.choice(partners)
-            units.units[i], units.units[j] = units.units[j], units.units[i]
-        elif op == "delete":
-            if len(free) < 2:
-                return False
-            units.delete(rng.choice(free))
-        else:
-            i = rng.choice(free)
-            word = self._insertion(units, i, rng)
-            if word is None:
-                return False
-            units.insert_after(i, word)
-        return True
+    def _swap_batch(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
+        """Swap-only noise for the whole batch in numpy: each round every text that still needs a swap draws
+        a word and a partner in its sentence, keyed by (seed, round), and the text is gathered back once."""
+        batch = self.batch(texts)
+        n_texts = len(texts)
+        starts, ends, locked, owner, sid = unit_arrays(batch)
+        free = np.flatnonzero(~locked)
+        if free.size == 0:
+            return [None] * n_texts
+        f_owner = owner[free]
+        # sentence groups of free units: a new group where the text or the sentence changes
+        new_group = np.ones(free.size, bool)
+        new_group[1:] = (f_owner[1:] != f_owner[:-1]) | (sid[free][1:] != sid[free][:-1])
+        group = np.cumsum(new_group) - 1
+        g_start = np.flatnonzero(new_group)
+        g_size = np.diff(np.append(g_start, free.size))
+        per_text = np.bincount(f_owner, minlength=n_texts)[:n_texts]
+        t_first = np.concatenate(([0], np.cumsum(per_text)[:-1]))
+        k = np.minimum(np.maximum(self.minimum, np.round(self.rate * per_text).astype(np.int64)), per_text)
+        if self.maximum is not None:
+            k = np.minimum(k, self.maximum)
+        k[per_text == 0] = 0
+        f_start, f_len = starts[free], ends[free] - starts[free]
+        joined = batch.joined
+        perm = np.arange(free.size)  # free slot -> free unit whose text it shows
+        done = np.zeros(n_texts, np.int64)
+        seed_arr = np.fromiter((s & 0xFFFFFFFFFFFFFFFF for s in seeds), np.uint64, n_texts)
+        for r in range(int(3 * k.max())):
+            live = np.flatnonzero(done < k)
+            if live.size == 0:
+                break
+            a = t_first[live] + (
+                draws(seed_arr[live], np.full(live.size, r), 11) % per_text[live].astype(np.uint64)
+            ).astype(np.int64)
+            g = group[a]
+            size = g_size[g]
+            ok = size > 1
+            off = (draws(seed_arr[live], np.full(live.size, r), 12) % np.maximum(size - 1, 1).astype(np.uint64)).astype(
+                np.int64
+            )
+            b = g_start[g] + off
+            b = np.where(b >= a, b + 1, b)  # any other unit of the sentence
+            b = np.where(ok, b, a)
+            pa, pb = perm[a], perm[b]
+            same = ok & (f_len[pa] == f_len[pb])
+            for x in np.flatnonzero(same).tolist():  # equal length: compare the words themselves
+                sa, sb, n = int(f_start[pa[x]]), int(f_start[pb[x]]), int(f_len[pa[x]])
+                ok[x] = joined[sa : sa + n] != joined[sb : sb + n]
+            a, b, who = a[ok], b[ok], live[ok]
+            perm[a], perm[b] = perm[b], perm[a]
+            done[who] += 1
+        # capitals: a sentence's first unit keeps its capital, the word moved away from there loses it
+        first_unit = np.ones(starts.size, bool)
+        first_unit[1:] = (owner[1:] != owner[:-1]) | (sid[1:] != sid[:-1])
+        heads = np.flatnonzero(first_unit[free] & (perm != np.arange(free.size)))
+        slot_start = np.empty(free.size + 1, np.int64)  # filled below: where each free slot's text lands
+        seg_start = np.empty(2 * starts.size + 1, np.int64)
+        seg_len = np.empty(2 * starts.size + 1, np.int64)
+        unit_src_s, unit_src_e = starts.copy(), ends.copy()
+        unit_src_s[free] = starts[free][perm]
+        unit_src_e[free] = ends[free][perm]
+        prev_end = np.concatenate(([0], ends))
+        seg_start[0 : 2 * starts.size : 2] = prev_end[:-1]
+        seg_len[0 : 2 * starts.size : 2] = starts - prev_end[:-1]
+        seg_start[1 : 2 * starts.size : 2] = unit_src_s
+        seg_len[1 : 2 * starts.size : 2] = unit_src_e - unit_src_s
+        seg_start[-1] = prev_end[-1]
+        seg_len[-1] = batch.cps.size - prev_end[-1]
+        out_off = np.concatenate(([0], np.cumsum(seg_len)[:-1]))
+        idx = np.repeat(seg_start - out_off, seg_len) + np.arange(int(seg_len.sum()))
+        out = batch.cps[idx] if idx.size else batch.cps[:0].copy()
+        slot_start[:-1] = out_off[1 : 2 * starts.size : 2][free]
+        if heads.size:
+            f = batch.flags
+            old_first = free[heads]  # the unit that used to open the sentence
+            was_cap = (f[starts[old_first]] & UPPER) > 0
+            title = (
+                was_cap
+                & ((ends[old_first] - starts[old_first]) > 1)
+                & ((f[np.minimum(starts[old_first] + 1, f.size - 1)] & UPPER) == 0)
+            )
+            up = tables_upper()
+            low = tables_lower()
+            p = slot_start[heads][was_cap]
+            out[p] = up[np.minimum(out[p], 0xFFFF)]
+            inv = np.empty(free.size, np.int64)
+            inv[perm] = np.arange(free.size)
+            moved = inv[heads][title]  # where the old first word went
+            q = slot_start[moved]
+            out[q] = low[np.minimum(out[q], 0xFFFF)]
+        result = batch.split(out.tobytes().decode("utf-32-le", "surrogatepass"))
+        return [o if done[i] > 0 and batch.usable[i] else None for i, o in enumerate(result)]
 
-    def _insertion(self, units: Units, i: int, rng: random.Random) -> str | None:
+    def _insertion(
+        self, text: str, alive: list[int], s_: list[int], e_: list[int], word: str, rng: SplitMix
+    ) -> str | None:
         if self.synonyms is not None:
-            options = self.synonyms.synonyms(units.units[i])
+            options = self.synonyms.synonyms(word)
             if options:
                 return rng.choice(options)
-        others = [units.units[k] for k in units.free() if units.units[k].lower() != units.units[i].lower()]
+        low = word.lower()
+        others = [w for w in (text[s_[k] : e_[k]] for k in alive) if w.lower() != low]
         if not others:
             return None
-        word = rng.choice(others)
-        return word.lower() if word[:1].isupper() and not word.isupper() and len(word) > 1 else word
+        other = rng.choice(others)
+        return other.lower() if other[:1].isupper() and not other.isupper() and len(other) > 1 else other
 
     @staticmethod
-    def _sentence_firsts(units: Units) -> dict[int, str]:
-        firsts: dict[int, str] = {}
-        for k, sid in enumerate(units.sentence_ids()):
-            if sid not in firsts:
-                firsts[sid] = units.units[k] if not units.locked[k] and units.units[k][:1].isupper() else ""
-        return firsts
-
-    @classmethod
-    def _fix_capitals(cls, units: Units, before: dict[int, str]) -> None:
+    def _fix_capitals(text: str, sl: UnitSlots, content: dict[int, str], deleted: set[int], cur) -> None:
         """Keep "Hello there." from becoming "there Hello." after a swap or a deleted first word."""
-        sentence = units.sentence_ids()
-        if len(set(sentence)) != len(before):
-            return
-        after = cls._sentence_firsts(units)
-        for sid, old in before.items():
-            if not old or after.get(sid) == old:
+        s_, e_, locked, sids = sl.starts, sl.ends, sl.locked, sl.sids
+        heads = [i for i in (*content, *deleted) if i == 0 or sids[i - 1] != sids[i]]
+        if not heads:
+            return  # no sentence lost or changed its first unit
+        touched = {sids[i] for i in heads}
+        for sid in sorted(touched):
+            members = [k for k, x in enumerate(sids) if x == sid]
+            first = members[0]
+            old = text[s_[first] : e_[first]]
+            if locked[first] or not old[:1].isupper():
                 continue
-            k = sentence.index(sid)
-            if not units.locked[k]:
-                units.units[k] = units.units[k][:1].upper() + units.units[k][1:]
+            alive = [k for k in members if k not in deleted]
+            if not alive:
+                continue
+            new_first = alive[0]
+            if cur(new_first) == old and new_first == first:
+                continue
+            if not locked[new_first]:
+                word = cur(new_first)
+                content[new_first] = word[:1].upper() + word[1:]
             if old.isupper() or old == "I" or old.startswith(("I'", "I’")):
                 continue
-            for j in range(k + 1, len(units.units)):
-                if sentence[j] == sid and units.units[j] == old and not units.locked[j]:
-                    units.units[j] = old[:1].lower() + old[1:]
+            for j in alive[1:]:
+                if j in content and content[j] == old and not locked[j]:
+                    content[j] = old[:1].lower() + old[1:]
+
+    @staticmethod
+    def _rebuild(
+        text: str, sl: UnitSlots, content: dict[int, str], deleted: set[int], inserts: dict[int, list[str]]
+    ) -> str:
+        s_, e_ = sl.starts, sl.ends
+        n = len(s_)
+        out: list[str] = []
+        pos = 0
+        affected = sorted({*content, *deleted, *inserts})
+        k = 0
+        while k < len(affected):
+            i = affected[k]
+            if i in deleted:
+                b = i
+                while b + 1 in deleted:
+                    b += 1
+                left_start = e_[i - 1] if i > 0 else 0
+                right_end = s_[b + 1] if b + 1 < n else len(text)
+                joined = join_gap(text[left_start : s_[i]], text[e_[b] : right_end], i == 0)
+                out += [text[pos:left_start], joined]
+                pos = right_end
+                while k < len(affected) and affected[k] <= b:
+                    k += 1
+                continue
+            out += [text[pos : s_[i]], content.get(i, text[s_[i] : e_[i]])]
+            out += [" " + w for w in inserts.get(i, ())]
+            pos = e_[i]
+            k += 1
+        out.append(text[pos:])
+        return "".join(out)
+
+
+class CaseNoise(_UnitNoise):
+    """Change the case of about ``rate`` of the unprotected words: lower, Title or UPPER (never the same)."""
+
+    kind = "case_noise"
+    OPS = CASE_OPS
+
+    def __init__(
+        self,
+        rate: float = 0.1,
+        ops: Ops = CASE_OPS,
+        keep_words: Sequence[str] = (),
+        protect_names: Sequence[str] = (),
+        minimum: int = 1,
+        maximum: int | None = None,
+    ) -> None:
+        super().__init__(rate, ops, keep_words, protect_names, minimum, maximum)
+
+    def _one(self, units: Units, seed: int) -> str | None:
+        rng = SplitMix(seed)
+        free = [i for i in units.free() if units.units[i] != "I"]
+        if not free:
+            return None
+        target = edit_count(len(free), self.rate, self.minimum, self.maximum)
+        order = sorted(free, key=lambda i: SplitMix(seed ^ (i * 0x9E3779B97F4A7C15)).next())
+        done = 0
+        for i in order:
+            if done >= target:
+                break
+            word = units.units[i]
+            op = self._op(rng)
+            new = {"lower": word.lower(), "title": word[:1].upper() + word[1:].lower(), "upper": word.upper()}[op]
+            if new == word:
+                new = word.lower() if word != word.lower() else word[:1].upper() + word[1:]
+            if new != word:
+                units.units[i] = new
+                done += 1
+        return units.join() if done else None
+
+
+class PunctNoise(_UnitNoise):
+    """Punctuation noise on about ``rate`` of the gaps between words: ``insert`` a mark (AEDA),
+    ``delete`` one, or ``replace`` one by another. Marks inside protected spans are never touched."""
+
+    kind = "punct_noise"
+    OPS = PUNCT_OPS
+
+    def __init__(
+        self,
+        rate: float = 0.1,
+        ops: Ops = PUNCT_OPS,
+        keep_words: Sequence[str] = (),
+        protect_names: Sequence[str] = (),
+        minimum: int = 1,
+        maximum: int | None = None,
+    ) -> None:
+        super().__init__(rate, ops, keep_words, protect_names, minimum, maximum)
+
+    def _one(self, units: Units, seed: int) -> str | None:
+        gaps = units.gaps
+        inner = list(range(1, len(gaps) - 1)) if len(gaps) > 2 else []
+        if not inner:
+            return None
+        rng = SplitMix(seed)
+        target = edit_count(len(inner), self.rate, self.minimum, self.maximum)
+        done = 0
+        for _ in range(target * 3):
+            if done >= target:
+                break
+            g = rng.choice(inner)
+            gap = gaps[g]
+            marks = [k for k, c in enumerate(gap) if c in PUNCT_MARKS]
+            op = self._op(rng)
+            if op == "insert":
+                mark = rng.choice(PUNCT_MARKS)
+                gaps[g] = f" {mark}{gap}" if gap.startswith(" ") or not gap else gap + f"{mark} "
+            elif not marks:
+                continue
+            elif op == "delete":
+                k = rng.choice(marks)
+                gaps[g] = gap[:k] + gap[k + 1 :] if gap[:k] + gap[k + 1 :] else " "
+            else:
+                k = rng.choice(marks)
+                gaps[g] = gap[:k] + rng.choice(PUNCT_MARKS.replace(gap[k], "")) + gap[k + 1 :]
+            done += 1
+        return units.join() if done else None

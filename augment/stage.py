@@ -1,28 +1,41 @@
 """The augment stage: new records derived from train records, each pointing back to its source.
 
 Variants inherit split and group_id, so a leakage-safe split stays leakage-safe,
-and are never augmented again (``aug_of`` is set).
+and are never augmented again (``aug_of`` is set). Each carries ``aug_params``,
+the JSON of the augmenter settings that made it. Variants that fail a quality
+gate (see :mod:`augment.gates`) are returned as dropped records with a reason.
+
+Accounting (``adds_records``): ``read`` = the batch's records, ``kept`` = those
+plus the accepted variants, ``dropped`` = the rejected variants; the runner's
+``added = kept - (read - dropped)`` is then every variant made (accepted +
+rejected), and ``read + added == kept + dropped`` holds.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Sequence
-from typing import ClassVar
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import PurePosixPath
+from typing import Any, ClassVar
 
 import polars as pl
 
 from augment.backtranslate import BackTranslator, make_backend
 from augment.base import Augmenter, seed_for, sub_seed
 from augment.config import AugmentConfig
-from augment.noise import CharNoise, WordNoise
+from augment.gates import IDENTICAL, NEAR_HOLDOUT, REASONS, Diversity, Embedder, Fidelity, HoldoutIndex
+from augment.noise import CaseNoise, CharNoise, PunctNoise, WordNoise
 from augment.synonym import SynonymSwap
 from tuneprep.records import MESSAGE, content_key, record_id
 from tuneprep.stage import Stage, StageOutput
 
 logger = logging.getLogger(__name__)
 
-EXAMPLES_PER_KIND = 3
+AUG_PARAMS = "aug_params"
+EXAMPLE_WORDS = (8, 60)  # report examples: sources of this many words read best
+_CANDIDATES = 40
 
 
 def build_augmenters(
@@ -33,29 +46,48 @@ def build_augmenters(
     built: list[Augmenter] = []
     skipped: dict[str, str] = {}
     synonyms: SynonymSwap | None = None
+    noise = cfg.noise
     for kind in cfg.augmenters:
         try:
             if kind == "synonym":
                 if not cfg.synonym.enabled:
                     skipped[kind] = "disabled"
                     continue
-                synonyms = synonyms or SynonymSwap(
-                    cfg.synonym.rate, cfg.synonym.min_words, cfg.synonym.max_words, **common
+                s = cfg.synonym
+                synonyms = SynonymSwap(
+                    s.rate, s.min_words, s.max_words, multiword=s.multiword, min_share=s.min_share, **common
                 )
                 built.append(synonyms)
-            elif kind in ("char_noise", "word_noise"):
-                if not cfg.noise.enabled:
+            elif kind in ("char_noise", "word_noise", "case_noise", "punct_noise"):
+                if not noise.enabled:
                     skipped[kind] = "disabled"
                     continue
                 if kind == "char_noise":
-                    built.append(CharNoise(cfg.noise.char_rate, cfg.noise.char_ops, **common))
+                    built.append(
+                        CharNoise(
+                            noise.char_rate, noise.char_ops, minimum=noise.char_min, maximum=noise.char_max, **common
+                        )
+                    )
+                elif kind == "case_noise":
+                    built.append(CaseNoise(noise.case_rate, noise.case_ops, **common))
+                elif kind == "punct_noise":
+                    built.append(PunctNoise(noise.punct_rate, noise.punct_ops, **common))
                 else:
-                    if synonyms is None and "insert" in cfg.noise.word_ops:
+                    if synonyms is None and "insert" in noise.word_ops:
                         try:
                             synonyms = SynonymSwap(**common)
                         except (RuntimeError, LookupError, ImportError):
                             synonyms = None
-                    built.append(WordNoise(cfg.noise.word_rate, cfg.noise.word_ops, synonyms, **common))
+                    built.append(
+                        WordNoise(
+                            noise.word_rate,
+                            noise.word_ops,
+                            synonyms,
+                            minimum=noise.word_min,
+                            maximum=noise.word_max,
+                            **common,
+                        )
+                    )
             elif kind == "backtranslation":
                 if not cfg.backtranslation.enabled:
                     skipped[kind] = "disabled"
@@ -73,17 +105,30 @@ def build_augmenters(
     return built, skipped
 
 
+def _doc_text(text: str | None, messages: list[dict] | None) -> str:
+    """The string dedup and the held-out check see: the text, or "role: content" turns joined."""
+    if messages is not None:
+        return "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+    return text or ""
+
+
+def _source_type(rec: dict) -> str:
+    path = PurePosixPath(rec.get("source") or "")
+    return f"{rec['format']}:{path.parts[0] if len(path.parts) > 1 else path.suffix}"
+
+
 class Augment(Stage):
-    """Add ``variants_per_record`` variants per augmenter for eligible rows; every input row is kept.
+    """Add up to ``variants_per_record`` variants per augmenter for eligible rows; every input row is kept.
 
     ``seed`` overrides ``cfg.seed`` (the pipeline's run seed); ``log`` also receives
-    the warnings about augmenters that cannot run here.
+    the warnings about augmenters that cannot run here. ``holdout_texts`` (or
+    :meth:`set_holdout`) are the validation/test texts no variant may near-duplicate;
+    ``embedder`` replaces the sentence-transformers model of the similarity gate.
 
     Text/html records get their ``text`` rewritten; chats only the turns whose
     role is in ``augment_roles`` (the others, assistant answers included, stay
-    verbatim). A variant equal to its source, or to one already made, is not
-    emitted. ``stats`` counts made/identical/failed per kind; ``examples`` keeps
-    the first few (source, variant, kind) triples for the report.
+    verbatim). A variant's seed comes from its record id, the run seed, the
+    augmenter and the variant number, so output does not depend on batching.
     """
 
     name: ClassVar[str] = "augment"
@@ -95,6 +140,9 @@ class Augment(Stage):
         augmenters: Sequence[Augmenter] | None = None,
         seed: int | None = None,
         log: Callable[[str], object] | None = None,
+        holdout_texts: Iterable[str] | None = None,
+        holdout_ids: Iterable[str] | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.cfg = cfg or AugmentConfig()
         if seed is not None:
@@ -104,11 +152,34 @@ class Augment(Stage):
             self.augmenters = built
         else:
             self.augmenters, self.skipped = list(augmenters), {}
-        self.stats: dict[str, dict[str, int]] = {
-            a.kind: {"made": 0, "identical": 0, "failed": 0} for a in self.augmenters
-        }
-        self.examples: list[tuple[str, str, str]] = []
+        extra_words = [*self.cfg.keep_words, *self.cfg.protect_names]
+        self.fidelity = Fidelity(self.cfg.fidelity, extra_words, embedder) if self.augmenters else None
+        self.holdout: HoldoutIndex | None = None
+        if holdout_texts is not None:
+            self.set_holdout(holdout_texts, holdout_ids)
+        self.stats: dict[str, dict[str, int]] = {a.kind: self._empty_stats() for a in self.augmenters}
+        self.diversity: dict[str, Diversity] = {a.kind: Diversity() for a in self.augmenters}
+        self.seconds: dict[str, float] = {a.kind: 0.0 for a in self.augmenters}
+        self._candidates: dict[str, tuple[list[dict], list[dict]]] = {}
         self.augmented_sources = 0
+
+    @staticmethod
+    def _empty_stats() -> dict[str, int]:
+        return {"made": 0, "failed": 0, **dict.fromkeys(REASONS, 0)}
+
+    def set_holdout(self, texts: Iterable[str], ids: Iterable[str] | None = None) -> int:
+        """Index held-out texts (validation + test document texts); returns how many are indexed.
+
+        Replaces any earlier set. Call before the first batch; variants that near-duplicate
+        one of them (estimated Jaccard >= ``cfg.leakage.threshold``) are dropped.
+        """
+        if not self.cfg.leakage.enabled:
+            self.holdout = None
+            return 0
+        self.holdout = HoldoutIndex(self.cfg.leakage)
+        texts = [t or "" for t in texts]
+        self.holdout.add(texts, list(ids) if ids is not None else None)
+        return len(self.holdout)
 
     def _eligible(self, batch: pl.DataFrame) -> pl.DataFrame:
         mask = pl.col("split").is_in(self.cfg.splits) & pl.col("aug_of").is_null()
@@ -120,111 +191,187 @@ class Augment(Stage):
             rows = rows.head(room)
         return rows
 
+    def _with_params(self, df: pl.DataFrame) -> pl.DataFrame:
+        return df if AUG_PARAMS in df.columns else df.with_columns(pl.lit(None, dtype=pl.Utf8).alias(AUG_PARAMS))
+
     def process(self, batch: pl.DataFrame) -> StageOutput:
+        batch = self._with_params(batch)
         if not self.cfg.enabled or not self.augmenters or batch.height == 0 or self.cfg.variants_per_record == 0:
             return StageOutput.keep_all(batch, self.name)
         rows = self._eligible(batch)
         self.augmented_sources += rows.height
-        new_rows: list[int] = []
-        new_text: list[str | None] = []
-        new_messages: list[list[dict] | None] = []
-        new_ids: list[str] = []
-        aug_of: list[str] = []
-        kinds: list[str] = []
         records = rows.select("_row", "id", "source", "format", "text", "messages").to_dicts()
+        candidates: list[dict] = []
         for augmenter in self.augmenters:
-            for variant in range(self.cfg.variants_per_record):
-                for rec, text, messages in self._variants(augmenter, records, variant):
-                    new_rows.append(rec["_row"])
-                    new_text.append(text)
-                    new_messages.append(messages)
-                    new_ids.append(
-                        record_id(rec["source"], content_key(text, messages), salt=f"aug:{augmenter.kind}:{rec['id']}")
-                    )
-                    aug_of.append(rec["id"])
-                    kinds.append(augmenter.kind)
-        if not new_rows:
-            return StageOutput.keep_all(batch, self.name)
-        added = batch[new_rows].with_columns(
-            pl.Series("id", new_ids, dtype=pl.Utf8),
-            pl.Series("text", new_text, dtype=pl.Utf8),
-            pl.Series("messages", new_messages, dtype=pl.List(MESSAGE)),
-            pl.Series("aug_of", aug_of, dtype=pl.Utf8),
-            pl.Series("aug_kind", kinds, dtype=pl.Utf8),
+            t0 = time.perf_counter()
+            candidates += self._variants(augmenter, records)
+            self.seconds[augmenter.kind] = self.seconds.get(augmenter.kind, 0.0) + time.perf_counter() - t0
+        verdicts = self._gate(records, candidates)
+        accepted = [c for c, v in zip(candidates, verdicts, strict=True) if v is None]
+        rejected = [(c, v) for c, v in zip(candidates, verdicts, strict=True) if v is not None]
+        for c in accepted:
+            kind = c["kind"]
+            self.stats[kind]["made"] += 1
+            self.diversity[kind].add(c["src_changed"], c["var_changed"])
+            self._remember(c)
+        for c, (reason, _) in rejected:
+            self.stats[c["kind"]][reason] += 1
+        kept = pl.concat([batch, self._frame(batch, accepted)]) if accepted else batch
+        dropped = self._frame(batch, [c for c, _ in rejected])
+        dropped = self.drop(
+            dropped,
+            pl.Series([v[0] for _, v in rejected], dtype=pl.Utf8),
+            pl.Series([v[1] for _, v in rejected], dtype=pl.Utf8),
         )
-        return StageOutput(pl.concat([batch, added.select(batch.columns)]), self.drop(batch.clear(), "none"))
+        return StageOutput(kept, dropped)
 
-    def _variants(
-        self, augmenter: Augmenter, records: list[dict], variant: int
-    ) -> list[tuple[dict, str | None, list[dict] | None]]:
-        """Run one augmenter over all texts and chat turns of the batch in a single call."""
+    def _frame(self, batch: pl.DataFrame, cands: list[dict]) -> pl.DataFrame:
+        if not cands:
+            return batch.clear()
+        return (
+            batch[[c["rec"]["_row"] for c in cands]]
+            .with_columns(
+                pl.Series("id", [c["id"] for c in cands], dtype=pl.Utf8),
+                pl.Series("text", [c["text"] for c in cands], dtype=pl.Utf8),
+                pl.Series("messages", [c["messages"] for c in cands], dtype=pl.List(MESSAGE)),
+                pl.Series("aug_of", [c["rec"]["id"] for c in cands], dtype=pl.Utf8),
+                pl.Series("aug_kind", [c["kind"] for c in cands], dtype=pl.Utf8),
+                pl.Series(AUG_PARAMS, [c["params"] for c in cands], dtype=pl.Utf8),
+            )
+            .select(batch.columns)
+        )
+
+    def _variants(self, augmenter: Augmenter, records: list[dict]) -> list[dict]:
+        """Run one augmenter over every text, chat turn and variant number of the batch in a single call."""
         kind = augmenter.kind
         roles = set(self.cfg.augment_roles)
-        units: list[tuple[int, int | None]] = []  # (record index, turn index or None for text)
+        n = self.cfg.variants_per_record
+        units: list[tuple[int, int, int | None]] = []  # (variant, record index, turn index or None for text)
         texts: list[str] = []
         seeds: list[int] = []
-        for r, rec in enumerate(records):
-            seed = seed_for(rec["id"], self.cfg.seed, kind, variant)
-            if rec["format"] == "chat":
-                for t, msg in enumerate(rec["messages"] or []):
-                    if msg["role"] in roles and msg["content"] and msg["content"].strip():
-                        units.append((r, t))
-                        texts.append(msg["content"])
-                        seeds.append(sub_seed(seed, t))
-            else:
-                units.append((r, None))
-                texts.append(rec["text"])
-                seeds.append(seed)
+        for v in range(n):
+            for r, rec in enumerate(records):
+                seed = seed_for(rec["id"], self.cfg.seed, kind, v)
+                if rec["format"] == "chat":
+                    for t, msg in enumerate(rec["messages"] or []):
+                        if msg["role"] in roles and msg["content"] and msg["content"].strip():
+                            units.append((v, r, t))
+                            texts.append(msg["content"])
+                            seeds.append(sub_seed(seed, t))
+                else:
+                    units.append((v, r, None))
+                    texts.append(rec["text"])
+                    seeds.append(seed)
         outputs = augmenter(texts, seeds) if texts else []
-        changed: dict[int, dict[int | None, str]] = {}
-        tried: set[int] = set()
-        for (r, t), out in zip(units, outputs, strict=True):
-            tried.add(r)
+        changed: dict[tuple[int, int], dict[int | None, str]] = {}
+        tried: set[tuple[int, int]] = set()
+        for (v, r, t), out in zip(units, outputs, strict=True):
+            tried.add((v, r))
             if out is not None:
-                changed.setdefault(r, {})[t] = out
-        stats = self.stats.setdefault(kind, {"made": 0, "identical": 0, "failed": 0})
+                changed.setdefault((v, r), {})[t] = out
+        stats = self.stats.setdefault(kind, self._empty_stats())
+        stats["failed"] += n * len(records) - len(changed)
+        params = augmenter.params()
         result = []
-        for r in sorted(tried):
+        for v, r in sorted(changed):
             rec = records[r]
-            if r not in changed:
-                stats["failed"] += 1
-                continue
+            turns = changed[(v, r)]
             if rec["format"] == "chat":
                 messages = [dict(m) for m in rec["messages"]]
-                for t, content in changed[r].items():
+                for t, content in turns.items():
                     messages[t]["content"] = content
                 text = rec["text"]
+                src_changed = "\n".join(rec["messages"][t]["content"] for t in sorted(turns))
+                var_changed = "\n".join(turns[t] for t in sorted(turns))
             else:
-                messages, text = rec["messages"], changed[r][None]
-            before = content_key(rec["text"], rec["messages"] if rec["format"] == "chat" else None)
-            after = content_key(text, messages if rec["format"] == "chat" else None)
-            seen = rec.setdefault("_seen", {}).setdefault(kind, {before})
-            if after in seen:
-                stats["identical"] += 1
-                continue
-            seen.add(after)
-            stats["made"] += 1
-            self._remember(rec, text, messages, changed[r], kind)
-            result.append((rec, text, messages))
-        failed_no_units = len(records) - len(tried)
-        stats["failed"] += failed_no_units
+                messages, text = rec["messages"], turns[None]
+                src_changed, var_changed = rec["text"], text
+            chat = rec["format"] == "chat"
+            key = content_key(text, messages if chat else None)
+            result.append(
+                {
+                    "rec": rec,
+                    "kind": kind,
+                    "variant": v,
+                    "text": text,
+                    "messages": messages,
+                    "key": key,
+                    "src_key": content_key(rec["text"], rec["messages"] if chat else None),
+                    "doc": _doc_text(text, messages if chat else None),
+                    "src_changed": src_changed,
+                    "var_changed": var_changed,
+                    "id": record_id(rec["source"], key, salt=f"aug:{kind}:{rec['id']}"),
+                    "params": json.dumps({**params, "variant": v, "seed": self.cfg.seed}, sort_keys=True),
+                }
+            )
         return result
 
-    def _remember(self, rec: dict, text: str | None, messages: list[dict] | None, changed: dict, kind: str) -> None:
-        if sum(1 for _, _, k in self.examples if k == kind) >= EXAMPLES_PER_KIND:
-            return
-        if rec["format"] == "chat":
-            t = next(iter(changed))
-            self.examples.append((rec["messages"][t]["content"], changed[t], kind))
-        else:
-            self.examples.append((rec["text"], text or "", kind))
+    def _gate(self, records: list[dict], cands: list[dict]) -> list[tuple[str, str] | None]:
+        """A (reason, detail) for each rejected candidate, in gate order; None for accepted ones."""
+        verdicts: list[tuple[str, str] | None] = [None] * len(cands)
+        seen: dict[str, dict[str, str]] = {}
+        for i, c in enumerate(cands):
+            mine = seen.setdefault(c["rec"]["id"], {c["src_key"]: "its source"})
+            if c["key"] in mine:
+                verdicts[i] = (IDENTICAL, f"same as {mine[c['key']]}")
+            else:
+                mine[c["key"]] = f"variant {c['id']} ({c['kind']})"
+        todo = [i for i, v in enumerate(verdicts) if v is None]
+        if self.fidelity is not None and todo:
+            checks = self.fidelity.check(
+                [cands[i]["src_changed"] for i in todo], [cands[i]["var_changed"] for i in todo]
+            )
+            for i, verdict in zip(todo, checks, strict=True):
+                verdicts[i] = verdict
+        todo = [i for i, v in enumerate(verdicts) if v is None]
+        if self.holdout is not None and todo:
+            for i, match in zip(todo, self.holdout.match([cands[i]["doc"] for i in todo]), strict=True):
+                if match is not None:
+                    verdicts[i] = (NEAR_HOLDOUT, f"near {match[0]} (Jaccard ~{match[1]:.2f})")
+        return verdicts
 
-    def summary(self) -> dict:
+    def _remember(self, c: dict) -> None:
+        """Keep a few readable examples per kind: short sources first, one per source type if possible."""
+        words = len(c["src_changed"].split())
+        short, other = self._candidates.setdefault(c["kind"], ([], []))
+        pool = short if EXAMPLE_WORDS[0] <= words <= EXAMPLE_WORDS[1] else other
+        if len(pool) < _CANDIDATES:
+            pool.append(
+                {
+                    "kind": c["kind"],
+                    "source": c["src_changed"],
+                    "variant": c["var_changed"],
+                    "type": _source_type(c["rec"]),
+                }
+            )
+
+    @property
+    def examples(self) -> list[tuple[str, str, str]]:
+        """(source, variant, kind) triples chosen for the report."""
+        out = []
+        for kind, (short, other) in self._candidates.items():
+            picked: list[dict] = []
+            types: set[str] = set()
+            for ex in short:  # one per source type first
+                if len(picked) < self.cfg.examples_per_kind and ex["type"] not in types:
+                    picked.append(ex)
+                    types.add(ex["type"])
+            for ex in [*short, *other]:
+                if len(picked) < self.cfg.examples_per_kind and ex not in picked:
+                    picked.append(ex)
+            out += [(ex["source"], ex["variant"], kind) for ex in picked]
+        return out
+
+    def summary(self) -> dict[str, Any]:
         return {
             "augmenters": [a.kind for a in self.augmenters],
             "skipped": dict(self.skipped),
             "sources": self.augmented_sources,
             "per_kind": {k: dict(v) for k, v in self.stats.items()},
+            "diversity": {k: d.summary() for k, d in self.diversity.items()},
+            "seconds_per_kind": {k: round(s, 3) for k, s in self.seconds.items()},
+            "params": {a.kind: a.params() for a in self.augmenters},
+            "holdout_indexed": len(self.holdout) if self.holdout is not None else 0,
             "examples": [{"kind": k, "source": s, "variant": v} for s, v, k in self.examples],
         }
 

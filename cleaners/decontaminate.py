@@ -160,10 +160,11 @@ class Decontaminator(Stage):
             owner = self.heldout_ids[int(self.owner[pos[doc == i][0]])]
             out[i] = (f"contaminated_{n}gram", f"{int(shared[i])} shared {n}-grams with {owner}")
         if sigs is not None and self.index is not None and len(self.index):
-            for i in (i for i in range(len(texts)) if out[i] is None):
-                match = self.index.best_match(sigs[i], self.cfg.near_threshold)
-                if match is not None:
-                    out[i] = ("contaminated_near_dup", f"jaccard {match[1]:.2f} with {match[0]}")
+            rows, sims = self.index.best_matches(sigs, self.cfg.near_threshold)
+            for i in np.flatnonzero(rows >= 0).tolist():
+                if out[i] is None:
+                    key = self.index.keys[int(rows[i])]
+                    out[i] = ("contaminated_near_dup", f"jaccard {sims[i]:.2f} with {key}")
         return out
 
     def process(self, batch: pl.DataFrame) -> StageOutput:

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from finetune.config import FinetuneConfig
 
-_EXPORTS = {"build_model": "model", "evaluate": "train", "train": "train"}
+_EXPORTS = {"build_model": "model", "evaluate": "trainer", "train": "trainer"}
 __all__ = ["FinetuneConfig", "build_model", "evaluate", "train"]
 
 if TYPE_CHECKING:
     from finetune.model import build_model
-    from finetune.train import evaluate, train
+    from finetune.trainer import evaluate, train
 
 
 def __getattr__(name: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import random
 import re
 from collections.abc import Iterator, Sequence
@@ -179,7 +180,7 @@ def test_synonym_keeps_inflection_and_case(synonym) -> None:
         tried = out.split()[-3]
         assert tried in {"tried", "attempted", "essayed"}, out
     assert any("halted" in o for o in outs) and any(o.startswith(("Automobiles", "Autos", "Motorcars")) for o in outs)
-    assert aug.synonyms("packages") and all(s.endswith("s") for s in aug.synonyms("packages"))
+    assert aug.synonyms("packages", prev="the") and all(s.endswith("s") for s in aug.synonyms("packages", prev="the"))
     assert aug.synonyms("the") == [] and aug.synonyms("bought") == ["purchased"]
 
 
@@ -489,8 +490,9 @@ def test_stage_adds_variants_only_for_train_originals() -> None:
     df = _frame()
     stage = _noise_stage(variants_per_record=2)
     out = stage(df)
-    assert out.dropped.height == 0 and out.kept.columns == df.columns
+    assert out.dropped.height == 0 and out.kept.columns == df.columns and "aug_params" in df.columns
     assert out.kept.head(df.height).equals(df)
+    assert out.kept.head(df.height)["aug_params"].is_null().all()
     new = out.kept.slice(df.height)
     assert new.height == 3 * 2 * 2  # 3 train originals x 2 augmenters x 2 variants
     assert set(new["aug_of"]) == {"t1", "c1", "t3"} and set(new["aug_kind"]) == {"char_noise", "word_noise"}
@@ -499,10 +501,15 @@ def test_stage_adds_variants_only_for_train_originals() -> None:
     for col in ("source", "label", "group_id", "split", "format"):
         assert joined[col].equals(joined[f"{col}_src"], null_equal=True), col
     assert (joined["split"] == "train").all()
-    assert stage.stats == {k: {"made": 6, "identical": 0, "failed": 0} for k in ("char_noise", "word_noise")}
+    assert {k: (v["made"], v["failed"], sum(v.values()) - v["made"] - v["failed"]) for k, v in stage.stats.items()} == {
+        "char_noise": (6, 0, 0),
+        "word_noise": (6, 0, 0),
+    }
+    params = [json.loads(p) for p in new["aug_params"]]
+    assert {p["kind"] for p in params} == {"char_noise", "word_noise"} and all("rate" in p for p in params)
     assert {k for _, _, k in stage.examples} == {"char_noise", "word_noise"}
     assert all(sum(k == kind for _, _, k in stage.examples) <= 3 for kind in ("char_noise", "word_noise"))
-    assert out.kept.schema == {**SCHEMA}
+    assert out.kept.schema == {**SCHEMA, "aug_params": pl.Utf8}
 
 
 def test_stage_chat_only_user_turns_change() -> None:
@@ -550,8 +557,10 @@ def test_stage_counts_identical_and_failed() -> None:
     stage = Augment(AugmentConfig(), augmenters=[_Echo(), _Never()])
     out = stage(df)
     assert out.kept.equals(df)
-    assert stage.stats["echo"] == {"made": 0, "identical": 3, "failed": 0}
-    assert stage.stats["never"] == {"made": 0, "identical": 0, "failed": 3}
+    assert out.dropped.height == 3 and set(out.dropped["reason"]) == {"aug_identical"}
+    assert set(out.dropped["aug_of"]) == {"t1", "c1", "t3"} and (out.dropped["stage"] == "augment").all()
+    assert stage.stats["echo"]["made"] == 0 and stage.stats["echo"]["aug_identical"] == 3
+    assert stage.stats["never"]["failed"] == 3 and stage.stats["never"]["made"] == 0
 
 
 def test_stage_options() -> None:
@@ -588,3 +597,14 @@ def test_stage_seed_override_and_log() -> None:
     assert stage.cfg.seed == 11 and cfg.seed == 0
     assert [a.kind for a in stage.augmenters] == ["char_noise"]
     assert any("backtranslation" in m for m in messages)
+
+
+@pytest.mark.filterwarnings("ignore:Recommended. pip install sacremoses")
+def test_transformers_backend_samples_distinct_variants(tiny_marian: tuple[Path, Path]) -> None:
+    fwd, bwd = (str(p) for p in tiny_marian)
+    backend = TransformersBackend(fwd, bwd, temperature=1.0, max_length=16, batch_size=4, device="cpu")
+    bt = BackTranslator(backend)
+    texts = ["the customer wants a refund because the box was damaged", "late package"]
+    variants = bt.generate(texts, ["r1", "r2"], run_seed=0, n=3)
+    assert len(variants[0]) >= 2  # sampling: a new seed per variant number
+    assert bt.generate(texts[:1], ["r1"], run_seed=0, n=3) == variants[:1]

@@ -5,29 +5,21 @@ from __future__ import annotations
 import random
 import unicodedata
 
-import numpy as np
 import polars as pl
 import pytest
-from pydantic import ValidationError
 
 import cleaners.normalize as normalize_mod
 from cleaners import (
-    DedupConfig,
     ExactDeduper,
     FilterConfig,
     HtmlConfig,
     LengthFilter,
-    LSHIndex,
     MinHashDeduper,
-    MinHasher,
     Normalize,
     NormalizeConfig,
     StripHtml,
-    dedup_stages,
     fix_mojibake,
-    jaccard_estimate,
     normalize_text,
-    optimal_bands,
     strip_html,
 )
 from tuneprep.records import SCHEMA, make_records
@@ -82,8 +74,11 @@ def _assert_balanced(batch: pl.DataFrame, out) -> None:
 # --- HTML -----------------------------------------------------------------------------------------------------
 
 
+BS4 = HtmlConfig(extractor="bs4")  # the rule-based walker; tests/test_extract.py covers the default extractor
+
+
 def test_strip_html_removes_boilerplate_and_keeps_article():
-    text = strip_html(PAGE)
+    text = strip_html(PAGE, BS4)
     for junk in ("SECRET_JS", "color: red", "ACME HEADER", "NAVLINK", "COOKIES", "Accept", "BREADCRUMB", "SHARE"):
         assert junk not in text, junk
     for junk in ("COMMENT", "SIDEBAR", "NEWSLETTER", "FOOTER", "HTML_COMMENT", "Shop | Blog"):
@@ -98,9 +93,9 @@ def test_strip_html_removes_boilerplate_and_keeps_article():
 
 def test_strip_html_without_main_uses_body_and_respects_config():
     html = "<body><div class='content'><p>Para one here.</p><p>Para two here.</p></div><nav>menu</nav></body>"
-    assert strip_html(html) == "Para one here.\n\nPara two here."
-    assert strip_html(html, HtmlConfig(keep_paragraphs=False)) == "Para one here.\nPara two here."
-    assert "menu" in strip_html(html, HtmlConfig(drop_tags=[]))
+    assert strip_html(html, BS4) == "Para one here.\n\nPara two here."
+    assert strip_html(html, HtmlConfig(extractor="bs4", keep_paragraphs=False)) == "Para one here.\nPara two here."
+    assert "menu" in strip_html(html, HtmlConfig(extractor="bs4", drop_tags=[]))
 
 
 def test_strip_html_keeps_wrapper_whose_class_matches_a_pattern():
@@ -122,8 +117,8 @@ def test_strip_html_keeps_page_wide_form_wrapper():
 def test_strip_html_falls_back_to_body_when_main_is_a_teaser():
     body = " ".join(_words(2, 100))
     html = f"<body><article><p>Teaser.</p></article><div><p>{body}</p></div></body>"
-    assert body in strip_html(html)
-    assert strip_html(html, HtmlConfig(main_min_share=0.0)) == "Teaser."
+    assert body in strip_html(html, BS4)
+    assert strip_html(html, HtmlConfig(extractor="bs4", main_min_share=0.0)) == "Teaser."
 
 
 def test_strip_html_deep_nesting_does_not_recurse():
@@ -268,113 +263,7 @@ def test_length_filter_without_max_keeps_long_and_lenient_chat_rule():
     assert LengthFilter(FilterConfig(require_chat_turns=False))(batch).kept.height == 2
 
 
-# --- exact dedup ----------------------------------------------------------------------------------------------
-
-
-def test_exact_dedup_across_batches_and_case_whitespace(tmp_path):
-    dd = ExactDeduper()
-    first = _text_rows(["Hello world, this is a doc.", "Another document here.", "hello   WORLD, this is a doc."])
-    out1 = dd(first)
-    _assert_balanced(first, out1)
-    assert out1.kept["id"].to_list() == ["d0", "d1"]
-    assert out1.dropped.select("id", "reason", "detail").rows() == [("d2", "exact_duplicate", "d0")]
-
-    second = _text_rows(["Another document here.\n", "Brand new text."], prefix="e")
-    out2 = dd(second)
-    assert out2.kept["id"].to_list() == ["e1"]
-    assert out2.dropped.select("id", "detail").rows() == [("e0", "d1")]
-
-    path = tmp_path / "exact.json"
-    dd.save(path)
-    restored = ExactDeduper.load(path)
-    assert restored.seen == dd.seen
-    third = restored(_text_rows(["Brand new text.", "Never seen before."], prefix="f"))
-    assert third.dropped.select("id", "detail").rows() == [("f0", "e1")]
-    fresh = ExactDeduper()
-    fresh.load_state_dict(dd.state_dict())
-    assert fresh(_text_rows(["brand NEW text."], prefix="g")).dropped["detail"].to_list() == ["e1"]
-
-
-def test_exact_dedup_chats_by_conversation():
-    batch = make_records(
-        [
-            _chat("a", ("user", "Hi there"), ("assistant", "Hello!")),
-            _chat("b", ("user", "hi  there"), ("assistant", "hello!")),
-            _chat("c", ("user", "Hi there"), ("assistant", "Goodbye!")),
-            {"id": "t", "source": "s", "format": "text", "text": "Hi there"},
-        ]
-    )
-    out = ExactDeduper()(batch)
-    assert out.kept["id"].to_list() == ["a", "c", "t"]
-    assert out.dropped.select("id", "detail").rows() == [("b", "a")]
-
-
-# --- MinHash / LSH --------------------------------------------------------------------------------------------
-
-
-def test_optimal_bands_matches_datasketch_and_config():
-    assert optimal_bands(0.8, 128) == (9, 13)
-    assert optimal_bands(0.5, 128) == (25, 5)
-    assert DedupConfig(threshold=0.8).lsh_params() == (9, 13)
-    assert DedupConfig().lsh_params() == optimal_bands(0.7, 128) == (14, 9)
-    assert DedupConfig(bands=16, rows=8).lsh_params() == (16, 8)
-    with pytest.raises(ValidationError):
-        DedupConfig(bands=20, rows=10)
-    with pytest.raises(ValidationError):
-        DedupConfig(threshold=1.0)
-    with pytest.raises(ValidationError):
-        DedupConfig(unknown=1)
-
-
-def test_minhasher_estimates_jaccard():
-    hasher = MinHasher(num_perm=256, ngram=1)
-    a = _words(5, 400)
-    shared = a[:300]
-    b = shared + _words(6, 100)
-    true_j = len(set(a) & set(b)) / len(set(a) | set(b))
-    sigs = hasher([" ".join(a), " ".join(b)])
-    assert sigs.shape == (2, 256) and sigs.dtype == np.uint32
-    assert abs(jaccard_estimate(sigs[0], sigs[1]) - true_j) < 0.08
-    assert jaccard_estimate(sigs[0], sigs).tolist()[0] == 1.0
-
-
-def test_minhasher_short_empty_and_deterministic():
-    hasher = MinHasher()
-    texts = ["two words", "Two   WORDS", "", "!!!", "other pair", "x" * 100, None]
-    sigs = hasher(texts)
-    assert sigs.shape == (7, 128)
-    assert (sigs[0] == sigs[1]).all()
-    assert not (sigs[0] == sigs[4]).all()
-    assert not (sigs[2] == sigs[3]).all()
-    assert (sigs[2] == sigs[6]).all()
-    _, starts = hasher.shingles(texts)
-    assert np.all(np.diff(np.append(starts, 10**9)) >= 1)
-    assert (MinHasher()(texts) == sigs).all()
-    assert not (MinHasher(seed=2)(texts) == sigs).all()
-
-
-def test_minhasher_batch_equals_one_by_one():
-    texts = [" ".join(_words(i, n)) for i, n in enumerate([1, 3, 5, 6, 40, 200])] + ["ünïcödé wörds ß " * 3]
-    for shingle in ("word", "char"):
-        hasher = MinHasher(shingle=shingle)
-        batch = hasher(texts)
-        single = np.vstack([hasher([t]) for t in texts])
-        assert (batch == single).all()
-
-
-def test_lsh_index_insert_query():
-    hasher = MinHasher()
-    base = _words(7, 200)
-    near = base.copy()
-    near[100:105] = ["zzz"] * 5
-    sigs = hasher([" ".join(base), " ".join(near), " ".join(_words(8, 200))])
-    index = LSHIndex(128, *optimal_bands(0.8, 128))
-    index.insert("base", sigs[0])
-    assert index.query(sigs[1]) == ["base"]
-    assert index.query(sigs[2]) == []
-    match = index.best_match(sigs[1], 0.8)
-    assert match is not None and match[0] == "base" and match[1] >= 0.8
-    assert len(index) == 1
+# --- dedup: tests/test_dedup.py (exact, MinHash/LSH, semantic); _corpus also feeds the accounting test below ---
 
 
 def _corpus() -> tuple[list[str], list[str]]:
@@ -388,70 +277,6 @@ def _corpus() -> tuple[list[str], list[str]]:
     texts = [" ".join(base), " ".join(_words(13, 200)), " ".join(edited), " ".join(half), " ".join(base).upper()]
     fate = ["kept", "kept", "dropped", "kept", "dropped"]
     return texts, fate
-
-
-def test_near_dedup_drops_near_copies_only():
-    texts, fate = _corpus()
-    batch = _text_rows(texts)
-    out = MinHashDeduper()(batch)
-    _assert_balanced(batch, out)
-    assert out.kept["id"].to_list() == [f"d{i}" for i, f in enumerate(fate) if f == "kept"]
-    assert out.dropped.select("id", "reason", "detail").rows() == [
-        ("d2", "near_duplicate", "d0"),
-        ("d4", "near_duplicate", "d0"),
-    ]
-    assert out.kept["group_id"].to_list() == out.kept["id"].to_list()
-
-
-def test_near_dedup_keeps_existing_group_and_is_deterministic():
-    texts, _ = _corpus()
-    batch = _text_rows(texts).with_columns(pl.when(pl.col("id") == "d1").then(pl.lit("g1")).alias("group_id"))
-    a, b = MinHashDeduper()(batch), MinHashDeduper()(batch)
-    assert a.kept.equals(b.kept) and a.dropped.equals(b.dropped)
-    assert dict(zip(a.kept["id"], a.kept["group_id"], strict=True))["d1"] == "g1"
-
-
-def test_near_dedup_across_batches_save_and_load(tmp_path):
-    texts, _ = _corpus()
-    dd = MinHashDeduper()
-    out1 = dd(_text_rows(texts[:2]))
-    assert out1.dropped.height == 0
-    out2 = dd(_text_rows(texts[2:], prefix="e"))
-    assert out2.dropped.select("id", "detail").rows() == [("e0", "d0"), ("e2", "d0")]
-
-    path = tmp_path / "near.npz"
-    dd.save(path)
-    restored = MinHashDeduper.load(path)
-    assert len(restored.index) == len(dd.index) == 3
-    fresh_drop = _text_rows([texts[2], " ".join(_words(14, 150)), texts[1] + " with a tail"], prefix="f")
-    out3 = restored(fresh_drop)
-    _assert_balanced(fresh_drop, out3)
-    assert out3.dropped.select("id", "detail").rows() == [("f0", "d0"), ("f2", "d1")]
-    assert out3.kept["id"].to_list() == ["f1"]
-    with pytest.raises(ValueError, match="not compatible"):
-        MinHashDeduper.load(path, DedupConfig(ngram=5))
-    assert MinHashDeduper.load(path, DedupConfig(threshold=0.9)).index.bands == optimal_bands(0.9, 128)[0]
-
-
-def test_near_dedup_char_shingles_and_chats():
-    cfg = DedupConfig(shingle="char", ngram=5)
-    answer = " ".join(_words(15, 60))
-    batch = make_records(
-        [
-            _chat("a", ("user", "Explain the thing"), ("assistant", answer)),
-            _chat("b", ("user", "Explain the thing!"), ("assistant", answer)),
-            _chat("c", ("user", "Something else"), ("assistant", " ".join(_words(16, 60)))),
-        ]
-    )
-    out = MinHashDeduper(cfg)(batch)
-    assert out.kept["id"].to_list() == ["a", "c"]
-    assert out.dropped["detail"].to_list() == ["a"]
-
-
-def test_dedup_stages_follow_config():
-    assert [s.name for s in dedup_stages()] == ["exact_dedup", "near_dedup"]
-    assert [s.name for s in dedup_stages(DedupConfig(exact=False))] == ["near_dedup"]
-    assert dedup_stages(DedupConfig(exact=False, near=False)) == []
 
 
 # --- accounting over a mixed corpus ---------------------------------------------------------------------------
@@ -477,11 +302,3 @@ def test_every_stage_accounts_for_every_row(make_stage):
     assert set(out.dropped["stage"].to_list()) <= {stage.name}
     empty = stage(batch.clear())
     assert empty.kept.height == 0 and empty.dropped.height == 0
-
-
-def test_minhasher_document_longer_than_one_block():
-    big = " ".join(_words(20, 20000))
-    hasher = MinHasher()
-    sigs = hasher(["short doc here", big, big + " tail"])
-    assert (sigs[1] == hasher([big])[0]).all()
-    assert jaccard_estimate(sigs[1], sigs[2]) > 0.95

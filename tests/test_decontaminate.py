@@ -1,16 +1,17 @@
-
 from cleaners.decontaminate import DecontamConfig, Decontaminator, ngram_hashes
 from cleaners.dedup import MinHasher
 from tuneprep.records import make_records
 
-HELD = "The replacement strap for the Ridgeline pack ships in five days and fits every model made since 2019 without tools"
-OTHER = "Our stores open at nine on weekdays and at ten on Sundays, except on public holidays when all of them stay closed"
+HELD = (
+    "The replacement strap for the Ridgeline pack ships in five days and fits every model made since 2019 without tools"
+)
+OTHER = (
+    "Our stores open at nine on weekdays and at ten on Sundays, except on public holidays when all of them stay closed"
+)
 
 
 def rows(*items):
-    return make_records(
-        [{"id": i, "source": "s", "format": "text", "text": t, "split": sp} for i, t, sp in items]
-    )
+    return make_records([{"id": i, "source": "s", "format": "text", "text": t, "split": sp} for i, t, sp in items])
 
 
 def test_ngram_hashes_need_n_words_and_ignore_case_and_punctuation():
@@ -21,8 +22,11 @@ def test_ngram_hashes_need_n_words_and_ignore_case_and_punctuation():
 def test_train_records_sharing_a_13gram_are_dropped_with_the_heldout_id():
     stage = Decontaminator(DecontamConfig(near_threshold=None))
     stage.add_heldout(["v1"], [HELD])
-    batch = rows(("t1", "Intro sentence here. " + HELD[:110] + " and more words after it", "train"),
-                 ("t2", OTHER, "train"), ("v2", HELD, "validation"))
+    batch = rows(
+        ("t1", "Intro sentence here. " + HELD[:110] + " and more words after it", "train"),
+        ("t2", OTHER, "train"),
+        ("v2", HELD, "validation"),
+    )
     out = stage(batch)
     assert out.kept["id"].to_list() == ["t2", "v2"]
     assert out.dropped["reason"].to_list() == ["contaminated_13gram"] and "v1" in out.dropped["detail"][0]
@@ -44,8 +48,17 @@ def test_near_duplicates_caught_by_minhash_and_report_mode_keeps_everything():
 def test_chats_are_checked_on_their_joined_text():
     stage = Decontaminator(DecontamConfig(near_threshold=None))
     stage.add_heldout(["v1"], [HELD])
-    chat = make_records([{"id": "c", "source": "s", "format": "chat", "split": "train",
-                          "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": HELD}]}])
+    chat = make_records(
+        [
+            {
+                "id": "c",
+                "source": "s",
+                "format": "chat",
+                "split": "train",
+                "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": HELD}],
+            }
+        ]
+    )
     assert stage(chat).dropped.height == 1
 
 

@@ -261,7 +261,7 @@ def test_unreachable_hub_is_one_clear_load_error(tmp_path, monkeypatch):
 def test_instruction_response_pairs_become_two_turn_chats(tmp_path):
     (tmp_path / "pairs.csv").write_text(
         'instruction,response,category\n"Cancel my order {{Order Number}}","I can help.\nFirst, sign in.",cancel\n'
-        'Track it,,track\n'
+        "Track it,,track\n"
     )
     records, bad, stats = load([tmp_path])
     assert stats.read == stats.kept + stats.quarantined == 2

@@ -87,7 +87,23 @@ def test_pretrained_tokenizer_by_path_gets_a_chat_template_and_mask(tmp_path):
 
     from tuneprep.tokenization import load_pretrained
 
-    words = "you are a support agent where is order 42 it shipped on monday thanks welcome".split()
+    words = [
+        "you",
+        "are",
+        "a",
+        "support",
+        "agent",
+        "where",
+        "is",
+        "order",
+        "42",
+        "it",
+        "shipped",
+        "on",
+        "monday",
+        "thanks",
+        "welcome",
+    ]
     save_tokenizer([" ".join(words)], tmp_path / "hub")
     tok = load_pretrained(str(tmp_path / "hub"), tmp_path / "copy")
     reloaded = AutoTokenizer.from_pretrained(str(tmp_path / "copy"))

@@ -90,14 +90,26 @@ def input_inventory(cfg: PipelineConfig) -> list[dict]:
         for p, source in list_files(cfg.inputs, cfg.load)
         if p.is_file()
     ]
-    remote = [{"source": item, "kind": "hub" if item.startswith("hf://") else "url"} for item in cfg.inputs if "://" in item]
+    remote = [
+        {"source": item, "kind": "hub" if item.startswith("hf://") else "url"} for item in cfg.inputs if "://" in item
+    ]
     return files + remote
 
 
 def clean_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[dict]:
-    from cleaners import LengthFilter, Normalize, StripHtml
+    from cleaners import LanguageFilter, LengthFilter, Normalize, QualityFilter, RedactPII, StripHtml
 
-    stages = [StripHtml(cfg.clean.html), Normalize(cfg.clean.normalize), LengthFilter(cfg.clean.filter)]
+    # PII goes before any filter so it never reaches dropped/*.parquet; language before quality so the
+    # English stop-word rule only sees English.
+    c = cfg.clean
+    stages = [
+        StripHtml(c.html),
+        Normalize(c.normalize),
+        RedactPII(c.pii),
+        LengthFilter(c.filter),
+        LanguageFilter(c.language),
+        QualityFilter(c.quality),
+    ]
     stats = run_stages(stages, paths.stage_file("loaded"), paths.stage_file("cleaned"), paths.dropped, cfg.batch_size)
     for s in stats:
         log(f"{s.name}: {s.read} in, {s.kept} kept, {s.dropped} dropped {dict(s.reasons)}")
@@ -105,13 +117,9 @@ def clean_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[d
 
 
 def dedup_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[dict]:
-    from cleaners import ExactDeduper, MinHashDeduper
+    from cleaners import dedup_stages
 
-    stages = []
-    if cfg.dedup.exact:
-        stages.append(ExactDeduper())
-    if cfg.dedup.near:
-        stages.append(MinHashDeduper(cfg.dedup))
+    stages = dedup_stages(cfg.dedup)
     stats = run_stages(stages, paths.stage_file("cleaned"), paths.stage_file("deduped"), paths.dropped, cfg.batch_size)
     (paths.out / "index").mkdir(exist_ok=True)
     for stage in stages:
@@ -172,7 +180,9 @@ def decontaminate_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -
         for batch in iter_batches(src, cfg.batch_size):
             stage.count_train(document_text(batch.filter(pl.col("split") == "train")).to_list())
     (st,) = run_stages([stage], src, paths.stage_file("decontaminated"), paths.dropped, cfg.batch_size)
-    log(f"decontaminate: {st.extra.get('flagged', 0)} train records overlap validation/test ({cfg.decontaminate.action})")
+    log(
+        f"decontaminate: {st.extra.get('flagged', 0)} train records overlap validation/test ({cfg.decontaminate.action})"
+    )
     return st.to_dict()
 
 
@@ -183,17 +193,16 @@ def _has(path: Path, column: str) -> bool:
 def augment_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
     from augment import Augment
 
-    stage = Augment(cfg.augment, seed=cfg.seed, log=log)
-    (st,) = run_stages([stage], paths.stage_file("decontaminated"), paths.stage_file("augmented"), paths.dropped, cfg.batch_size)
-    log(f"augment: {st.read} in, {st.added} variants added")
-    d = st.to_dict()
-    d["extra"] = {
-        **d.get("extra", {}),
-        "per_kind": stage.stats,
-        "skipped": stage.skipped,
-        "examples": [{"source": a, "variant": b, "kind": k} for a, b, k in stage.examples],
-    }
-    return d
+    src = paths.stage_file("decontaminated")
+    held_ids, held_texts = [], []
+    for batch in iter_batches(src, cfg.batch_size):
+        held = batch.filter(pl.col("split").is_in(["validation", "test"]))
+        held_ids += held["id"].to_list()
+        held_texts += document_text(held).to_list()
+    stage = Augment(cfg.augment, seed=cfg.seed, log=log, holdout_texts=held_texts, holdout_ids=held_ids)
+    (st,) = run_stages([stage], src, paths.stage_file("augmented"), paths.dropped, cfg.batch_size)
+    log(f"augment: {st.read} in, {st.added} variants made, {st.dropped} rejected by the gates")
+    return st.to_dict()
 
 
 def tokenizer_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
@@ -241,7 +250,11 @@ def tokenize_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dic
 def shard_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
     parquet_dir = paths.out / "parquet" if cfg.shards.export_parquet else None
     result = write_shards(
-        paths.stage_file("tokenized"), paths.shards, cfg.shards.max_rows_per_shard, cfg.batch_size, parquet_dir=parquet_dir
+        paths.stage_file("tokenized"),
+        paths.shards,
+        cfg.shards.max_rows_per_shard,
+        cfg.batch_size,
+        parquet_dir=parquet_dir,
     )
     for split, info in result.items():
         log(f"shards/{split}: {info['rows']} rows, {info['tokens']} tokens in {len(info['shards'])} shard(s)")

@@ -26,6 +26,7 @@ SCHEMA: dict[str, pl.DataType] = {
     "split": pl.Utf8,
     "aug_of": pl.Utf8,
     "aug_kind": pl.Utf8,
+    "aug_params": pl.Utf8,  # JSON: the augmenter's settings, variant number and seed
 }
 
 DROP_COLUMNS: dict[str, pl.DataType] = {"stage": pl.Utf8, "reason": pl.Utf8, "detail": pl.Utf8}

@@ -82,6 +82,37 @@ def _fmt(x, digits: int = 3) -> str:
     return f"{x:,.{digits}f}" if isinstance(x, float) else f"{x:,}"
 
 
+def _cleaning_details(stages: list[dict]) -> list[str]:
+    """PII replaced, languages seen, dedup index and decontamination figures, where those stages ran."""
+    by_name = {s["name"]: s.get("extra", {}) for s in stages}
+    lines = []
+    pii = by_name.get("pii_redaction", {}).get("pii")
+    if pii is not None:
+        found = ", ".join(f"{k} {v}" for k, v in pii.items() if v) or "none"
+        lines.append(
+            f"- PII replaced by placeholders: {found} (in {by_name['pii_redaction'].get('records_with_pii', 0)} records)"
+        )
+    langs = by_name.get("language_filter", {}).get("languages")
+    if langs is not None:
+        seen = ", ".join(f"{k} {v}" for k, v in list(langs.items())[:6]) or "none"
+        lines.append(
+            f"- Languages detected: {seen}; {by_name['language_filter'].get('undecided', 0)} texts too short to judge"
+        )
+    near = by_name.get("near_dedup", {})
+    if near:
+        lines.append(
+            f"- Near-dedup: MinHash LSH, {near.get('bands')} bands × {near.get('rows')} rows; index holds {near.get('index_size')} records"
+        )
+    dec = by_name.get("decontaminate", {})
+    if dec:
+        lines.append(
+            f"- Decontamination against {dec.get('heldout_records', 0)} validation/test records: "
+            f"{dec.get('flagged', 0)} train records flagged ({dec.get('action')}); "
+            f"{dec.get('common_ngrams_ignored', 0)} stock-phrase n-grams ignored"
+        )
+    return ["## Cleaning", "", *lines, ""] if lines else []
+
+
 def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[int]] | None = None) -> str:
     stages = manifest["stages"]
     first = stages[0]
@@ -147,6 +178,8 @@ def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[i
             "",
         ]
 
+    out += _cleaning_details(stages)
+
     profile = manifest.get("profile", {})
     if splits:
         out += ["## Splits", ""]
@@ -190,15 +223,40 @@ def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[i
     aug = next((s for s in stages if s["name"] == "augment"), None)
     if aug:
         out += ["## Augmentation", ""]
-        per_kind = aug.get("extra", {}).get("per_kind") or {}
+        extra = aug.get("extra", {})
+        per_kind = extra.get("per_kind") or {}
+        diversity = extra.get("diversity") or {}
         if per_kind:
-            kinds = sorted(per_kind)
-            cols = sorted({c for k in kinds for c in per_kind[k]})
-            out += [table(["augmenter", *cols], [[k] + [per_kind[k].get(c, 0) for c in cols] for k in kinds]), ""]
-        for ex in aug.get("extra", {}).get("examples", [])[:9]:
+            out += [
+                "Per augmenter: variants kept, sources it could not change, variants rejected by a quality "
+                "gate (reason: count; the rows are in `dropped/augment.parquet`), and diversity over the kept "
+                "variants (distinct-1/2: share of distinct words/word pairs; edit rate: share of source words changed).",
+                "",
+            ]
+            rows = []
+            for kind in sorted(per_kind):
+                counts = per_kind[kind]
+                why = {k: v for k, v in counts.items() if k not in ("made", "failed") and v}
+                div = diversity.get(kind, {})
+                rows.append(
+                    [
+                        kind,
+                        _fmt(counts.get("made", 0)),
+                        _fmt(counts.get("failed", 0)),
+                        _fmt(sum(why.values())),
+                        ", ".join(f"{k.removeprefix('aug_')} {v:,}" for k, v in sorted(why.items())) or "–",
+                        _fmt(div.get("distinct_1")),
+                        _fmt(div.get("distinct_2")),
+                        _fmt(div.get("edit_rate")),
+                    ]
+                )
+            headers = ["augmenter", "made", "failed", "rejected", "why rejected", "distinct-1", "distinct-2"]
+            headers.append("edit rate")
+            out += [table(headers, rows), ""]
+        for ex in extra.get("examples", [])[:15]:
             left, right = word_diff(ex["source"], ex["variant"])
             out += [f"**{ex['kind']}**", "", table(["before", "after"], [[left, right]]), ""]
-        skipped = aug.get("extra", {}).get("skipped") or {}
+        skipped = extra.get("skipped") or {}
         for kind, why in skipped.items():
             out += [f"- {kind} skipped: {why}"]
         if skipped:

@@ -188,7 +188,9 @@ def write_shards(
     if parquet_dir is not None:
         for s in splits:
             (parquet_dir / s).mkdir(parents=True, exist_ok=True)
-            parquet[s] = pq.ParquetWriter(parquet_dir / s / f".part-00000.parquet.tmp-{os.getpid()}", schema, compression="zstd")
+            parquet[s] = pq.ParquetWriter(
+                parquet_dir / s / f".part-00000.parquet.tmp-{os.getpid()}", schema, compression="zstd"
+            )
     for batch in pf.iter_batches(batch_size=batch_size):
         table = pa.Table.from_batches([batch]).cast(schema)
         for s in splits:

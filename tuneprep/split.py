@@ -64,7 +64,9 @@ def _fill(n_new: int, have: dict[str, int], ratios: dict[str, float]) -> dict[st
     return largest_remainder(n_new, {k: v / total for k, v in need.items()})
 
 
-def assign_splits(records: pl.DataFrame, cfg: SplitConfig, seed: int, previous: pl.DataFrame | None = None) -> SplitPlan:
+def assign_splits(
+    records: pl.DataFrame, cfg: SplitConfig, seed: int, previous: pl.DataFrame | None = None
+) -> SplitPlan:
     """Map each record id to a split. Needs only id, source, group_id and the stratify column.
 
     ``previous`` (columns group, split) is an earlier run's assignment: groups found
@@ -102,6 +104,8 @@ def assign_splits(records: pl.DataFrame, cfg: SplitConfig, seed: int, previous: 
         plan.strata[stratum] = total
         plan.kept_from_previous += old.height
     assigned = pl.concat(parts) if parts else groups.with_columns(pl.lit(None, dtype=pl.Utf8).alias("split"))
-    plan.groups = assigned.select(pl.col("_group").alias("group"), pl.col("_stratum").alias("stratum"), "split").sort("group")
+    plan.groups = assigned.select(pl.col("_group").alias("group"), pl.col("_stratum").alias("stratum"), "split").sort(
+        "group"
+    )
     plan.assignment = df.join(assigned.select("_group", "split"), on="_group", how="left").select("id", "split")
     return plan

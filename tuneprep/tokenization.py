@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,8 +30,6 @@ DEFAULT_CHAT_TEMPLATE = (
     "{% if m['role'] == 'assistant' %}{{ eos_token }}{% endif %}{{ '\\n' }}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>' + '\\n' }}{% endif %}"
 )
-
-_BOUNDARY = re.compile(r"\n\s*\n|(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n")
 
 
 def train_sentencepiece(texts: Iterable[str], cfg: TokenizerConfig, out_dir: Path, seed: int = 0):
@@ -149,26 +146,42 @@ def _token_index(offsets: list[tuple[int, int]], chars: list[int]) -> np.ndarray
     return np.unique(np.searchsorted(starts, np.asarray(chars, dtype=np.int64), side="left"))
 
 
-def _encode_batch(tok, texts: list[str]) -> list[tuple[list[int], list[tuple[int, int]] | None]]:
-    """(ids, offsets) per text through the Rust tokenizer's parallel batch path when there is one."""
+def boundary_tokens(tok) -> np.ndarray:
+    """Per token id: may a window end after it (it closes a sentence or a line)? Computed once per tokenizer.
+
+    Cutting on token ids rather than on character offsets keeps windowing in numpy and
+    guarantees a cut never falls inside a token.
+    """
+    table = getattr(tok, "_tuneprep_boundary", None)
+    if table is None or len(table) != len(tok):
+        pieces = tok.batch_decode([[i] for i in range(len(tok))], skip_special_tokens=False)
+        table = np.array(
+            ["\n" in p or p.rstrip().endswith((".", "!", "?", '."', '?"', '!"')) for p in pieces], dtype=bool
+        )
+        tok._tuneprep_boundary = table
+    return table
+
+
+def _encode_batch(tok, texts: list[str]) -> list[list[int]]:
+    """Token ids per text through the Rust tokenizer's parallel batch path when there is one."""
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is not None:
-        return [(e.ids, e.offsets) for e in backend.encode_batch(texts, add_special_tokens=False)]
-    enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True)
-    return list(zip(enc["input_ids"], enc["offset_mapping"], strict=True))
+        return [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
+    return tok(texts, add_special_tokens=False)["input_ids"]
 
 
-def _text_windows(text: str, ids: list[int], offsets, eos: int, max_length: int) -> list[tuple[list[int], None]]:
+def _text_windows(ids: list[int], boundary: np.ndarray, eos: int, max_length: int) -> list[tuple[list[int], None]]:
     if len(ids) < max_length:  # the common case: one window, no boundary search
         return [(ids + [eos], None)]
-    cuts = _token_index(offsets, [m.end() for m in _BOUNDARY.finditer(text)])
+    arr = np.asarray(ids)
+    cuts = np.flatnonzero(boundary[arr.clip(max=len(boundary) - 1)]) + 1
     return [(ids[s:e] + [eos], None) for s, e in _windows(len(ids), cuts, max_length - 1)]
 
 
 def encode_text(text: str, tok, max_length: int) -> list[tuple[list[int], list[int]]]:
-    """Plain document -> windows of ``text + EOS`` cut at paragraph/sentence boundaries; every token in the loss."""
-    ((ids, offsets),) = _encode_batch(tok, [text])
-    return [(w, [1] * len(w)) for w, _ in _text_windows(text, ids, offsets, tok.eos_token_id, max_length)]
+    """Plain document -> windows of ``text + EOS`` cut after sentence or line ends; every token in the loss."""
+    (ids,) = _encode_batch(tok, [text])
+    return [(w, [1] * len(w)) for w, _ in _text_windows(ids, boundary_tokens(tok), tok.eos_token_id, max_length)]
 
 
 def encode_chat(messages: list[dict], tok, max_length: int) -> list[tuple[list[int], list[int]]]:
@@ -233,9 +246,9 @@ def encode_records(df: pl.DataFrame, tok, max_length: int) -> pl.DataFrame:
     text_rows = [i for i, f in enumerate(fmt) if f != "chat"]
     if text_rows:
         texts = [t or "" for t in df["text"].gather(text_rows).to_list()]
-        eos = tok.eos_token_id
-        for i, text, (ids, offsets) in zip(text_rows, texts, _encode_batch(tok, texts), strict=True):
-            pieces[i] = _text_windows(text, ids, offsets, eos, max_length)
+        eos, boundary = tok.eos_token_id, boundary_tokens(tok)
+        for i, ids in zip(text_rows, _encode_batch(tok, texts), strict=True):
+            pieces[i] = _text_windows(ids, boundary, eos, max_length)
     for i in (i for i, f in enumerate(fmt) if f == "chat"):
         pieces[i] = encode_chat(df["messages"][i].to_list(), tok, max_length)
     rows_idx = [i for i, p in enumerate(pieces) for _ in p]

@@ -97,8 +97,17 @@ def child(inputs: list[str], out: str) -> None:
         steps.append({"step": name, "seconds": round(time.perf_counter() - t0, 1), "peak_rss_mb": round(peak_rss_mb())})
         print(json.dumps(steps[-1]), file=sys.stderr, flush=True)
     manifest = pipeline.finish(cfg, paths, results)
-    print(json.dumps({"steps": steps, "seconds": round(time.perf_counter() - t_all, 1), "peak_rss_mb": round(peak_rss_mb()),
-                      "docs": manifest["stages"][0]["read"], "accounting_ok": manifest["accounting"]["ok"]}))
+    print(
+        json.dumps(
+            {
+                "steps": steps,
+                "seconds": round(time.perf_counter() - t_all, 1),
+                "peak_rss_mb": round(peak_rss_mb()),
+                "docs": manifest["stages"][0]["read"],
+                "accounting_ok": manifest["accounting"]["ok"],
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -119,8 +128,12 @@ def main() -> None:
         run_out = OUT / f"run-{mb}mb"
         shutil.rmtree(run_out, ignore_errors=True)
         print(f"running the pipeline on {mb} MB ...", flush=True)
-        proc = subprocess.run([sys.executable, "-m", "bench.memory.run", "--child", *inputs, "--out", str(run_out)],
-                              cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.memory.run", "--child", *inputs, "--out", str(run_out)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             sys.exit(f"pipeline failed on {mb} MB:\n{proc.stderr[-3000:]}")
         result = json.loads(proc.stdout.strip().splitlines()[-1])

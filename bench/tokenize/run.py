@@ -67,8 +67,14 @@ def main() -> None:
         train_sentencepiece(texts[:20_000], TokenizerConfig(vocab_size=8000), Path(tmp))
         raw = Tokenizer.from_file(str(Path(tmp) / "tokenizer.json"))
         tok = AutoTokenizer.from_pretrained(tmp)
-    df = pl.DataFrame({"format": ["text"] * len(texts), "text": texts, "messages": [None] * len(texts)},
-                      schema={"format": pl.Utf8, "text": pl.Utf8, "messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))})
+    df = pl.DataFrame(
+        {"format": ["text"] * len(texts), "text": texts, "messages": [None] * len(texts)},
+        schema={
+            "format": pl.Utf8,
+            "text": pl.Utf8,
+            "messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8})),
+        },
+    )
     n_chars = sum(map(len, texts))
 
     def baseline() -> int:
@@ -87,14 +93,24 @@ def main() -> None:
     rows = []
     for name, ts in times.items():
         best = min(ts)
-        rows.append({"impl": name, "docs_per_s": len(texts) / best, "mchars_per_s": n_chars / best / 1e6,
-                     "seconds_best": best, "seconds_median": statistics.median(ts), "tokens": tokens[name]})
+        rows.append(
+            {
+                "impl": name,
+                "docs_per_s": len(texts) / best,
+                "mchars_per_s": n_chars / best / 1e6,
+                "seconds_best": best,
+                "seconds_median": statistics.median(ts),
+                "tokens": tokens[name],
+            }
+        )
     ratio = rows[1]["docs_per_s"] / rows[0]["docs_per_s"]
     print(f"corpus: {len(texts):,} docs, {n_chars / 1e6:.1f} M chars from {source}; {os.cpu_count()} cores")
     print(f"{'impl':<26}{'docs/s':>12}{'Mchars/s':>10}{'best s':>9}{'median s':>10}{'tokens':>12}")
     for r in rows:
-        print(f"{r['impl']:<26}{r['docs_per_s']:>12,.0f}{r['mchars_per_s']:>10.2f}{r['seconds_best']:>9.2f}"
-              f"{r['seconds_median']:>10.2f}{r['tokens']:>12,}")
+        print(
+            f"{r['impl']:<26}{r['docs_per_s']:>12,.0f}{r['mchars_per_s']:>10.2f}{r['seconds_best']:>9.2f}"
+            f"{r['seconds_median']:>10.2f}{r['tokens']:>12,}"
+        )
     print(f"ratio tuneprep / raw tokenizers batch: {ratio:.2f}x (target >= 0.8x)")
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)

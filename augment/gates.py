@@ -1,0 +1,181 @@
+"""Quality gates for variants, and the figures the report shows about them.
+
+A variant is rejected, with a reason, when it is the same as its source or as
+another variant (``aug_identical``), loses a protected span (``aug_protected_lost``),
+grows or shrinks too much (``aug_length_ratio``), drifts in meaning under a
+configured sentence-embedding model (``aug_low_similarity``), or near-duplicates a
+held-out validation/test text (``aug_near_holdout``): a variant must not smuggle
+an evaluation example into training. The held-out check reuses the MinHash LSH
+machinery of ``cleaners.dedup`` through its public API.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from augment.config import FidelityConfig, LeakageConfig
+from augment.text import TextBatch
+
+Embedder = Callable[[Sequence[str]], np.ndarray]
+
+IDENTICAL = "aug_identical"
+NEAR_HOLDOUT = "aug_near_holdout"
+LENGTH_RATIO = "aug_length_ratio"
+PROTECTED_LOST = "aug_protected_lost"
+LOW_SIMILARITY = "aug_low_similarity"
+REASONS = (IDENTICAL, PROTECTED_LOST, LENGTH_RATIO, LOW_SIMILARITY, NEAR_HOLDOUT)
+
+
+@lru_cache(maxsize=16)
+def _bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    from cleaners.config import optimal_bands  # ~1 s of numeric integration: once per setting
+
+    return optimal_bands(threshold, num_perm)
+
+
+class HoldoutIndex:
+    """MinHash LSH over held-out texts; ``match`` finds the one a variant near-duplicates."""
+
+    def __init__(self, cfg: LeakageConfig | None = None) -> None:
+        from cleaners.dedup import LSHIndex, MinHasher
+
+        self.cfg = cfg or LeakageConfig()
+        self.hasher = MinHasher(self.cfg.num_perm, self.cfg.ngram, self.cfg.shingle, self.cfg.seed)
+        bands, rows = _bands(self.cfg.threshold, self.cfg.num_perm)
+        self.index = LSHIndex(self.cfg.num_perm, bands, rows)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def add(self, texts: Sequence[str], keys: Sequence[str] | None = None) -> None:
+        texts = list(texts)
+        if not texts:
+            return
+        start = len(self.index)
+        keys = list(keys) if keys is not None else [f"holdout:{start + i}" for i in range(len(texts))]
+        self.index.extend(keys, self.hasher(texts))
+
+    def match(self, texts: Sequence[str]) -> list[tuple[str, float] | None]:
+        """For each text, (key, estimated Jaccard) of its closest held-out text at or above the threshold."""
+        if not texts or not len(self.index):
+            return [None] * len(texts)
+        sigs = self.hasher(list(texts))
+        bands = self.index.band_hashes(sigs).tolist()
+        return [self.index.best_match(sig, self.cfg.threshold, hs) for sig, hs in zip(sigs, bands, strict=True)]
+
+
+def sentence_transformer(model: str, batch_size: int = 64) -> Embedder:
+    """An embedder from a sentence-transformers model (imported only when configured)."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise RuntimeError(
+            "fidelity.embedding_model is set but sentence-transformers is not installed "
+            "(pip install sentence-transformers)"
+        ) from e
+    encoder = SentenceTransformer(model)
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(encoder.encode(list(texts), batch_size=batch_size, normalize_embeddings=True))
+
+    return embed
+
+
+class Fidelity:
+    """Length ratio, protected spans kept and (optionally) embedding similarity, per (source, variant) pair."""
+
+    def __init__(
+        self, cfg: FidelityConfig | None = None, extra_words: Sequence[str] = (), embedder: Embedder | None = None
+    ):
+        self.cfg = cfg or FidelityConfig()
+        self.extra_words = list(extra_words)
+        self.embedder = embedder
+        if self.embedder is None and self.cfg.embedding_model:
+            self.embedder = sentence_transformer(self.cfg.embedding_model, self.cfg.embedding_batch_size)
+
+    def check(self, sources: Sequence[str], variants: Sequence[str]) -> list[tuple[str, str] | None]:
+        """(reason, detail) for each rejected pair, None for a pair that passes."""
+        out: list[tuple[str, str] | None] = [None] * len(sources)
+        if not self.cfg.enabled or not sources:
+            return out
+        lo, hi = self.cfg.min_length_ratio, self.cfg.max_length_ratio
+        if self.cfg.require_protected:
+            batch = TextBatch(sources, self.extra_words)
+        for i, (src, var) in enumerate(zip(sources, variants, strict=True)):
+            if self.cfg.require_protected:
+                lost = lost_spans(src, var, batch.spans(i))
+                if lost:
+                    out[i] = (PROTECTED_LOST, "lost: " + ", ".join(repr(x) for x in lost[:5]))
+                    continue
+            ratio = len(var) / max(1, len(src))
+            if not lo <= ratio <= hi:
+                out[i] = (LENGTH_RATIO, f"length ratio {ratio:.2f} outside [{lo}, {hi}]")
+        if self.embedder is not None:
+            todo = [i for i, r in enumerate(out) if r is None]
+            if todo:
+                a = self.embedder([sources[i] for i in todo])
+                b = self.embedder([variants[i] for i in todo])
+                sims = cosine(a, b)
+                for i, sim in zip(todo, sims.tolist(), strict=True):
+                    if sim < self.cfg.min_similarity:
+                        out[i] = (LOW_SIMILARITY, f"cosine {sim:.3f} < {self.cfg.min_similarity}")
+        return out
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    na = np.linalg.norm(a, axis=1)
+    nb = np.linalg.norm(b, axis=1)
+    return (a * b).sum(axis=1) / np.maximum(na * nb, 1e-12)
+
+
+def lost_spans(source: str, variant: str, spans: Sequence[tuple[int, int]]) -> list[str]:
+    """Protected strings of ``source`` that ``variant`` holds fewer times than the source does."""
+    need = Counter(source[s:e] for s, e in spans)
+    return [text for text, n in need.items() if variant.count(text) < n]
+
+
+class Diversity:
+    """distinct-1/2 over variants and mean word-level edit rate vs source, on the first ``cap`` variants."""
+
+    def __init__(self, cap: int = 5000) -> None:
+        self.cap = cap
+        self.n = 0
+        self.unigrams: set[str] = set()
+        self.bigrams: set[tuple[str, str]] = set()
+        self.total1 = self.total2 = 0
+        self.edit_sum = 0.0
+
+    def add(self, source: str, variant: str) -> None:
+        if self.n >= self.cap:
+            return
+        self.n += 1
+        words = variant.lower().split()
+        self.unigrams.update(words)
+        self.bigrams.update(zip(words, words[1:], strict=False))
+        self.total1 += len(words)
+        self.total2 += max(0, len(words) - 1)
+        self.edit_sum += edit_rate(source, variant)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "variants": self.n,
+            "distinct_1": round(len(self.unigrams) / self.total1, 4) if self.total1 else None,
+            "distinct_2": round(len(self.bigrams) / self.total2, 4) if self.total2 else None,
+            "edit_rate": round(self.edit_sum / self.n, 4) if self.n else None,
+        }
+
+
+def edit_rate(source: str, variant: str) -> float:
+    """Share of the source's words replaced, deleted or moved (insertions count too), by a word diff; at most 1."""
+    a, b = source.split(), variant.split()
+    ops = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
+    changed = sum(max(i2 - i1, j2 - j1) for tag, i1, i2, j1, j2 in ops if tag != "equal")
+    return min(1.0, changed / max(1, len(a)))

@@ -1,0 +1,303 @@
+"""tuneprep's augmenters vs nlpaug 1.1.11 on 5,000 template sentences: speed and protected spans kept.
+
+    .venv/bin/python -m bench.augment.run [--n 5000] [--repeats 3] [--quick]
+
+Prints a table and writes ``bench/out/augment.json``. Each pair runs in one
+process, alternating chunk by chunk (1,000 sentences of ours, the same 1,000 with
+nlpaug, …) over ``--repeats`` passes, so a busy machine slows both sides alike;
+compare the ratios, not the absolute rates. Our side includes deriving each
+sentence's seed from its id (the stage's real call), nlpaug's its own tokenizing. nlpaug's SynonymAug needs NLTK's POS
+tagger, which cannot be downloaded here: a PerceptronTagger is trained on the
+bench grammar's own tagged tokens and saved where ``nltk.pos_tag`` loads it
+(see bench/README.md, "## augment").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bench.augment.corpus import PEOPLE, PRODUCTS, Sentence, make_corpus
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "bench" / "out"
+NLTK_DIR = OUT / "nltk_data"
+TAGGER = "averaged_perceptron_tagger_eng"
+NAMES = PEOPLE + PRODUCTS
+WORD_P = 0.1  # nlpaug: share of words touched by the char/word augmenters
+SYN_P = 0.15
+
+
+def train_tagger(corpus: Sequence[Sentence], target: Path = NLTK_DIR) -> Path:
+    """Train nltk's PerceptronTagger on the grammar's tagged sentences; save it as nltk's English tagger."""
+    from nltk.tag.perceptron import PerceptronTagger
+
+    folder = target / "taggers" / TAGGER
+    folder.mkdir(parents=True, exist_ok=True)
+    tagger = PerceptronTagger(load=False)
+    random.seed(0)
+    tagger.train([s.tagged for s in corpus], nr_iter=5)
+    for obj, suffix in zip(tagger.encode_json_obj(), ("weights", "tagdict", "classes"), strict=True):
+        (folder / f"{TAGGER}.{suffix}.json").write_text(json.dumps(obj), encoding="utf-8")
+    return folder
+
+
+def use_tagger(target: Path = NLTK_DIR) -> None:
+    import nltk
+
+    if str(target) not in nltk.data.path:
+        nltk.data.path.insert(0, str(target))
+
+
+def kept_share(sources: Sequence[Sentence], outputs: Sequence[str | None], attr: str) -> float:
+    """Share of the facts (``protected``) or names (``names``) that come through verbatim."""
+    total = kept = 0
+    for s, out in zip(sources, outputs, strict=True):
+        out = s.text if out is None else out
+        for item in getattr(s, attr):
+            total += 1
+            kept += out.count(item) >= s.text.count(item)
+    return kept / max(1, total)
+
+
+def changed_share(sources: Sequence[Sentence], outputs: Sequence[str | None]) -> float:
+    return sum(o is not None and o != s.text for s, o in zip(sources, outputs, strict=True)) / max(1, len(sources))
+
+
+def timed(fn: Callable[[], list], repeats: int) -> tuple[float, list]:
+    """Median seconds over ``repeats`` runs, and the last run's output."""
+    times, out = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def pairs(corpus: list[Sentence]) -> list[tuple[str, Callable, Callable, str, str]]:
+    """(name, ours, nlpaug, our settings, nlpaug settings), each a callable over the texts."""
+    import nlpaug.augmenter.char as nac
+    import nlpaug.augmenter.word as naw
+
+    from augment import CharNoise, SynonymSwap, WordNoise, seed_for
+    from augment.text import TextBatch
+
+    texts = [s.text for s in corpus]
+    # Match nlpaug's "10% of words, one letter each" with a letter rate giving the same edits per sentence.
+    batch = TextBatch(texts, NAMES)
+    ws, we, _ = batch.free_words()
+    words_per_text = sum(len(t.split()) for t in texts) / len(texts)
+    letters_per_text = float(((we - ws)[(we - ws) >= 3]).sum()) / len(texts)
+    char_rate = round(WORD_P * words_per_text / letters_per_text, 4)
+
+    def ours(aug):
+        def run(chunk: list[str], ids: list[str]) -> list[str | None]:
+            return aug(chunk, [seed_for(i, 0, aug.kind) for i in ids])
+
+        return run
+
+    def theirs(aug):
+        return lambda chunk, ids: aug.augment(chunk)
+
+    char_kw = {"aug_word_p": WORD_P, "aug_char_min": 1, "aug_char_max": 1, "aug_word_max": 100}
+    return [
+        (
+            "synonym (WordNet)",
+            ours(SynonymSwap(rate=SYN_P, max_words=10, protect_names=NAMES)),
+            theirs(naw.SynonymAug(aug_src="wordnet", aug_p=SYN_P, aug_max=10)),
+            f"SynonymSwap(rate={SYN_P}, max_words=10)",
+            f"SynonymAug(aug_src='wordnet', aug_p={SYN_P}, aug_max=10)",
+        ),
+        (
+            "word swap",
+            ours(WordNoise(rate=WORD_P, ops=["swap"], protect_names=NAMES)),
+            theirs(naw.RandomWordAug(action="swap", aug_p=WORD_P, aug_max=100)),
+            f"WordNoise(rate={WORD_P}, ops=['swap'])",
+            f"RandomWordAug(action='swap', aug_p={WORD_P})",
+        ),
+        (
+            "keyboard typos",
+            ours(CharNoise(rate=char_rate, ops=["keyboard"], protect_names=NAMES)),
+            theirs(nac.KeyboardAug(**char_kw)),
+            f"CharNoise(rate={char_rate}, ops=['keyboard'])",
+            f"KeyboardAug(aug_word_p={WORD_P}, aug_char_max=1)",
+        ),
+        (
+            "random char substitute",
+            ours(CharNoise(rate=char_rate, ops=["substitute"], protect_names=NAMES)),
+            theirs(nac.RandomCharAug(action="substitute", **char_kw)),
+            f"CharNoise(rate={char_rate}, ops=['substitute'])",
+            f"RandomCharAug(action='substitute', aug_word_p={WORD_P}, aug_char_max=1)",
+        ),
+        (
+            "random char insert",
+            ours(CharNoise(rate=char_rate, ops=["insert"], protect_names=NAMES)),
+            theirs(nac.RandomCharAug(action="insert", **char_kw)),
+            f"CharNoise(rate={char_rate}, ops=['insert'])",
+            f"RandomCharAug(action='insert', aug_word_p={WORD_P}, aug_char_max=1)",
+        ),
+    ]
+
+
+def backtranslation(corpus: list[Sentence], repeats: int) -> list[dict]:
+    """Sentences/s of the back-translation backends (no nlpaug counterpart offline)."""
+    from augment import ApertiumBackend, BackTranslator, TransformersBackend, apertium_available, seed_for
+
+    rows = []
+    texts = [s.text for s in corpus]
+    seeds = [seed_for(f"s{i}", 0, "backtranslation") for i in range(len(texts))]
+    if apertium_available("eng-spa") and apertium_available("spa-eng"):
+        bt = BackTranslator(ApertiumBackend(), protect_names=NAMES)
+        sub = texts[:1000]
+        secs, out = timed(lambda: bt(sub, seeds[: len(sub)]), repeats)
+        rows.append(
+            {
+                "backend": "apertium eng-spa-eng (CPU, 2 processes per call)",
+                "sentences": len(sub),
+                "sentences_per_s": round(len(sub) / secs, 1),
+                "facts_kept": round(kept_share(corpus[: len(sub)], out, "protected"), 4),
+                "names_kept": round(kept_share(corpus[: len(sub)], out, "names"), 4),
+                "changed": round(changed_share(corpus[: len(sub)], out), 4),
+            }
+        )
+    try:
+        import torch
+
+        sys.path.insert(0, str(ROOT / "tests"))
+        from tiny_marian import build_tiny_marian
+
+        words_en = sorted({w for s in corpus[:200] for w in s.text.split()})
+        rng = random.Random(0)
+        src = [" ".join(rng.choices(words_en, k=12)) for _ in range(300)]
+        tgt = [" ".join(reversed(s.split())) for s in src]
+        folder = OUT / "tiny_marian"
+        fwd = build_tiny_marian(folder / "fwd", src, tgt)
+        bwd = build_tiny_marian(folder / "bwd", tgt, src, seed=1)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        backend = TransformersBackend(str(fwd), str(bwd), temperature=0.8, max_length=48, batch_size=32, device="cpu")
+        bt = BackTranslator(backend, protect_names=NAMES)
+        sub = texts[:200]
+        secs, _ = timed(lambda: bt(sub, seeds[: len(sub)]), 1)
+        torch.set_num_threads(threads)
+        rows.append(
+            {
+                "backend": "transformers, tiny random MarianMT (d_model<=32), CPU, 1 thread: code path only",
+                "sentences": len(sub),
+                "sentences_per_s": round(len(sub) / secs, 1),
+            }
+        )
+    except Exception as e:  # the bench reports what it could not measure
+        rows.append({"backend": "transformers (tiny Marian)", "error": f"{type(e).__name__}: {e}"})
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="1,000 sentences, 1 repeat, no back-translation")
+    ap.add_argument("--only", default="", help="run only the pairs whose name contains this")
+    ap.add_argument(
+        "--chunk",
+        type=int,
+        default=1000,
+        help="sentences per call (the pipeline batches 2,048); sides alternate per chunk",
+    )
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.n, args.repeats = 1000, 1
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    corpus = make_corpus(args.n, seed=0)
+    tagger_dir = train_tagger(make_corpus(2000, seed=1))
+    use_tagger()
+    from augment.resources import ensure_wordnet
+
+    ensure_wordnet(try_download=False)
+    results = []
+    texts = [s.text for s in corpus]
+    ids = [f"s{i}" for i in range(len(texts))]
+    chunks = [(texts[i : i + args.chunk], ids[i : i + args.chunk]) for i in range(0, len(texts), args.chunk)]
+    for name, ours, theirs, our_cfg, their_cfg in pairs(corpus):
+        if args.only and args.only not in name:
+            continue
+        ours(texts, ids)  # warm caches (WordNet lookups, character tables) on both sides before timing
+        theirs(texts, ids)
+        t_ours = t_theirs = 0.0
+        out_ours: list = []
+        out_theirs: list = []
+        for _ in range(args.repeats):  # alternate chunk by chunk: both sides see the same machine load
+            out_ours, out_theirs = [], []
+            for chunk, chunk_ids in chunks:
+                t0 = time.perf_counter()
+                out_ours += ours(chunk, chunk_ids)
+                t1 = time.perf_counter()
+                out_theirs += theirs(chunk, chunk_ids)
+                t2 = time.perf_counter()
+                t_ours += t1 - t0
+                t_theirs += t2 - t1
+        ours_rate = len(corpus) * args.repeats / t_ours
+        theirs_rate = len(corpus) * args.repeats / t_theirs
+        results.append(
+            {
+                "augmenter": name,
+                "tuneprep": our_cfg,
+                "nlpaug": their_cfg,
+                "tuneprep_sentences_per_s": round(ours_rate, 1),
+                "nlpaug_sentences_per_s": round(theirs_rate, 1),
+                "speedup": round(ours_rate / theirs_rate, 1),
+                "tuneprep_facts_kept": round(kept_share(corpus, out_ours, "protected"), 4),
+                "nlpaug_facts_kept": round(kept_share(corpus, out_theirs, "protected"), 4),
+                "tuneprep_names_kept": round(kept_share(corpus, out_ours, "names"), 4),
+                "nlpaug_names_kept": round(kept_share(corpus, out_theirs, "names"), 4),
+                "tuneprep_changed": round(changed_share(corpus, out_ours), 4),
+                "nlpaug_changed": round(changed_share(corpus, out_theirs), 4),
+            }
+        )
+        print(f"{name}: ours {ours_rate:,.0f}/s, nlpaug {theirs_rate:,.0f}/s", file=sys.stderr)
+    bt = [] if args.quick or args.only else backtranslation(corpus, 1)
+    report = {
+        "sentences": len(corpus),
+        "mean_words": round(sum(len(s.text.split()) for s in corpus) / len(corpus), 1),
+        "repeats": args.repeats,
+        "chunk": args.chunk,
+        "tagger": str(tagger_dir.relative_to(ROOT)),
+        "cpu_count": os.cpu_count(),
+        "pairs": results,
+        "backtranslation": bt,
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "augment.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    print(render(report))
+    return report
+
+
+def render(report: dict) -> str:
+    head = "| augmenter | tuneprep sent/s | nlpaug sent/s | speedup | facts kept (ours / nlpaug) | names kept (ours / nlpaug) |"
+    lines = [head, "|---|---:|---:|---:|---|---|"]
+    for r in report["pairs"]:
+        lines.append(
+            f"| {r['augmenter']} | {r['tuneprep_sentences_per_s']:,.0f} | {r['nlpaug_sentences_per_s']:,.0f} | "
+            f"{r['speedup']:.1f}x | {r['tuneprep_facts_kept']:.1%} / {r['nlpaug_facts_kept']:.1%} | "
+            f"{r['tuneprep_names_kept']:.1%} / {r['nlpaug_names_kept']:.1%} |"
+        )
+    for b in report["backtranslation"]:
+        if "error" in b:
+            lines.append(f"\nback-translation, {b['backend']}: not measured ({b['error']})")
+        else:
+            extra = f", facts kept {b['facts_kept']:.1%}, names kept {b['names_kept']:.1%}" if "facts_kept" in b else ""
+            lines.append(f"\nback-translation, {b['backend']}: {b['sentences_per_s']:,.1f} sentences/s{extra}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

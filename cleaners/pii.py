@@ -1,0 +1,196 @@
+"""Personal data out of training text: e-mail addresses, phone numbers, payment cards, IBANs and IP addresses.
+
+Support text is full of numbers that are not personal: order ids (``#NW-48213``), prices (``$129.99``),
+dates (``2024-03-15``), versions, ``{{placeholders}}``. So every pattern is anchored on a shape that
+those never take, and the numeric kinds are validated: cards by Luhn and an issuer digit (2-6), IBANs by
+country length and the mod-97 check, IPv4 octets by range, IPv6 by ``ipaddress``, phones by separators
+(a bare run of digits is an id more often than a phone) and an E.164-sized digit count.
+Kinds are replaced in a fixed order (e-mail, IBAN, card, IP, phone) so a placeholder is never re-matched.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import Counter
+
+import polars as pl
+
+from cleaners.config import PIIConfig
+from tuneprep.records import MESSAGE
+from tuneprep.stage import Stage, StageOutput
+
+PII_KINDS = ("email", "iban", "card", "ip", "phone")
+
+EMAIL = re.compile(
+    r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])"
+)
+IBAN = re.compile(r"(?<![\w-])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![\w-])")
+# Not glued to a longer digit-group run (a rejected IBAN's tail, a tracking number): `(?<!\d )`, `(?! \d)`.
+_NOT_IN_RUN_BEFORE = r"(?<!\d )(?<!\d-)"
+_NOT_IN_RUN_AFTER = r"(?! \d)(?!-\d)"
+CARD = re.compile(
+    rf"(?<![\w.,#/-]){_NOT_IN_RUN_BEFORE}[2-6]\d{{3}}(?:[ -]?\d){{9,15}}(?![\w/-]|[.,]\d){_NOT_IN_RUN_AFTER}"
+)
+IPV4 = re.compile(
+    r"(?<![\w.:-])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w-]|\.\w)"
+)
+IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+_SEP = r"[ .-]"
+PHONE = re.compile(
+    rf"(?<![\w#/+$€£.-]){_NOT_IN_RUN_BEFORE}(?:"
+    # international: +CC then 6-13 more digits in groups, e.g. +44 20 7946 0958, +1-415-555-0132, +49 (0)30 1234567
+    rf"\+\d{{1,3}}(?:{_SEP}?\(0\))?(?:{_SEP}?\(?\d{{1,4}}\)?){{2,5}}"
+    # North American: (415) 555-0132, 415-555-0132, 415.555.0132, 1-800-555-0199
+    rf"|(?:1{_SEP})?(?:\(\d{{3}}\) ?|\d{{3}}{_SEP})\d{{3}}{_SEP}\d{{4}}"
+    # UK and most of Europe: trunk 0 then 9-10 digits in 2-3 groups, e.g. 020 7946 0958, 07700 900123, 030 1234567
+    r"|0\d{2,4}[ -]\d{3,8}(?:[ -]\d{3,4})?"
+    # France and Belgium style: 01 23 45 67 89
+    r"|0\d(?:[ .]\d{2}){4}"
+    rf")(?![\w/-]|[.,]\d){_NOT_IN_RUN_AFTER}"
+)
+IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
+    "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24,
+    "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21,
+    "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LI": 21,
+    "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30,
+    "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
+    "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
+}  # fmt: skip
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn checksum every payment card number carries."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def iban_ok(candidate: str) -> bool:
+    """Country length (where known) and the ISO 13616 mod-97 check."""
+    iban = candidate.replace(" ", "").upper()
+    expected = IBAN_LENGTHS.get(iban[:2])
+    if (expected is not None and len(iban) != expected) or not 15 <= len(iban) <= 34:
+        return False
+    rotated = iban[4:] + iban[:4]
+    return int("".join(str(int(c, 36)) for c in rotated)) % 97 == 1
+
+
+def _card(m: re.Match[str]) -> bool:
+    digits = re.sub(r"[ -]", "", m.group(0))
+    return 13 <= len(digits) <= 19 and luhn_ok(digits)
+
+
+def _iban(m: re.Match[str]) -> str | None:
+    """The valid IBAN at the start of the match: a trailing capitalised word may have been swallowed."""
+    text = m.group(0)
+    while text:
+        if iban_ok(text):
+            return text
+        if " " not in text:
+            return None
+        text = text.rsplit(" ", 1)[0]
+    return None
+
+
+def _ipv6(m: re.Match[str]) -> bool:
+    s = m.group(0)
+    if sum(1 for g in s.split(":") if g) < 2:
+        return False
+    try:
+        ipaddress.IPv6Address(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _phone(m: re.Match[str]) -> bool:
+    return 9 <= sum(c.isdigit() for c in m.group(0)) <= 15
+
+
+def redact_pii(text: str | None, cfg: PIIConfig | None = None) -> tuple[str | None, Counter]:
+    """Replace personal data with placeholders; returns the text and how many of each kind were replaced."""
+    counts: Counter = Counter()
+    if not text:
+        return text, counts
+    cfg = cfg or _DEFAULT
+    ph = cfg.placeholders
+
+    def sub(rx: re.Pattern[str], kind: str, s: str, valid=None) -> str:
+        def repl(m: re.Match[str]) -> str:
+            if valid is not None and not valid(m):
+                return m.group(0)
+            counts[kind] += 1
+            return ph.get(kind, f"<{kind.upper()}>")
+
+        return rx.sub(repl, s)
+
+    if cfg.email and "@" in text:
+        text = sub(EMAIL, "email", text)
+    if cfg.iban:
+
+        def iban_repl(m: re.Match[str]) -> str:
+            found = _iban(m)
+            if found is None:
+                return m.group(0)
+            counts["iban"] += 1
+            return ph.get("iban", "<IBAN>") + m.group(0)[len(found) :]
+
+        text = IBAN.sub(iban_repl, text)
+    if cfg.card:
+        text = sub(CARD, "card", text, _card)
+    if cfg.ip:
+        if "." in text:
+            text = sub(IPV4, "ip", text)
+        if "::" in text or text.count(":") >= 7:
+            text = sub(IPV6, "ip", text, _ipv6)
+    if cfg.phone:
+        text = sub(PHONE, "phone", text, _phone)
+    return text, counts
+
+
+_DEFAULT = PIIConfig()
+
+
+class RedactPII(Stage):
+    """Redacts text and every chat message; never drops. Counts per kind accumulate for the report."""
+
+    name = "pii_redaction"
+
+    def __init__(self, cfg: PIIConfig | None = None) -> None:
+        self.cfg = cfg or PIIConfig()
+        self.counts: Counter = Counter()
+        self.records_with_pii = 0
+
+    def _redact(self, text: str | None, found: Counter) -> str | None:
+        out, counts = redact_pii(text, self.cfg)
+        found.update(counts)
+        return out
+
+    def process(self, batch: pl.DataFrame) -> StageOutput:
+        texts: list[str | None] = []
+        messages: list[list[dict] | None] = []
+        for text, conv in zip(batch["text"].to_list(), batch["messages"].to_list(), strict=True):
+            found: Counter = Counter()
+            texts.append(self._redact(text, found))
+            messages.append(
+                None if conv is None else [{**m, "content": self._redact(m.get("content"), found)} for m in conv]
+            )
+            if found:
+                self.records_with_pii += 1
+                self.counts.update(found)
+        out = batch.with_columns(
+            pl.Series("text", texts, dtype=pl.Utf8),
+            pl.Series("messages", messages, dtype=batch.schema.get("messages", pl.List(MESSAGE))),
+        )
+        return StageOutput.keep_all(out, self.name)
+
+    def summary(self) -> dict:
+        """Replacements per kind (every kind listed, zeros included) and how many records held any."""
+        return {"pii": {k: self.counts.get(k, 0) for k in PII_KINDS}, "records_with_pii": self.records_with_pii}

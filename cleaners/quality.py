@@ -1,0 +1,187 @@
+"""Heuristic quality filters after Gopher (Rae et al. 2021) and C4 (Raffel et al. 2020).
+
+Gopher's thresholds were set for web pages; support tickets and chat turns are short, and a ratio over
+ten words says little (one order number ``#NW-48213`` is a 10% hash ratio; "how long will it take me to
+get it?" averages under 3 letters a word). So the symbol, digit and alphabetic-word rules apply from
+``min_words_ratio`` words, the word-length, stop-word, line-shape and repetition rules from
+``min_words_repetition``; shorter texts are the length filter's call. Chats are measured as one text
+(``document_text``). Repetition measures follow datatrove's ``GopherRepetitionFilter`` (the FineWeb
+implementation), which the thresholds were tuned with.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from cleaners.config import QualityConfig
+from tuneprep.records import document_text
+from tuneprep.stage import Stage, StageOutput
+
+BULLETS = ("-", "*", "•", "●", "◦", "‣", "▪", "–", "·", "➢", "→")
+GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
+_PARAGRAPHS = re.compile(r"\n\s*\n")
+_ALPHA = re.compile(r"[^\W\d_]")
+_LOREM = re.compile(r"lorem ipsum", re.I)
+_PLACEHOLDER = re.compile(r"\{\{[^{}\n]*\}\}")  # {{Order Number}} templates are data here, not code
+_POLICY_LINE = re.compile(r"javascript|\bcookies?\b|terms of (?:use|service)|privacy policy", re.I)
+_TERMINAL = (".", "!", "?", '"', "”", "'", "’", ":", ")")
+
+
+@dataclass
+class Verdict:
+    reason: str
+    value: float
+    threshold: float
+    above: bool = True
+
+    @property
+    def detail(self) -> str:
+        value = str(int(self.value)) if float(self.value).is_integer() else f"{self.value:.3f}"
+        return f"{value} {'>' if self.above else '<'} {self.threshold:g}"
+
+
+def _dup_stats(items: Sequence[str]) -> tuple[float, float]:
+    """(share of items that repeat an earlier one, share of characters in those repeats)."""
+    seen: set[str] = set()
+    dup_n = dup_chars = total_chars = 0
+    for it in items:
+        total_chars += len(it)
+        if it in seen:
+            dup_n += 1
+            dup_chars += len(it)
+        else:
+            seen.add(it)
+    return (dup_n / len(items) if items else 0.0, dup_chars / total_chars if total_chars else 0.0)
+
+
+def top_ngram_char_frac(words: Sequence[str], n: int, total_chars: int) -> float:
+    """Characters in all occurrences of the most frequent word n-gram, over all word characters (0 if none repeats)."""
+    if len(words) < n or not total_chars:
+        return 0.0
+    counts = Counter(zip(*(words[i:] for i in range(n)), strict=False))
+    gram, count = counts.most_common(1)[0]
+    return 0.0 if count < 2 else sum(map(len, gram)) * count / total_chars
+
+
+def dup_ngram_char_frac(words: Sequence[str], n: int, total_chars: int) -> float:
+    """Characters in repeated n-grams (greedy, non-overlapping, first occurrence not counted) over word characters."""
+    if len(words) < n or not total_chars:
+        return 0.0
+    seen: set[tuple[str, ...]] = set()
+    repeated = 0
+    i = 0
+    last = len(words) - n
+    while i <= last:
+        gram = tuple(words[i : i + n])
+        if gram in seen:
+            repeated += sum(map(len, gram))
+            i += n
+        else:
+            seen.add(gram)
+            i += 1
+    return repeated / total_chars
+
+
+def check_quality(text: str, cfg: QualityConfig) -> Verdict | None:
+    """The first rule the text fails, or None; rules run cheapest first."""
+    words = text.split()
+    n_words = len(words)
+    if n_words < cfg.min_words:
+        return Verdict("gopher_word_count", n_words, cfg.min_words, above=False)
+    if cfg.max_words is not None and n_words > cfg.max_words:
+        return Verdict("gopher_word_count", n_words, cfg.max_words)
+    if cfg.c4_lorem_ipsum and _LOREM.search(text):
+        return Verdict("c4_lorem_ipsum", 1, 0)
+    if cfg.c4_curly_brace and "{" in _PLACEHOLDER.sub("", text):
+        return Verdict("c4_curly_brace", 1, 0)
+    if n_words < cfg.min_words_ratio:
+        return None
+    word_chars = sum(map(len, words))
+    hashes = text.count("#") / n_words
+    if hashes > cfg.max_symbol_word_ratio:
+        return Verdict("gopher_symbol_ratio_hash", hashes, cfg.max_symbol_word_ratio)
+    ellipses = (text.count("…") + text.count("...")) / n_words
+    if ellipses > cfg.max_symbol_word_ratio:
+        return Verdict("gopher_symbol_ratio_ellipsis", ellipses, cfg.max_symbol_word_ratio)
+    if cfg.max_digit_frac is not None:
+        digits = sum(c.isdigit() for c in text) / word_chars
+        if digits > cfg.max_digit_frac:
+            return Verdict("digit_frac", digits, cfg.max_digit_frac)
+    alpha = sum(1 for w in words if _ALPHA.search(w)) / n_words
+    if alpha < cfg.min_alpha_word_frac:
+        return Verdict("gopher_alpha_words", alpha, cfg.min_alpha_word_frac, above=False)
+    if n_words < cfg.min_words_repetition:
+        return None
+    mean_len = word_chars / n_words  # short chat English ("how long will it take me to get it?") averages < 3
+    if mean_len < cfg.min_mean_word_length:
+        return Verdict("gopher_mean_word_length", mean_len, cfg.min_mean_word_length, above=False)
+    if mean_len > cfg.max_mean_word_length:
+        return Verdict("gopher_mean_word_length", mean_len, cfg.max_mean_word_length)
+    if cfg.min_stop_words:  # a 30-word ticket ("I was charged a $14.95 fee...") may hold only one
+        stops = sum(1 for w in words if w.lower().strip(".,;:!?\"'()") in GOPHER_STOP_WORDS)
+        if stops < cfg.min_stop_words:
+            return Verdict("gopher_stop_words", stops, cfg.min_stop_words, above=False)
+    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    if lines:
+        bullets = sum(1 for ln in lines if ln.startswith(BULLETS)) / len(lines)
+        if bullets > cfg.max_bullet_line_frac:
+            return Verdict("gopher_bullet_lines", bullets, cfg.max_bullet_line_frac)
+        ellipsis_lines = sum(1 for ln in lines if ln.endswith(("...", "…"))) / len(lines)
+        if ellipsis_lines > cfg.max_ellipsis_line_frac:
+            return Verdict("gopher_ellipsis_lines", ellipsis_lines, cfg.max_ellipsis_line_frac)
+    line_frac, line_chars = _dup_stats(lines)
+    if line_frac > cfg.max_dup_line_frac:
+        return Verdict("gopher_dup_line_frac", line_frac, cfg.max_dup_line_frac)
+    if line_chars > cfg.max_dup_line_char_frac:
+        return Verdict("gopher_dup_line_char_frac", line_chars, cfg.max_dup_line_char_frac)
+    paras = [p.strip() for p in _PARAGRAPHS.split(text) if p.strip()]
+    para_frac, para_chars = _dup_stats(paras)
+    if para_frac > cfg.max_dup_para_frac:
+        return Verdict("gopher_dup_para_frac", para_frac, cfg.max_dup_para_frac)
+    if para_chars > cfg.max_dup_para_char_frac:
+        return Verdict("gopher_dup_para_char_frac", para_chars, cfg.max_dup_para_char_frac)
+    lowered = [w.lower() for w in words]
+    for n, limit in sorted(cfg.max_top_ngram_char_frac.items()):
+        frac = top_ngram_char_frac(lowered, n, word_chars)
+        if frac > limit:
+            return Verdict(f"gopher_top_{n}gram", frac, limit)
+    for n, limit in sorted(cfg.max_dup_ngram_char_frac.items()):
+        frac = dup_ngram_char_frac(lowered, n, word_chars)
+        if frac > limit:
+            return Verdict(f"gopher_dup_{n}gram", frac, limit)
+    if cfg.c4_max_policy_line_frac is not None and lines:
+        policy = sum(1 for ln in lines if _POLICY_LINE.search(ln)) / len(lines)
+        if policy > cfg.c4_max_policy_line_frac:
+            return Verdict("c4_policy_lines", policy, cfg.c4_max_policy_line_frac)
+    if cfg.c4_min_terminal_punct_frac is not None:
+        prose = [ln for ln in lines if len(ln.split()) >= 3]
+        if prose:
+            ended = sum(1 for ln in prose if ln.endswith(_TERMINAL)) / len(prose)
+            if ended < cfg.c4_min_terminal_punct_frac:
+                return Verdict("c4_terminal_punct", ended, cfg.c4_min_terminal_punct_frac, above=False)
+    return None
+
+
+class QualityFilter(Stage):
+    """Drops documents that fail a Gopher/C4 rule; the reason names the rule, the detail the value and threshold."""
+
+    name = "quality_filter"
+
+    def __init__(self, cfg: QualityConfig | None = None) -> None:
+        self.cfg = cfg or QualityConfig()
+
+    def process(self, batch: pl.DataFrame) -> StageOutput:
+        verdicts = [check_quality(t, self.cfg) for t in document_text(batch).to_list()]
+        bad = pl.Series([v is not None for v in verdicts], dtype=pl.Boolean)
+        if not bad.any():
+            return StageOutput.keep_all(batch, self.name)
+        failed = [v for v in verdicts if v is not None]
+        reasons = pl.Series([v.reason for v in failed], dtype=pl.Utf8)
+        details = pl.Series([v.detail for v in failed], dtype=pl.Utf8)
+        dropped = self.drop(batch.filter(bad), pl.lit(reasons), pl.lit(details))
+        return StageOutput(batch.filter(~bad), dropped)
