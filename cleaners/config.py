@@ -193,7 +193,7 @@ class LanguageConfig(BaseModel):
         0.8, ge=0.0, le=1.0, description="Drop only when another language wins with at least this probability."
     )
     min_chars: int = Field(40, ge=0, description="Texts shorter than this (letters and digits) are always kept.")
-    max_chars: int = Field(4000, ge=1, description="Only the first characters are classified: speed on long docs.")
+    max_chars: int = Field(1000, ge=1, description="Only the first characters are classified: speed on long docs.")
 
 
 class PIIConfig(BaseModel):

@@ -128,14 +128,17 @@ def main() -> None:
         run_out = OUT / f"run-{mb}mb"
         shutil.rmtree(run_out, ignore_errors=True)
         print(f"running the pipeline on {mb} MB ...", flush=True)
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench.memory.run", "--child", *inputs, "--out", str(run_out)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        )
+        log = OUT / f"run-{mb}mb.log"  # per-step progress, readable while it runs
+        with open(log, "w") as err:
+            proc = subprocess.run(
+                [sys.executable, "-m", "bench.memory.run", "--child", *inputs, "--out", str(run_out)],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
         if proc.returncode != 0:
-            sys.exit(f"pipeline failed on {mb} MB:\n{proc.stderr[-3000:]}")
+            sys.exit(f"pipeline failed on {mb} MB:\n{log.read_text()[-3000:]}")
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         rows.append({"input_mb": mb, **result})
         if not args.keep:
