@@ -141,6 +141,7 @@ class QualityConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    enabled: bool = True
     min_words: int = Field(0, ge=0, description="Gopher used 50; short support texts are wanted here.")
     max_words: int | None = Field(100_000, ge=1)
     min_words_ratio: int = Field(
@@ -188,6 +189,7 @@ class LanguageConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    enabled: bool = True
     languages: list[str] = Field(default_factory=lambda: ["en"], description="ISO 639-1 codes to keep.")
     min_confidence: float = Field(
         0.8, ge=0.0, le=1.0, description="Drop only when another language wins with at least this probability."
@@ -271,6 +273,11 @@ class DedupConfig(BaseModel):
 
     exact: bool = True
     near: bool = True
+    # "drop" removes duplicates; "group" keeps them but gives them their original's group_id, so the
+    # split puts a record and its duplicates on the same side (when duplicates are wanted as weighting).
+    action: Literal["drop", "group"] = "drop"
+    # An earlier run's index/ folder: this run's records are deduplicated against everything kept there.
+    reuse_index: str | None = None
     threshold: float = Field(0.7, gt=0.0, lt=1.0, description="Estimated Jaccard at or above which a doc is a dup.")
     num_perm: int = Field(128, ge=2, le=1024)
     shingle: Literal["word", "char"] = "word"

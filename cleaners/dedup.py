@@ -424,13 +424,38 @@ class LSHIndex:
         return index
 
 
+def _resolve(stage: Stage, batch: pl.DataFrame, dup_of: list[str | None], reason: str) -> StageOutput:
+    """Drop the duplicates (detail = the kept id), or with ``action: group`` keep them in their original's group.
+
+    Kept records keep an upstream group (e.g. an earlier dedup stage's) or become their own group.
+    """
+    dup = pl.Series("detail", dup_of, dtype=pl.Utf8)
+    mask = dup.is_not_null()
+    grouped = batch.with_columns(pl.coalesce("group_id", "id").alias("group_id"))
+    if getattr(stage, "action", "drop") == "group":
+        groups = stage.groups
+        for rid, gid in zip(grouped["id"].to_list(), grouped["group_id"].to_list(), strict=True):
+            if rid != gid:
+                groups[rid] = gid
+        originals = [None if d is None else groups.get(d, d) for d in dup_of]
+        out = grouped.with_columns(
+            pl.when(mask).then(pl.Series(originals, dtype=pl.Utf8)).otherwise(pl.col("group_id")).alias("group_id")
+        )
+        stage.grouped += int(mask.sum())
+        return StageOutput.keep_all(out, stage.name)
+    return StageOutput(grouped.filter(~mask), stage.drop(batch.filter(mask), reason, pl.lit(dup.filter(mask))))
+
+
 class ExactDeduper(Stage):
     """Drops records whose canonical document text was already seen, in this batch, earlier ones or a loaded index."""
 
     name = "exact_dedup"
 
-    def __init__(self) -> None:
+    def __init__(self, action: str = "drop") -> None:
         self.seen: dict[str, str] = {}
+        self.action = action
+        self.groups: dict[str, str] = {}
+        self.grouped = 0
 
     @staticmethod
     def key(text: str | None) -> str:
@@ -444,14 +469,10 @@ class ExactDeduper(Stage):
             if first is None:
                 self.seen[k] = rid
             dup_of.append(first)
-        dup = pl.Series("detail", dup_of, dtype=pl.Utf8)
-        mask = dup.is_not_null()
-        return StageOutput(
-            batch.filter(~mask), self.drop(batch.filter(mask), "exact_duplicate", pl.lit(dup.filter(mask)))
-        )
+        return _resolve(self, batch, dup_of, "exact_duplicate")
 
     def summary(self) -> dict:
-        return {"index_size": len(self.seen)}
+        return {"index_size": len(self.seen), **({"grouped": self.grouped} if self.action == "group" else {})}
 
     def state_dict(self) -> dict:
         return {"hash": "xxh3_128/canonical-v1", "seen": dict(self.seen)}
@@ -488,16 +509,15 @@ class MinHashDeduper(Stage):
         self.hasher = MinHasher.from_config(self.cfg)
         bands, rows = self.cfg.lsh_params()
         self.index = LSHIndex(self.cfg.num_perm, bands, rows)
+        self.action = self.cfg.action
+        self.groups: dict[str, str] = {}
+        self.grouped = 0
 
     def process(self, batch: pl.DataFrame) -> StageOutput:
         ids = batch["id"].to_list()
         sigs = self.hasher(document_text(batch).to_list())
         dup_of = self.assign(ids, sigs)
-        dup = pl.Series("detail", dup_of, dtype=pl.Utf8)
-        mask = dup.is_not_null()
-        # An upstream group (e.g. one source conversation) wins; otherwise each kept record is its own group.
-        kept = batch.filter(~mask).with_columns(pl.coalesce("group_id", "id").alias("group_id"))
-        return StageOutput(kept, self.drop(batch.filter(mask), "near_duplicate", pl.lit(dup.filter(mask))))
+        return _resolve(self, batch, dup_of, "near_duplicate")
 
     def assign(self, ids: Sequence[str], sigs: np.ndarray) -> list[str | None]:
         """Per record, the kept id it duplicates (None: kept, and added to the index), same result as
@@ -536,7 +556,8 @@ class MinHashDeduper(Stage):
         return dup_of
 
     def summary(self) -> dict:
-        return {"index_size": len(self.index), "bands": self.index.bands, "rows": self.index.rows}
+        out = {"index_size": len(self.index), "bands": self.index.bands, "rows": self.index.rows}
+        return out | ({"grouped": self.grouped} if self.action == "group" else {})
 
     def save(self, path: str | Path) -> None:
         self.index.save(path, {"config": self.cfg.model_dump(), "scheme": self.hasher.scheme})
@@ -565,7 +586,7 @@ def dedup_stages(cfg: DedupConfig | None = None) -> list[Stage]:
     cfg = cfg or DedupConfig()
     stages: list[Stage] = []
     if cfg.exact:
-        stages.append(ExactDeduper())
+        stages.append(ExactDeduper(cfg.action))
     if cfg.near:
         stages.append(MinHashDeduper(cfg))
     if cfg.semantic.enabled:  # last: the most expensive per record, so it sees the fewest

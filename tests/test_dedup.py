@@ -522,3 +522,58 @@ def test_semantic_dedup_with_packaged_minilm():
     out = SemanticDeduper(cfg)(_text_rows(texts))
     assert _dropped(out) == [("d2", "d0"), ("d4", "d1"), ("d5", "d0")]
     assert out.kept["id"].to_list() == ["d0", "d1", "d3", "d6"]
+
+
+def test_group_action_keeps_duplicates_in_their_originals_group_and_split():
+    from tuneprep.config import SplitConfig
+    from tuneprep.split import assign_splits
+
+    base = (
+        "the replacement strap for the ridgeline pack ships in five days and fits every model made since 2019; "
+        "it clips onto the lower loops, needs no tools, and comes with a spare buckle in case the first one breaks"
+    )
+    rows = [
+        {"id": "a", "source": "data/x.csv", "format": "text", "text": base, "label": "l"},
+        {"id": "b", "source": "data/x.csv", "format": "text", "text": base, "label": "l"},
+        {"id": "c", "source": "data/x.csv", "format": "text", "text": base.replace("five", "six"), "label": "l"},
+    ] + [
+        {
+            "id": f"o{i}",
+            "source": "data/x.csv",
+            "format": "text",
+            "text": f"unrelated ticket number {i} about billing {i * 7}",
+            "label": "l",
+        }
+        for i in range(40)
+    ]
+    batch = make_records(rows)
+    cfg = DedupConfig(action="group")
+    out = batch
+    for stage in dedup_stages(cfg):
+        result = stage(out)
+        assert result.dropped.height == 0
+        out = result.kept
+    groups = dict(zip(out["id"].to_list(), out["group_id"].to_list(), strict=True))
+    assert groups["a"] == groups["b"] == groups["c"] == "a" and groups["o1"] == "o1"
+    for seed in range(5):
+        plan = dict(assign_splits(out, SplitConfig(), seed).assignment.iter_rows())
+        assert plan["a"] == plan["b"] == plan["c"]
+
+
+def test_pipeline_reuses_an_earlier_runs_index_for_a_new_drop(tmp_path):
+    from tuneprep import pipeline
+    from tuneprep.config import SAMPLE_DATA, PipelineConfig
+
+    first = pipeline.RunPaths(tmp_path / "first").make()
+    cfg = PipelineConfig(inputs=[str(SAMPLE_DATA / "tickets.csv")])
+    for step in ("load", "clean", "dedup"):
+        pipeline.STEPS[step](cfg, first, lambda _m: None)
+    kept_first = pl.scan_parquet(first.stage_file("deduped")).select(pl.len()).collect().item()
+    again = pipeline.RunPaths(tmp_path / "again").make()
+    cfg2 = cfg.model_copy(update={"dedup": cfg.dedup.model_copy(update={"reuse_index": str(first.out)})})
+    for step in ("load", "clean"):
+        pipeline.STEPS[step](cfg2, again, lambda _m: None)
+    exact, near = pipeline.dedup_step(cfg2, again, lambda _m: None)
+    assert kept_first > 200 and exact["read"] > 200
+    assert exact["kept"] == near["kept"] == 0, "every record of the same drop is already in the index"
+    assert exact["reasons"]["exact_duplicate"] == exact["read"]

@@ -112,3 +112,12 @@ def test_pretrained_tokenizer_by_path_gets_a_chat_template_and_mask(tmp_path):
     ((ids, mask),) = encode_chat(chat, tok, max_length=64)
     masked = [t for t, m in zip(tok.convert_ids_to_tokens(ids), mask, strict=True) if m]
     assert masked == ["it", "shipped", "on", "monday", tok.eos_token]
+
+
+def test_configured_special_tokens_stay_whole(tmp_path):
+    cfg = TokenizerConfig(vocab_size=300, extra_special_tokens=["<|tool|>", "{{ORDER_ID}}"])
+    tok = train_sentencepiece(TEXTS, cfg, tmp_path)
+    ids = tok("Ask <|tool|> about {{ORDER_ID}} now", add_special_tokens=False).input_ids
+    assert tok.convert_tokens_to_ids("<|tool|>") in ids and tok.convert_tokens_to_ids("{{ORDER_ID}}") in ids
+    reloaded = AutoTokenizer.from_pretrained(str(tmp_path))
+    assert reloaded("{{ORDER_ID}}", add_special_tokens=False).input_ids == [tok.convert_tokens_to_ids("{{ORDER_ID}}")]

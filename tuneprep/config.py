@@ -132,6 +132,10 @@ class SplitConfig(_Model):
 class TokenizerConfig(_Model):
     pretrained: str | None = None  # name or path for AutoTokenizer; None trains SentencePiece on the train split
     vocab_size: int = 2000
+    # Kept whole and never split (e.g. "<|tool|>", "{{ORDER_ID}}"); added to a pretrained tokenizer as well.
+    extra_special_tokens: list[str] = []
+    # Kept whole and never split (e.g. "<|tool|>", "{{ORDER_ID}}"); added to a pretrained tokenizer as well.
+    extra_special_tokens: list[str] = []
     model_type: Literal["unigram"] = "unigram"  # carried into a tokenizers Unigram model piece for piece
     max_length: int = 256  # longer documents are cut into windows at paragraph/sentence boundaries
     character_coverage: float = 1.0

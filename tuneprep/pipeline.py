@@ -102,14 +102,9 @@ def clean_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[d
     # PII goes before any filter so it never reaches dropped/*.parquet; language before quality so the
     # English stop-word rule only sees English.
     c = cfg.clean
-    stages = [
-        StripHtml(c.html),
-        Normalize(c.normalize),
-        RedactPII(c.pii),
-        LengthFilter(c.filter),
-        LanguageFilter(c.language),
-        QualityFilter(c.quality),
-    ]
+    stages = [StripHtml(c.html), Normalize(c.normalize), RedactPII(c.pii), LengthFilter(c.filter)]
+    stages += [LanguageFilter(c.language)] if c.language.enabled else []
+    stages += [QualityFilter(c.quality)] if c.quality.enabled else []
     stats = run_stages(stages, paths.stage_file("loaded"), paths.stage_file("cleaned"), paths.dropped, cfg.batch_size)
     for s in stats:
         log(f"{s.name}: {s.read} in, {s.kept} kept, {s.dropped} dropped {dict(s.reasons)}")
@@ -117,9 +112,22 @@ def clean_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[d
 
 
 def dedup_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[dict]:
-    from cleaners import dedup_stages
+    from cleaners import ExactDeduper, MinHashDeduper, dedup_stages
 
     stages = dedup_stages(cfg.dedup)
+    if cfg.dedup.reuse_index:  # a new data drop, deduplicated against everything an earlier run kept
+        prev = Path(cfg.dedup.reuse_index)
+        prev = prev / "index" if (prev / "index").is_dir() else prev
+        for i, stage in enumerate(stages):
+            saved = prev / f"{stage.name}.idx"
+            if isinstance(stage, ExactDeduper) and saved.exists():
+                stages[i] = ExactDeduper.load(saved)
+                stages[i].action = cfg.dedup.action
+            elif isinstance(stage, MinHashDeduper) and saved.exists():
+                stages[i] = MinHashDeduper.load(saved, cfg.dedup)
+            else:
+                continue
+            log(f"{stage.name}: reusing {saved} ({stages[i].summary()['index_size']} records already kept)")
     stats = run_stages(stages, paths.stage_file("cleaned"), paths.stage_file("deduped"), paths.dropped, cfg.batch_size)
     (paths.out / "index").mkdir(exist_ok=True)
     for stage in stages:
@@ -211,7 +219,7 @@ def tokenizer_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> di
 
     src = paths.stage_file("augmented")
     if cfg.tokenizer.pretrained:
-        load_pretrained(cfg.tokenizer.pretrained, paths.tokenizer)
+        load_pretrained(cfg.tokenizer.pretrained, paths.tokenizer, cfg.tokenizer.extra_special_tokens)
         log(f"tokenizer: loaded {cfg.tokenizer.pretrained}")
     else:
 

@@ -47,7 +47,7 @@ def train_sentencepiece(texts: Iterable[str], cfg: TokenizerConfig, out_dir: Pat
         raise ValueError("no training text to train a tokenizer on: the train split is empty")
     # Byte fallback needs 256 byte pieces beside every character kept whole; small corpora can ask for less.
     chars = len(set().union(*map(set, lines)))
-    vocab_size = max(cfg.vocab_size, 256 + 8 + chars + 1)
+    vocab_size = max(cfg.vocab_size, 256 + 8 + len(cfg.extra_special_tokens) + chars + 1)
 
     proto = io.BytesIO()
     spm.SentencePieceTrainer.train(
@@ -60,7 +60,7 @@ def train_sentencepiece(texts: Iterable[str], cfg: TokenizerConfig, out_dir: Pat
         unk_id=1,
         bos_id=2,
         eos_id=3,
-        user_defined_symbols=["\n", *ROLE_TOKENS],
+        user_defined_symbols=["\n", *ROLE_TOKENS, *cfg.extra_special_tokens],
         normalization_rule_name="identity",
         remove_extra_whitespaces=False,
         split_digits=True,
@@ -81,10 +81,15 @@ def train_sentencepiece(texts: Iterable[str], cfg: TokenizerConfig, out_dir: Pat
         [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
     )
     tk.add_special_tokens(
-        [AddedToken(t, special=True, normalized=False) for t in [*SPECIAL_TOKENS.values(), *ROLE_TOKENS]]
+        [
+            AddedToken(t, special=True, normalized=False)
+            for t in [*SPECIAL_TOKENS.values(), *ROLE_TOKENS, *cfg.extra_special_tokens]
+        ]
     )
     tk.add_tokens([AddedToken("\n", normalized=False)])
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, **SPECIAL_TOKENS, additional_special_tokens=ROLE_TOKENS)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, **SPECIAL_TOKENS, additional_special_tokens=[*ROLE_TOKENS, *cfg.extra_special_tokens]
+    )
     tok.chat_template = DEFAULT_CHAT_TEMPLATE
     out_dir.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(str(out_dir))
@@ -92,17 +97,19 @@ def train_sentencepiece(texts: Iterable[str], cfg: TokenizerConfig, out_dir: Pat
     return tok
 
 
-def load_pretrained(name_or_path: str, out_dir: Path):
+def load_pretrained(name_or_path: str, out_dir: Path, extra_special_tokens: list[str] | None = None):
     """Load a tokenizer by hub name or path and save a copy beside the shards."""
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(name_or_path)
+    if extra_special_tokens:
+        tok.add_special_tokens({"additional_special_tokens": list(extra_special_tokens)})
     if tok.eos_token is None:
         raise ValueError(f"tokenizer {name_or_path!r} has no EOS token")
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if not tok.chat_template:
-        tok.add_special_tokens({"additional_special_tokens": ROLE_TOKENS})
+        tok.add_tokens(ROLE_TOKENS, special_tokens=True)
         tok.chat_template = DEFAULT_CHAT_TEMPLATE
     out_dir.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(str(out_dir))

@@ -4,9 +4,10 @@ Generates a synthetic corpus (JSONL parts of about 100 MB of English-like text,
 deterministic), then runs the whole data part (``tuneprep.pipeline.prepare``:
 load, clean, dedup, split, decontaminate, tokenizer training, tokenize, shards)
 in a fresh process per input size and reads that process's peak RSS after each
-step. Augmentation is off here: back-translation runs at a few hundred
-sentences/s, which would make a 2 GB run take hours; it streams like every
-other stage (batch in, batch out).
+step. Off here, all of them stateless batch-in/batch-out stages: augmentation
+(back-translation runs at a few hundred sentences/s, hours for 2 GB), and the
+language and quality filters (the generated word salad is not English and they
+would drop all of it).
 
     python -m bench.memory.run [--sizes-mb 200 2000] [--keep]
 """
@@ -86,7 +87,12 @@ def child(inputs: list[str], out: str) -> None:
     from tuneprep.config import PipelineConfig
 
     cfg = PipelineConfig.model_validate(
-        {"inputs": inputs, "augment": {"enabled": False}, "tokenizer": {"vocab_size": 8000}}
+        {
+            "inputs": inputs,
+            "clean": {"language": {"enabled": False}, "quality": {"enabled": False}},
+            "augment": {"enabled": False},
+            "tokenizer": {"vocab_size": 8000},
+        }
     )
     paths = pipeline.RunPaths(Path(out)).make()
     steps, results = [], {}
