@@ -203,10 +203,11 @@ def augment_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict
 
     src = paths.stage_file("decontaminated")
     held_ids, held_texts = [], []
-    for batch in iter_batches(src, cfg.batch_size):
-        held = batch.filter(pl.col("split").is_in(["validation", "test"]))
-        held_ids += held["id"].to_list()
-        held_texts += document_text(held).to_list()
+    if cfg.augment.enabled and cfg.augment.leakage.enabled:  # the gate against near-copies of held-out text
+        for batch in iter_batches(src, cfg.batch_size):
+            held = batch.filter(pl.col("split").is_in(["validation", "test"]))
+            held_ids += held["id"].to_list()
+            held_texts += document_text(held).to_list()
     stage = Augment(cfg.augment, seed=cfg.seed, log=log, holdout_texts=held_texts, holdout_ids=held_ids)
     (st,) = run_stages([stage], src, paths.stage_file("augmented"), paths.dropped, cfg.batch_size)
     log(f"augment: {st.read} in, {st.added} variants made, {st.dropped} rejected by the gates")
@@ -308,27 +309,38 @@ def prepare(cfg: PipelineConfig, out: str | Path, log: Log = print) -> dict:
     return finish(cfg, paths, results)
 
 
-def dataset_profile(paths: RunPaths, column: str = "label") -> dict:
-    """Per-split counts by label, origin (original or augmented) and length, for the manifest and report."""
-    df = pl.read_parquet(
-        paths.stage_file("tokenized"), columns=["id", "split", "label", "aug_of", "n_tokens", "format"]
-    )
-    docs = df.unique(subset=["id"], keep="first", maintain_order=True)
-    labels = docs.with_columns(pl.col("label").fill_null("(none)")).group_by("split", "label").len()
+def dataset_profile(paths: RunPaths, lengths: bool = False) -> dict:
+    """Per-split counts by label and origin (original or augmented), and optionally every example's length.
+
+    Documents are counted once (their first window); the queries run lazily over the Parquet file.
+    """
+    rows = pl.scan_parquet(paths.stage_file("tokenized"))
+    docs = rows.filter(pl.col("window") == 0)
+    labels = (
+        docs.select("split", pl.col("label").fill_null("(none)"))
+        .group_by("split", "label")
+        .len()
+        .sort("split", "label")
+    ).collect()
     per_label = {s: {} for s in SPLITS}
-    for split, label, n in labels.sort("split", "label").iter_rows():
+    for split, label, n in labels.iter_rows():
         per_label[split][label] = n
-    origin = docs.group_by("split").agg(
-        pl.col("aug_of").is_null().sum().alias("original"), pl.col("aug_of").is_not_null().sum().alias("augmented")
+    origin = (
+        docs.group_by("split")
+        .agg(
+            pl.col("aug_of").is_null().sum().alias("original"), pl.col("aug_of").is_not_null().sum().alias("augmented")
+        )
+        .collect()
     )
     per_split = {s: {"original": 0, "augmented": 0} for s in SPLITS}
     for r in origin.iter_rows(named=True):
         per_split[r["split"]] = {"original": r["original"], "augmented": r["augmented"]}
-    return {
-        "per_split": per_split,
-        "per_label": per_label,
-        "token_lengths": {s: df.filter(pl.col("split") == s)["n_tokens"].to_list() for s in SPLITS},
-    }
+    out = {"per_split": per_split, "per_label": per_label}
+    if lengths:
+        out["token_lengths"] = {
+            s: rows.filter(pl.col("split") == s).select("n_tokens").collect()["n_tokens"].to_list() for s in SPLITS
+        }
+    return out
 
 
 def git_commit() -> str | None:
@@ -382,7 +394,7 @@ def write_manifest(cfg: PipelineConfig, paths: RunPaths, summary: dict) -> dict:
         "quarantined_by_reason": {k: v for s in stages if s["quarantined"] for k, v in s["reasons"].items()},
         "accounting": accounting(stages),
         "splits": summary["shards"],
-        "profile": {k: v for k, v in summary["profile"].items() if k != "token_lengths"},
+        "profile": summary["profile"],
         "tokenizer": summary["tokenizer"],
     }
     atomic_write_text(paths.manifest, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
@@ -416,7 +428,7 @@ def report_step(paths: RunPaths, metrics_path: Path | None = None) -> str:
 
     manifest = json.loads(paths.manifest.read_text())
     metrics = json.loads(metrics_path.read_text()) if metrics_path and metrics_path.exists() else None
-    lengths = dataset_profile(paths)["token_lengths"] if paths.stage_file("tokenized").exists() else None
+    lengths = dataset_profile(paths, lengths=True)["token_lengths"] if paths.stage_file("tokenized").exists() else None
     text = render(manifest, metrics, lengths)
     atomic_write_text(paths.report, text)
     return text
