@@ -236,14 +236,15 @@ class _UnitNoise(Augmenter):
 
     def __init__(
         self,
-        rate: float,
-        ops: Ops,
+        rate: float = 0.1,
+        ops: Ops | None = None,
         keep_words: Sequence[str] = (),
         protect_names: Sequence[str] = (),
         minimum: int = 1,
         maximum: int | None = None,
     ) -> None:
         super().__init__(keep_words, protect_names)
+        ops = self.OPS if ops is None else ops
         self.weights = op_weights(ops, self.OPS, self.kind.split("_")[0])
         self.ops = list(self.weights)
         self.rate, self.minimum, self.maximum = _ops_rate(ops, rate), minimum, maximum
@@ -544,17 +545,6 @@ class CaseNoise(_UnitNoise):
     kind = "case_noise"
     OPS = CASE_OPS
 
-    def __init__(
-        self,
-        rate: float = 0.1,
-        ops: Ops = CASE_OPS,
-        keep_words: Sequence[str] = (),
-        protect_names: Sequence[str] = (),
-        minimum: int = 1,
-        maximum: int | None = None,
-    ) -> None:
-        super().__init__(rate, ops, keep_words, protect_names, minimum, maximum)
-
     def _one(self, units: Units, seed: int) -> str | None:
         rng = SplitMix(seed)
         free = [i for i in units.free() if units.units[i] != "I"]
@@ -583,17 +573,6 @@ class PunctNoise(_UnitNoise):
 
     kind = "punct_noise"
     OPS = PUNCT_OPS
-
-    def __init__(
-        self,
-        rate: float = 0.1,
-        ops: Ops = PUNCT_OPS,
-        keep_words: Sequence[str] = (),
-        protect_names: Sequence[str] = (),
-        minimum: int = 1,
-        maximum: int | None = None,
-    ) -> None:
-        super().__init__(rate, ops, keep_words, protect_names, minimum, maximum)
 
     def _one(self, units: Units, seed: int) -> str | None:
         gaps = units.gaps

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import unicodedata
 
 import polars as pl
@@ -22,7 +21,7 @@ from cleaners import (
     normalize_text,
     strip_html,
 )
-from tuneprep.records import SCHEMA, make_records
+from tuneprep.records import make_records
 
 PAGE = """<!doctype html><html><head><title>Shop | Blog</title>
 <style>body { color: red }</style><script>var tracking = "SECRET_JS";</script></head>
@@ -51,25 +50,9 @@ PAGE = """<!doctype html><html><head><title>Shop | Blog</title>
 </body></html>"""
 
 
-def _words(seed: int, n: int) -> list[str]:
-    rng = random.Random(seed)
-    return ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 8))) for _ in range(n)]
-
-
-def _text_rows(texts: list[str], prefix: str = "d") -> pl.DataFrame:
-    return make_records({"id": f"{prefix}{i}", "source": "t", "format": "text", "text": t} for i, t in enumerate(texts))
-
-
-def _chat(rid: str, *turns: tuple[str, str]) -> dict:
-    return {"id": rid, "source": "t", "format": "chat", "messages": [{"role": r, "content": c} for r, c in turns]}
-
-
-def _assert_balanced(batch: pl.DataFrame, out) -> None:
-    assert out.kept.height + out.dropped.height == batch.height
-    assert set(SCHEMA) <= set(out.kept.columns)
-    assert {"stage", "reason", "detail"} <= set(out.dropped.columns)
-    assert sorted(out.kept["id"].to_list() + out.dropped["id"].to_list()) == sorted(batch["id"].to_list())
-
+from builders import assert_balanced as _assert_balanced  # noqa: E402
+from builders import chat as _chat  # noqa: E402
+from builders import words as _words  # noqa: E402
 
 # --- HTML -----------------------------------------------------------------------------------------------------
 

@@ -8,6 +8,10 @@ import random
 import numpy as np
 import polars as pl
 import pytest
+from builders import assert_balanced as _assert_balanced
+from builders import chat as _chat
+from builders import text_rows as _text_rows
+from builders import words as _words
 from pydantic import ValidationError
 
 from cleaners.config import DedupConfig, SemanticDedupConfig, optimal_bands
@@ -21,27 +25,7 @@ from cleaners.dedup import (
     jaccard_estimate,
 )
 from cleaners.semantic import SemanticDeduper
-from tuneprep.records import SCHEMA, make_records
-
-
-def _words(seed: int, n: int) -> list[str]:
-    rng = random.Random(seed)
-    return ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 8))) for _ in range(n)]
-
-
-def _text_rows(texts: list[str], prefix: str = "d") -> pl.DataFrame:
-    return make_records({"id": f"{prefix}{i}", "source": "t", "format": "text", "text": t} for i, t in enumerate(texts))
-
-
-def _chat(rid: str, *turns: tuple[str, str]) -> dict:
-    return {"id": rid, "source": "t", "format": "chat", "messages": [{"role": r, "content": c} for r, c in turns]}
-
-
-def _assert_balanced(batch: pl.DataFrame, out) -> None:
-    assert out.kept.height + out.dropped.height == batch.height
-    assert set(SCHEMA) <= set(out.kept.columns)
-    assert {"stage", "reason", "detail"} <= set(out.dropped.columns)
-    assert sorted(out.kept["id"].to_list() + out.dropped["id"].to_list()) == sorted(batch["id"].to_list())
+from tuneprep.records import make_records
 
 
 def _dropped(out) -> list[tuple[str, str]]:
