@@ -18,7 +18,7 @@ def test_readme_config_example_is_valid(tmp_path):
 
 
 def test_toml_and_defaults_and_unknown_keys(tmp_path):
-    (tmp_path / "c.toml").write_text('seed = 7\n[split]\nratios = {train = 0.5, validation = 0.25, test = 0.25}\n')
+    (tmp_path / "c.toml").write_text("seed = 7\n[split]\nratios = {train = 0.5, validation = 0.25, test = 0.25}\n")
     cfg = load_config(tmp_path / "c.toml")
     assert cfg.seed == 7 and cfg.split.ratios["test"] == 0.25
     assert PipelineConfig().inputs == [str(SAMPLE_DATA)]

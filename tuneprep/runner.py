@@ -78,10 +78,6 @@ def iter_batches(path: Path, batch_size: int) -> Iterator[pl.DataFrame]:
         yield pl.from_arrow(batch)
 
 
-def count_rows(path: Path) -> int:
-    return pq.ParquetFile(path).metadata.num_rows
-
-
 def run_stages(
     stages: list[Stage],
     src: Path,

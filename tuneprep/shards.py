@@ -203,7 +203,3 @@ def write_shards(
         w.close()
         os.replace(parquet_dir / s / f".part-00000.parquet.tmp-{os.getpid()}", parquet_dir / s / "part-00000.parquet")
     return {s: writers[s].close() for s in splits}
-
-
-def read_manifest(run_dir: Path) -> dict:
-    return json.loads((run_dir / "manifest.json").read_text())

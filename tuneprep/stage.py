@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import polars as pl
 
-from tuneprep.records import DROP_COLUMNS, with_drop_reason
+from tuneprep.records import with_drop_reason
 
 
 @dataclass
@@ -91,4 +91,4 @@ class Stage(ABC):
         return {}
 
 
-__all__ = ["DROP_COLUMNS", "Stage", "StageOutput", "StageStats"]
+__all__ = ["Stage", "StageOutput", "StageStats"]

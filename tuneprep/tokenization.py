@@ -228,14 +228,6 @@ def encode_chat(messages: list[dict], tok, max_length: int) -> list[tuple[list[i
     return out
 
 
-TOKEN_COLUMNS = {
-    "window": pl.Int32,
-    "input_ids": pl.List(pl.Int32),
-    "loss_mask": pl.List(pl.Int8),
-    "n_tokens": pl.Int32,
-}
-
-
 def _list_column(values: np.ndarray, lengths: np.ndarray) -> pa.Array:
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
