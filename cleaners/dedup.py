@@ -14,6 +14,17 @@ import polars as pl
 import xxhash
 
 from cleaners.config import DedupConfig, optimal_bands
+from cleaners.keystore import (
+    GrowingArray,
+    IdList,
+    SignatureStore,
+    SortedRuns,
+    is_index_zip,
+    read_array_chunks,
+    read_ids,
+    read_params,
+    write_index,
+)
 from tuneprep.records import document_text
 from tuneprep.stage import Stage, StageOutput
 
@@ -266,38 +277,30 @@ def _hash_spans(raw: bytes, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ranges(counts: np.ndarray) -> np.ndarray:
-    """[0..c0-1, 0..c1-1, ...] without a Python loop."""
-    total = int(counts.sum())
-    if total == 0:
-        return np.empty(0, np.int64)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    return np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
-
-
 class LSHIndex:
     """Banded LSH over MinHash signatures, held in sorted numpy runs instead of per-band dicts.
 
     Why: a dict of Python ints per band costs ~1 KiB per document and a Python call per lookup; here
-    each band key is 12 bytes (uint64 key + uint32 row) in sorted arrays, a batch is looked up with
-    one ``searchsorted`` per run, and runs are merged LSM-style (log-many of them) as batches arrive.
-    The band index is mixed into each key, so all bands share one key space.
+    each band key is 12 bytes (uint64 key + uint32 row) in sorted arrays (``SortedRuns``), a batch is
+    looked up with one ``searchsorted`` per run. The band index is mixed into each key, so all bands
+    share one key space. Signatures, the bulk of the index, go to ``sig_path`` when given and only
+    candidate rows are read back, so the index of a large corpus costs disk rather than RAM.
     """
 
-    def __init__(self, num_perm: int, bands: int, rows: int) -> None:
+    def __init__(self, num_perm: int, bands: int, rows: int, sig_path: str | Path | None = None) -> None:
         if bands * rows > num_perm:
             raise ValueError(f"bands*rows = {bands * rows} exceeds num_perm = {num_perm}")
         self.num_perm, self.bands, self.rows = num_perm, bands, rows
-        self.keys: list[str] = []
-        self._sigs = np.empty((1024, num_perm), np.uint32)
-        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted band keys, their row numbers)
+        self.keys = IdList()
+        self.store = SignatureStore(num_perm, sig_path)
+        self.buckets = SortedRuns()
 
     def __len__(self) -> int:
         return len(self.keys)
 
     @property
     def sigs(self) -> np.ndarray:
-        return self._sigs[: len(self.keys)]
+        return self.store.all()
 
     def band_hashes(self, sigs: np.ndarray) -> np.ndarray:
         """One uint64 key per band per signature, shape [n, bands]; the band number is part of the key."""
@@ -308,7 +311,7 @@ class LSHIndex:
         return _fmix(h)
 
     def add(self, keys: Sequence[str], sigs: np.ndarray, band_keys: np.ndarray | None = None) -> None:
-        """Append signatures (rows numbered in order) and index their bands as one new run."""
+        """Append signatures (rows numbered in order) and index their bands."""
         sigs = np.asarray(sigs, np.uint32).reshape(-1, self.num_perm)
         if len(keys) != sigs.shape[0]:
             raise ValueError(f"{len(keys)} keys for {sigs.shape[0]} signatures")
@@ -316,23 +319,9 @@ class LSHIndex:
             return
         bk = self.band_hashes(sigs) if band_keys is None else np.asarray(band_keys, np.uint64)
         first, n = len(self.keys), sigs.shape[0]
-        if first + n > self._sigs.shape[0]:
-            grown = np.empty((max(first + n, 2 * self._sigs.shape[0]), self.num_perm), np.uint32)
-            grown[:first] = self._sigs[:first]
-            self._sigs = grown
-        self._sigs[first : first + n] = sigs
+        self.store.append(sigs)
         self.keys.extend(keys)
-        rows = np.repeat(np.arange(first, first + n, dtype=np.uint32), self.bands)
-        self._push(bk.reshape(-1), rows)
-
-    def _push(self, keys: np.ndarray, rows: np.ndarray) -> None:
-        order = np.argsort(keys, kind="stable")  # equal keys keep row order: earliest first
-        self._runs.append((keys[order], rows[order]))
-        while len(self._runs) > 1 and self._runs[-2][0].size <= 2 * self._runs[-1][0].size:
-            (k1, r1), (k2, r2) = self._runs.pop(-2), self._runs.pop()
-            k, r = np.concatenate([k1, k2]), np.concatenate([r1, r2])
-            order = np.argsort(k, kind="stable")  # timsort: merging two sorted runs is linear
-            self._runs.append((k[order], r[order]))
+        self.buckets.push(bk.reshape(-1), np.repeat(np.arange(first, first + n, dtype=np.uint32), self.bands))
 
     def insert(self, key: str, sig: np.ndarray, bands: Sequence[int] | None = None) -> int:
         """Add one signature; returns its row number."""
@@ -345,20 +334,10 @@ class LSHIndex:
     def candidate_pairs(self, band_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(query number, row) for every indexed row sharing a band with a query; unique, sorted by query then row."""
         q = np.asarray(band_keys, np.uint64).reshape(-1, self.bands)
-        flat = q.reshape(-1)
-        found = []
-        for rk, rr in self._runs:
-            lo = np.searchsorted(rk, flat, side="left")
-            cnt = np.searchsorted(rk, flat, side="right") - lo
-            hit = np.flatnonzero(cnt)
-            if hit.size:
-                reps = cnt[hit]
-                qi = np.repeat(hit // self.bands, reps).astype(np.int64)
-                rows = rr[np.repeat(lo[hit], reps) + _ranges(reps)].astype(np.int64)
-                found.append((qi << 32) | rows)
-        if not found:
-            return np.empty(0, np.int64), np.empty(0, np.int64)
-        pairs = np.unique(np.concatenate(found))
+        qi, rows = self.buckets.lookup(q.reshape(-1))
+        if qi.size == 0:
+            return qi, rows
+        pairs = np.unique(((qi // self.bands) << 32) | rows)
         return pairs >> 32, pairs & 0xFFFFFFFF
 
     def best_matches(
@@ -376,7 +355,8 @@ class LSHIndex:
         sims = np.empty(qi.size)
         for lo in range(0, qi.size, chunk):  # bounded memory however crowded a bucket is
             sl = slice(lo, lo + chunk)
-            sims[sl] = (sigs[qi[sl]] == self._sigs[rows[sl]]).mean(axis=1)
+            wanted, inverse = np.unique(rows[sl], return_inverse=True)
+            sims[sl] = (sigs[qi[sl]] == self.store.take(wanted)[inverse]).mean(axis=1)
         ok = sims >= threshold
         qi, rows, sims = qi[ok], rows[ok], sims[ok]
         order = np.lexsort((rows, -sims, qi))  # per query: highest estimate, then earliest row
@@ -393,7 +373,7 @@ class LSHIndex:
 
     def query(self, sig: np.ndarray, bands: Sequence[int] | None = None) -> list[str]:
         """Keys of candidate near-duplicates (any band collision), unverified."""
-        return [self.keys[i] for i in self.candidate_rows(sig, bands)]
+        return self.keys.take(self.candidate_rows(sig, bands))
 
     def best_match(
         self, sig: np.ndarray, threshold: float, bands: Sequence[int] | None = None
@@ -404,24 +384,42 @@ class LSHIndex:
         return (self.keys[int(row[0])], float(sim[0])) if row[0] >= 0 else None
 
     def save(self, path: str | Path, meta: dict | None = None) -> None:
-        """Signatures and keys; buckets are rebuilt on load, so band settings may change between drops."""
+        """Signatures and keys, streamed; buckets are rebuilt on load, so band settings may change between drops."""
         params = {"num_perm": self.num_perm, "bands": self.bands, "rows": self.rows, **(meta or {})}
-        with open(path, "wb") as f:
-            np.savez_compressed(
-                f, sigs=self.sigs, keys=np.array(self.keys, dtype=np.str_), params=np.array(json.dumps(params))
-            )
+        shape = (len(self), self.num_perm)
+        write_index(path, params, {"sigs": (shape, "<u4", self.store.chunks())}, self.keys)
 
     @staticmethod
-    def read(path: str | Path) -> tuple[np.ndarray, list[str], dict]:
-        with np.load(path, allow_pickle=False) as z:
-            return z["sigs"], z["keys"].tolist(), json.loads(str(z["params"]))
+    def read_params(path: str | Path) -> dict:
+        if is_index_zip(path):
+            return read_params(path)
+        with np.load(path, allow_pickle=False) as z:  # the format before 0.2: one npz held in memory
+            return json.loads(str(z["params"]))
+
+    def load_rows(self, path: str | Path) -> None:
+        """Append a saved index's rows, chunk by chunk (bands recomputed with this index's settings)."""
+        if not is_index_zip(path):
+            with np.load(path, allow_pickle=False) as z:
+                self.add(z["keys"].tolist(), z["sigs"])
+            return
+        ids = read_ids(path)
+        lo = 0
+        for sigs in read_array_chunks(path, "sigs"):
+            self.add(ids.take(range(lo, lo + sigs.shape[0])), sigs)
+            lo += sigs.shape[0]
 
     @classmethod
-    def load(cls, path: str | Path, bands: int | None = None, rows: int | None = None) -> LSHIndex:
-        sigs, keys, params = cls.read(path)
-        index = cls(params["num_perm"], bands or params["bands"], rows or params["rows"])
-        index.add(keys, sigs)
+    def load(
+        cls, path: str | Path, bands: int | None = None, rows: int | None = None, sig_path: str | Path | None = None
+    ) -> LSHIndex:
+        params = cls.read_params(path)
+        index = cls(params["num_perm"], bands or params["bands"], rows or params["rows"], sig_path)
+        index.load_rows(path)
         return index
+
+    def close(self) -> None:
+        """Remove the signature file, if any (the saved index is a separate copy)."""
+        self.store.close()
 
 
 def _resolve(stage: Stage, batch: pl.DataFrame, dup_of: list[str | None], reason: str) -> StageOutput:
@@ -447,48 +445,101 @@ def _resolve(stage: Stage, batch: pl.DataFrame, dup_of: list[str | None], reason
 
 
 class ExactDeduper(Stage):
-    """Drops records whose canonical document text was already seen, in this batch, earlier ones or a loaded index."""
+    """Drops records whose canonical document text was already seen, in this batch, earlier ones or a loaded index.
+
+    The index is the 128-bit xxh3 of each kept text: its high half in ``SortedRuns`` (found by
+    ``searchsorted``), its low half per row to confirm, and the kept id per row, about 40 bytes a
+    record where a dict of hex strings cost ~250.
+    """
 
     name = "exact_dedup"
+    HASH = "xxh3_128/canonical-v1"
 
     def __init__(self, action: str = "drop") -> None:
-        self.seen: dict[str, str] = {}
+        self.hi = SortedRuns()
+        self.lo = GrowingArray(np.uint64)
+        self.ids = IdList()
         self.action = action
         self.groups: dict[str, str] = {}
         self.grouped = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
     @staticmethod
     def key(text: str | None) -> str:
         return xxhash.xxh3_128_hexdigest(canonical_text(text).encode("utf-8", "surrogatepass"))
 
+    @staticmethod
+    def keys(texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
+        """High and low 64 bits of every text's key."""
+        ks = [xxhash.xxh3_128_intdigest(canonical_text(t).encode("utf-8", "surrogatepass")) for t in texts]
+        return np.array([k >> 64 for k in ks], np.uint64), np.array([k & 0xFFFFFFFFFFFFFFFF for k in ks], np.uint64)
+
+    def seen(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """Per key, the row of the first indexed record with it, or -1."""
+        first = np.full(hi.size, -1, np.int64)
+        qi, rows = self.hi.lookup(hi)
+        match = self.lo.values[rows] == lo[qi] if rows.size else np.zeros(0, bool)
+        qi, rows = qi[match], rows[match]
+        if qi.size:
+            order = np.lexsort((rows, qi))
+            qi, rows = qi[order], rows[order]
+            head = np.flatnonzero(np.diff(qi, prepend=-1) != 0)
+            first[qi[head]] = rows[head]
+        return first
+
+    def add(self, ids: Sequence[str], hi: np.ndarray, lo: np.ndarray) -> None:
+        n = len(self.ids)
+        self.hi.push(hi, np.arange(n, n + hi.size, dtype=np.uint32))
+        self.lo.append(lo)
+        self.ids.extend(ids)
+
     def process(self, batch: pl.DataFrame) -> StageOutput:
+        ids = batch["id"].to_list()
+        hi, lo = self.keys(document_text(batch).to_list())
+        first = self.seen(hi, lo).tolist()
         dup_of: list[str | None] = []
-        for text, rid in zip(document_text(batch).to_list(), batch["id"].to_list(), strict=True):
-            k = self.key(text)
-            first = self.seen.get(k)
-            if first is None:
-                self.seen[k] = rid
-            dup_of.append(first)
+        local: dict[tuple[int, int], str] = {}
+        new: list[int] = []
+        for i, (h, low, rid) in enumerate(zip(hi.tolist(), lo.tolist(), ids, strict=True)):
+            earlier = self.ids[first[i]] if first[i] >= 0 else local.get((h, low))
+            if earlier is None:
+                local[(h, low)] = rid
+                new.append(i)
+            dup_of.append(earlier)
+        self.add([ids[i] for i in new], hi[new], lo[new])
         return _resolve(self, batch, dup_of, "exact_duplicate")
 
     def summary(self) -> dict:
-        return {"index_size": len(self.seen), **({"grouped": self.grouped} if self.action == "group" else {})}
-
-    def state_dict(self) -> dict:
-        return {"hash": "xxh3_128/canonical-v1", "seen": dict(self.seen)}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state.get("hash") != "xxh3_128/canonical-v1":
-            raise ValueError(f"incompatible exact-dedup index: {state.get('hash')!r}")
-        self.seen = dict(state["seen"])
+        return {"index_size": len(self), **({"grouped": self.grouped} if self.action == "group" else {})}
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.state_dict()), encoding="utf-8")
+        shape = (len(self),)
+        his = np.empty(len(self), np.uint64)
+        for keys, rows in self.hi.runs:
+            his[rows] = keys
+        arrays = {"hi": (shape, "<u8", [his]), "lo": (shape, "<u8", [self.lo.values])}
+        write_index(path, {"hash": self.HASH}, arrays, self.ids)
 
     @classmethod
     def load(cls, path: str | Path) -> ExactDeduper:
         dd = cls()
-        dd.load_state_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        if not is_index_zip(path):  # the format before 0.2: JSON {hex key: id}
+            state = json.loads(Path(path).read_text(encoding="utf-8"))
+            if state.get("hash") != cls.HASH:
+                raise ValueError(f"incompatible exact-dedup index: {state.get('hash')!r}")
+            ks = [int(k, 16) for k in state["seen"]]
+            hi = np.array([k >> 64 for k in ks], np.uint64)
+            dd.add(list(state["seen"].values()), hi, np.array([k & 0xFFFFFFFFFFFFFFFF for k in ks], np.uint64))
+            return dd
+        if read_params(path).get("hash") != cls.HASH:
+            raise ValueError(f"incompatible exact-dedup index: {read_params(path).get('hash')!r}")
+        ids = read_ids(path)
+        lo = 0
+        for hi, low in zip(read_array_chunks(path, "hi"), read_array_chunks(path, "lo"), strict=True):
+            dd.add(ids.take(range(lo, lo + hi.size)), hi, low)
+            lo += hi.size
         return dd
 
 
@@ -504,11 +555,11 @@ class MinHashDeduper(Stage):
 
     name = "near_dedup"
 
-    def __init__(self, cfg: DedupConfig | None = None) -> None:
+    def __init__(self, cfg: DedupConfig | None = None, sig_path: str | Path | None = None) -> None:
         self.cfg = cfg or DedupConfig()
         self.hasher = MinHasher.from_config(self.cfg)
         bands, rows = self.cfg.lsh_params()
-        self.index = LSHIndex(self.cfg.num_perm, bands, rows)
+        self.index = LSHIndex(self.cfg.num_perm, bands, rows, sig_path)
         self.action = self.cfg.action
         self.groups: dict[str, str] = {}
         self.grouped = 0
@@ -563,32 +614,37 @@ class MinHashDeduper(Stage):
         self.index.save(path, {"config": self.cfg.model_dump(), "scheme": self.hasher.scheme})
 
     @classmethod
-    def load(cls, path: str | Path, cfg: DedupConfig | None = None) -> MinHashDeduper:
+    def load(
+        cls, path: str | Path, cfg: DedupConfig | None = None, sig_path: str | Path | None = None
+    ) -> MinHashDeduper:
         """Restore an index; a new `cfg` may change threshold/bands but not how signatures are computed."""
-        sigs, keys, params = LSHIndex.read(path)
+        params = LSHIndex.read_params(path)
         saved = DedupConfig(**params["config"])
         cfg = cfg or saved
         hashing = ("num_perm", "ngram", "shingle", "seed", "sketch")
         if any(getattr(cfg, k) != getattr(saved, k) for k in hashing):
             raise ValueError(f"index was built with {saved.model_dump(include=set(hashing))}, not compatible")
-        dd = cls(cfg)
+        dd = cls(cfg, sig_path)
         if params.get("scheme") != dd.hasher.scheme:
             raise ValueError(
                 f"index signatures use scheme {params.get('scheme', 'v1')!r}, this version computes "
                 f"{dd.hasher.scheme!r}: not compatible, rebuild the index from the kept records"
             )
-        dd.index.add(keys, sigs)
+        dd.index.load_rows(path)
         return dd
 
 
-def dedup_stages(cfg: DedupConfig | None = None) -> list[Stage]:
-    """The dedup stages the config enables, exact first (cheap, and it keeps the near index smaller)."""
+def dedup_stages(cfg: DedupConfig | None = None, workdir: str | Path | None = None) -> list[Stage]:
+    """The dedup stages the config enables, exact first (cheap, and it keeps the near index smaller).
+
+    With a ``workdir`` the near-dup signatures are kept in a file there instead of in memory.
+    """
     cfg = cfg or DedupConfig()
     stages: list[Stage] = []
     if cfg.exact:
         stages.append(ExactDeduper(cfg.action))
     if cfg.near:
-        stages.append(MinHashDeduper(cfg))
+        stages.append(MinHashDeduper(cfg, Path(workdir) / "near_dedup.sigs" if workdir else None))
     if cfg.semantic.enabled:  # last: the most expensive per record, so it sees the fewest
         from cleaners.semantic import SemanticDeduper
 

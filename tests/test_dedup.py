@@ -60,15 +60,28 @@ def test_exact_dedup_across_batches_and_case_whitespace(tmp_path):
     assert out2.kept["id"].to_list() == ["e1"]
     assert _dropped(out2) == [("e0", "d1")]
 
-    path = tmp_path / "exact.json"
+    path = tmp_path / "exact.idx"
     dd.save(path)
     restored = ExactDeduper.load(path)
-    assert restored.seen == dd.seen
+    assert restored.ids == dd.ids and len(restored) == 3
     third = restored(_text_rows(["Brand new text.", "Never seen before."], prefix="f"))
     assert _dropped(third) == [("f0", "e1")]
-    fresh = ExactDeduper()
-    fresh.load_state_dict(dd.state_dict())
+    # An index saved by the earlier JSON format still loads.
+    legacy = tmp_path / "exact.json"
+    keys = {ExactDeduper.key(t): rid for t, rid in [("Brand new text.", "e1"), ("Another document here.", "d1")]}
+    legacy.write_text(json.dumps({"hash": "xxh3_128/canonical-v1", "seen": keys}))
+    fresh = ExactDeduper.load(legacy)
     assert fresh(_text_rows(["brand NEW text."], prefix="g")).dropped["detail"].to_list() == ["e1"]
+
+
+def test_exact_dedup_index_is_compact_across_many_batches():
+    """Many batches merge into few sorted runs; lookups still find the first holder of every key."""
+    dd = ExactDeduper()
+    for b in range(40):
+        dd(_text_rows([f"doc {i}" for i in range(b * 10, b * 10 + 10)], prefix=f"b{b}-"))
+    assert len(dd) == 400 and len(dd.hi.runs) <= 10
+    out = dd(_text_rows(["DOC 7", "doc 399", "doc 400"], prefix="z"))
+    assert _dropped(out) == [("z0", "b0-7"), ("z1", "b39-9")]
 
 
 def test_exact_dedup_chats_by_conversation():
@@ -204,7 +217,7 @@ def test_lsh_index_runs_match_brute_force():
     sigs = rng.integers(0, 4, size=(300, 16), dtype=np.uint32)  # tiny alphabet: many collisions
     for lo in range(0, 300, 7):
         index.add([f"k{i}" for i in range(lo, min(lo + 7, 300))], sigs[lo : lo + 7])
-    assert len(index._runs) <= 10
+    assert len(index.buckets.runs) <= 10
     queries = rng.integers(0, 4, size=(50, 16), dtype=np.uint32)
     qi, rows = index.candidate_pairs(index.band_hashes(queries))
     got = {(int(q), int(r)) for q, r in zip(qi, rows, strict=True)}
@@ -339,7 +352,7 @@ def test_near_dedup_refuses_index_from_another_scheme(tmp_path):
     dd.index.save(path, {"config": dd.cfg.model_dump()})  # as the previous version wrote it: no scheme
     with pytest.raises(ValueError, match="rebuild"):
         MinHashDeduper.load(path)
-    assert json.loads(str(np.load(path)["params"]))["num_perm"] == 128
+    assert LSHIndex.read_params(path)["num_perm"] == 128
 
 
 def test_rensa_sketch_option(tmp_path):
@@ -561,3 +574,20 @@ def test_pipeline_reuses_an_earlier_runs_index_for_a_new_drop(tmp_path):
     assert kept_first > 200 and exact["read"] > 200
     assert exact["kept"] == near["kept"] == 0, "every record of the same drop is already in the index"
     assert exact["reasons"]["exact_duplicate"] == exact["read"]
+
+
+def test_signatures_kept_on_disk_give_the_same_result_and_the_file_goes_away(tmp_path):
+    """The disk-backed index (what the pipeline uses) drops exactly what the in-memory one does."""
+    docs = _near_dup_corpus(3)
+    batches = [_text_rows(docs[lo : lo + 37], prefix=f"b{lo}-") for lo in range(0, len(docs), 37)]
+    in_memory, on_disk = MinHashDeduper(), MinHashDeduper(sig_path=tmp_path / "work" / "near.sigs")
+    for b in batches:
+        assert _dropped(in_memory(b)) == _dropped(on_disk(b))
+    assert (tmp_path / "work" / "near.sigs").stat().st_size == len(on_disk.index) * 128 * 4
+    on_disk.save(tmp_path / "near.idx")
+    restored = MinHashDeduper.load(tmp_path / "near.idx", sig_path=tmp_path / "work" / "again.sigs")
+    assert restored.index.keys == in_memory.index.keys
+    np.testing.assert_array_equal(restored.index.sigs, in_memory.index.sigs)
+    on_disk.index.close()
+    restored.index.close()
+    assert not list((tmp_path / "work").iterdir())

@@ -121,3 +121,24 @@ def test_configured_special_tokens_stay_whole(tmp_path):
     assert tok.convert_tokens_to_ids("<|tool|>") in ids and tok.convert_tokens_to_ids("{{ORDER_ID}}") in ids
     reloaded = AutoTokenizer.from_pretrained(str(tmp_path))
     assert reloaded("{{ORDER_ID}}", add_special_tokens=False).input_ids == [tok.convert_tokens_to_ids("{{ORDER_ID}}")]
+
+
+def test_a_large_train_split_is_sampled_to_the_char_budget(tmp_path):
+    """The trainer's memory follows its input, so a split over budget trains on a hashed sample of records."""
+    from tuneprep import pipeline
+    from tuneprep.config import PipelineConfig
+
+    rows = make_records(
+        {"id": f"r{i}", "source": "s", "format": "text", "text": f"Record number {i} says hello to the world. " * 5}
+        for i in range(600)
+    ).with_columns(pl.lit("train").alias("split"))
+    paths = pipeline.RunPaths(tmp_path).make()
+    rows.write_parquet(paths.stage_file("augmented"))
+    assert pipeline.train_chars(paths.stage_file("augmented")) == sum(len(t) for t in rows["text"])
+    picked = pipeline.sampled(rows["id"].to_list(), 0.25, seed=1)
+    assert picked == pipeline.sampled(rows["id"].to_list(), 0.25, seed=1) and 100 < sum(picked) < 200
+    cfg = PipelineConfig.model_validate({"tokenizer": {"vocab_size": 300, "max_train_chars": 30_000}})
+    logs: list[str] = []
+    pipeline.tokenizer_step(cfg, paths, logs.append)
+    assert "sample of the train split" in logs[-1]
+    assert AutoTokenizer.from_pretrained(str(paths.tokenizer))("hello world")["input_ids"]

@@ -134,12 +134,13 @@ class TokenizerConfig(_Model):
     vocab_size: int = 2000
     # Kept whole and never split (e.g. "<|tool|>", "{{ORDER_ID}}"); added to a pretrained tokenizer as well.
     extra_special_tokens: list[str] = []
-    # Kept whole and never split (e.g. "<|tool|>", "{{ORDER_ID}}"); added to a pretrained tokenizer as well.
-    extra_special_tokens: list[str] = []
     model_type: Literal["unigram"] = "unigram"  # carried into a tokenizers Unigram model piece for piece
     max_length: int = 256  # longer documents are cut into windows at paragraph/sentence boundaries
     character_coverage: float = 1.0
-    input_sentence_size: int = 500_000  # the first lines of the train split; bounds the trainer's memory
+    input_sentence_size: int = 500_000  # lines (paragraphs) at most that the trainer sees
+    # The trainer takes ~20 bytes of RAM per character it trains on, so a large train split is sampled
+    # (whole records, chosen by a hash of their id: deterministic and spread over the split) to this budget.
+    max_train_chars: int = Field(20_000_000, ge=1000)
 
 
 class ShardConfig(_Model):

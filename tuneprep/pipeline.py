@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 import polars as pl
+import xxhash
 
 from tuneprep.config import PROJECT_ROOT, PipelineConfig
 from tuneprep.records import SPLITS, document_text, empty_records
@@ -114,7 +115,7 @@ def clean_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[d
 def dedup_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[dict]:
     from cleaners import ExactDeduper, MinHashDeduper, dedup_stages
 
-    stages = dedup_stages(cfg.dedup)
+    stages = dedup_stages(cfg.dedup, paths.work)
     if cfg.dedup.reuse_index:  # a new data drop, deduplicated against everything an earlier run kept
         prev = Path(cfg.dedup.reuse_index)
         prev = prev / "index" if (prev / "index").is_dir() else prev
@@ -124,7 +125,8 @@ def dedup_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[d
                 stages[i] = ExactDeduper.load(saved)
                 stages[i].action = cfg.dedup.action
             elif isinstance(stage, MinHashDeduper) and saved.exists():
-                stages[i] = MinHashDeduper.load(saved, cfg.dedup)
+                stage.index.close()
+                stages[i] = MinHashDeduper.load(saved, cfg.dedup, paths.work / "near_dedup.sigs")
             else:
                 continue
             log(f"{stage.name}: reusing {saved} ({stages[i].summary()['index_size']} records already kept)")
@@ -133,6 +135,8 @@ def dedup_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[d
     for stage in stages:
         if hasattr(stage, "save"):
             stage.save(paths.out / "index" / f"{stage.name}.idx")
+        if isinstance(stage, MinHashDeduper):
+            stage.index.close()
     for s in stats:
         log(f"{s.name}: {s.read} in, {s.kept} kept, {s.dropped} dropped")
     return [s.to_dict() for s in stats]
@@ -223,14 +227,34 @@ def tokenizer_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> di
         load_pretrained(cfg.tokenizer.pretrained, paths.tokenizer, cfg.tokenizer.extra_special_tokens)
         log(f"tokenizer: loaded {cfg.tokenizer.pretrained}")
     else:
+        total = train_chars(src)
+        share = min(1.0, cfg.tokenizer.max_train_chars / max(total, 1))
 
         def train_texts():
             for batch in iter_batches(src, cfg.batch_size):
-                yield from document_text(batch.filter(pl.col("split") == "train")).to_list()
+                train = batch.filter(pl.col("split") == "train")
+                if share < 1.0:
+                    train = train.filter(pl.Series(sampled(train["id"].to_list(), share, cfg.seed)))
+                yield from document_text(train).to_list()
 
         train_sentencepiece(train_texts(), cfg.tokenizer, paths.tokenizer)
-        log(f"tokenizer: trained SentencePiece unigram, vocab {cfg.tokenizer.vocab_size}, on the train split")
+        sample = "the train split" if share == 1.0 else f"a {share:.1%} sample of the train split ({total:,} chars)"
+        log(f"tokenizer: trained SentencePiece unigram, vocab {cfg.tokenizer.vocab_size}, on {sample}")
     return tokenizer_identity(paths.tokenizer, cfg.tokenizer.pretrained)
+
+
+def train_chars(path: Path) -> int:
+    """Characters of train-split text (plain text and chat turns), by a lazy scan."""
+    turns = pl.col("messages").list.eval(pl.element().struct.field("content").str.len_chars()).list.sum()
+    query = pl.scan_parquet(path).filter(pl.col("split") == "train")
+    total = query.select(pl.col("text").str.len_chars().fill_null(0).sum() + turns.fill_null(0).sum()).collect()
+    return int(total.item())
+
+
+def sampled(ids: list[str], share: float, seed: int) -> list[bool]:
+    """A deterministic ``share`` of records by a hash of their id: the same ids are picked on every run."""
+    limit = int(share * 2**64)
+    return [xxhash.xxh3_64_intdigest(i.encode("utf-8", "surrogatepass"), seed) < limit for i in ids]
 
 
 def tokenize_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:

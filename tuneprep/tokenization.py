@@ -39,15 +39,19 @@ def train_sentencepiece(texts: Iterable[str], cfg: TokenizerConfig, out_dir: Pat
     from transformers import PreTrainedTokenizerFast
 
     lines: list[str] = []
+    chars = 0
     for t in texts:
-        lines.extend(p for p in t.split("\n") if p.strip())
-        if len(lines) >= cfg.input_sentence_size:
+        for p in t.split("\n"):
+            if p.strip():
+                lines.append(p)
+                chars += len(p)
+        if len(lines) >= cfg.input_sentence_size or chars >= cfg.max_train_chars:
             break
     if not lines:
         raise ValueError("no training text to train a tokenizer on: the train split is empty")
     # Byte fallback needs 256 byte pieces beside every character kept whole; small corpora can ask for less.
-    chars = len(set().union(*map(set, lines)))
-    vocab_size = max(cfg.vocab_size, 256 + 8 + len(cfg.extra_special_tokens) + chars + 1)
+    alphabet = len(set().union(*map(set, lines)))
+    vocab_size = max(cfg.vocab_size, 256 + 8 + len(cfg.extra_special_tokens) + alphabet + 1)
 
     proto = io.BytesIO()
     spm.SentencePieceTrainer.train(
