@@ -71,7 +71,8 @@ class JsonlSink:
 
 
 def iter_batches(path: Path, batch_size: int) -> Iterator[pl.DataFrame]:
-    pf = pq.ParquetFile(path)
+    # pre_buffer (pyarrow's default) keeps every buffered range for the file's life: memory grew with the file.
+    pf = pq.ParquetFile(path, pre_buffer=False)
     if pf.metadata.num_rows == 0:
         return
     for batch in pf.iter_batches(batch_size=batch_size):

@@ -177,7 +177,7 @@ def write_shards(
     parquet_dir: Path | None = None,
 ) -> dict[str, dict]:
     """Stream a tokenized Parquet file into per-split shard folders under ``out_dir``; one pass, bounded memory."""
-    pf = pq.ParquetFile(src)
+    pf = pq.ParquetFile(src, pre_buffer=False)
     schema = hf_schema(pf.schema_arrow)
     split_col = pq.read_table(src, columns=["split"])["split"]
     totals = {s: int(pc.sum(pc.equal(split_col, s)).as_py() or 0) for s in splits}

@@ -321,7 +321,7 @@ def _iter_file(path: Path, source: str, cfg: LoadConfig, ids: _IdMaker) -> Itera
 
 
 def _parquet_rows(path: Path) -> Iterator[dict]:
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=1024):
         yield from batch.to_pylist()
 
 

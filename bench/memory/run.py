@@ -3,8 +3,9 @@
 Generates a synthetic corpus (JSONL parts of about 100 MB of English-like text,
 deterministic), then runs the whole data part (``tuneprep.pipeline.prepare``:
 load, clean, dedup, split, decontaminate, tokenizer training, tokenize, shards)
-in a fresh process per input size and reads that process's peak RSS after each
-step. Off here, all of them stateless batch-in/batch-out stages: augmentation
+in a fresh process per input size and records each step's own peak RSS (the
+kernel's high-water mark, reset before every step) and what the step left
+allocated; the run's peak is the largest step peak. Off here, all of them stateless batch-in/batch-out stages: augmentation
 (back-translation runs at a few hundred sentences/s, hours for 2 GB), and the
 language and quality filters (the generated word salad is not English and they
 would drop all of it).
@@ -15,9 +16,9 @@ would drop all of it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -31,8 +32,17 @@ OUT = ROOT / "bench" / "out" / "memory"
 PART_MB = 100
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_step_peak() -> None:
+    """Linux resets the process's peak RSS (VmHWM) on "5" written to clear_refs: peaks per step."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
 
 
 def make_vocab(rng: np.random.Generator, n: int = 30_000) -> np.ndarray:
@@ -99,8 +109,16 @@ def child(inputs: list[str], out: str) -> None:
     t_all = time.perf_counter()
     for name, step in pipeline.STEPS.items():
         t0 = time.perf_counter()
+        reset_step_peak()
         results[name] = step(cfg, paths, lambda _m: None)
-        steps.append({"step": name, "seconds": round(time.perf_counter() - t0, 1), "peak_rss_mb": round(peak_rss_mb())})
+        steps.append(
+            {
+                "step": name,
+                "seconds": round(time.perf_counter() - t0, 1),
+                "step_peak_mb": round(_status_mb("VmHWM")),  # this step's own peak (after the reset)
+                "after_mb": round(_status_mb("VmRSS")),  # what it left allocated for the next step
+            }
+        )
         print(json.dumps(steps[-1]), file=sys.stderr, flush=True)
     manifest = pipeline.finish(cfg, paths, results)
     print(
@@ -108,7 +126,7 @@ def child(inputs: list[str], out: str) -> None:
             {
                 "steps": steps,
                 "seconds": round(time.perf_counter() - t_all, 1),
-                "peak_rss_mb": round(peak_rss_mb()),
+                "peak_rss_mb": max(s["step_peak_mb"] for s in steps),
                 "docs": manifest["stages"][0]["read"],
                 "accounting_ok": manifest["accounting"]["ok"],
             }
@@ -149,12 +167,16 @@ def main() -> None:
         rows.append({"input_mb": mb, **result})
         if not args.keep:
             shutil.rmtree(run_out, ignore_errors=True)
-    print(f"\n{'input':>8}{'docs':>11}{'seconds':>9}{'peak RSS MB':>13}   peak RSS after each step (MB)")
+    print(f"\n{'input':>8}{'docs':>11}{'seconds':>9}{'peak RSS MB':>13}   each step's own peak RSS (MB)")
     for r in rows:
-        per_step = " ".join(f"{s['step']}={s['peak_rss_mb']}" for s in r["steps"])
+        per_step = " ".join(f"{s['step']}={s['step_peak_mb']}" for s in r["steps"])
         print(f"{r['input_mb']:>6}MB{r['docs']:>11,}{r['seconds']:>9.0f}{r['peak_rss_mb']:>13,}   {per_step}")
     ratio = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
     print(f"peak RSS {rows[-1]['input_mb']} MB / {rows[0]['input_mb']} MB input: {ratio:.2f}x (target <= 1.25x)")
+    for a, b in zip(rows[0]["steps"], rows[-1]["steps"], strict=True):
+        print(
+            f"  {a['step']:>14}: {a['step_peak_mb']:>6} -> {b['step_peak_mb']:>6} MB ({b['step_peak_mb'] / a['step_peak_mb']:.2f}x)"
+        )
     (ROOT / "bench" / "out").mkdir(parents=True, exist_ok=True)
     (ROOT / "bench" / "out" / "memory.json").write_text(json.dumps({"rows": rows, "ratio": ratio}, indent=2))
 
