@@ -76,3 +76,17 @@ def test_a_later_data_drop_keeps_every_earlier_split_and_refills_the_ratios():
     assert counts[("shipping", "test")] == 4
     without_previous = dict(assign_splits(grown, SplitConfig(), seed=3).assignment.iter_rows())
     assert any(without_previous[i] != s for i, s in before.items()), "the test should exercise a real difference"
+
+
+def test_assignment_rows_follow_the_input_order():
+    """The split step slices the assignment per batch instead of joining, so row order must be the input's."""
+    df = pl.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(500)],
+            "source": ["s"] * 500,
+            "group_id": [f"g{i % 97}" for i in range(500)],
+            "label": [f"l{i % 3}" for i in range(500)],
+        }
+    )
+    plan = assign_splits(df, SplitConfig(), seed=3)
+    assert plan.assignment["id"].to_list() == df["id"].to_list()

@@ -149,16 +149,21 @@ def split_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
     keys = pl.read_parquet(src, columns=list(dict.fromkeys(columns)))
     previous = _previous_assignment(cfg.split.previous)
     plan = assign_splits(keys, cfg.split, cfg.seed, previous)
-    out = ParquetSink(paths.stage_file("split"))
-    for batch in iter_batches(src, cfg.batch_size):
-        out.write(batch.drop("split").join(plan.assignment, on="id", how="left").select(batch.columns))
-    out.close(empty_like=pl.DataFrame(schema=pl.read_parquet_schema(src)))
+    n_records, splits = keys.height, plan.assignment["split"]  # in file order: sliced per batch, no join
+    del keys
     plan.groups.write_parquet(paths.out / "splits.parquet")
     per_split = {s: 0 for s in SPLITS} | dict(plan.assignment.group_by("split").len().iter_rows())
+    plan.assignment = plan.groups = None
+    out = ParquetSink(paths.stage_file("split"))
+    offset = 0
+    for batch in iter_batches(src, cfg.batch_size):
+        out.write(batch.with_columns(splits.slice(offset, batch.height).alias("split")))
+        offset += batch.height
+    out.close(empty_like=pl.DataFrame(schema=pl.read_parquet_schema(src)))
     log(f"split: {per_split}; strata too small to split: {plan.small_strata or 'none'}")
     if previous is not None:
         log(f"split: {plan.kept_from_previous} groups kept the split they had in {cfg.split.previous}")
-    st = StageStats("split", read=keys.height, kept=keys.height)
+    st = StageStats("split", read=n_records, kept=n_records)
     st.extra = {
         "per_split": per_split,
         "small_strata": plan.small_strata,

@@ -67,7 +67,7 @@ def _fill(n_new: int, have: dict[str, int], ratios: dict[str, float]) -> dict[st
 def assign_splits(
     records: pl.DataFrame, cfg: SplitConfig, seed: int, previous: pl.DataFrame | None = None
 ) -> SplitPlan:
-    """Map each record id to a split. Needs only id, source, group_id and the stratify column.
+    """Map each record id to a split, in the records' order. Needs only id, source, group_id and the stratify column.
 
     ``previous`` (columns group, split) is an earlier run's assignment: groups found
     there keep their split, and only new groups are placed, to bring each stratum
@@ -107,5 +107,6 @@ def assign_splits(
     plan.groups = assigned.select(pl.col("_group").alias("group"), pl.col("_stratum").alias("stratum"), "split").sort(
         "group"
     )
-    plan.assignment = df.join(assigned.select("_group", "split"), on="_group", how="left").select("id", "split")
+    plan.assignment = df.join(assigned.select("_group", "split"), on="_group", how="left", maintain_order="left")
+    plan.assignment = plan.assignment.select("id", "split")
     return plan
