@@ -68,3 +68,146 @@ def test_stock_phrasing_shared_by_many_train_records_is_not_leakage():
     train = [("t1", HELD + " one", "train"), ("t2", HELD + " two", "train"), ("t3", HELD + " three", "train")]
     stage.count_train([t for _, t, _ in train])
     assert stage(rows(*train)).dropped.height == 0 and stage.summary()["common_ngrams_ignored"] > 0
+
+
+def _corpus(seed=7, n_held=60, n_train=300):
+    """Random short docs over a small vocabulary, with held-out spans planted in train docs: some once, one
+    (a stock phrase) in many train docs, and one twice inside the same few train docs."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    vocab = [f"w{i}" for i in range(400)]
+
+    def doc(k):
+        return [vocab[j] for j in rng.integers(0, len(vocab), k)]
+
+    held = [doc(int(rng.integers(3, 40))) for _ in range(n_held)]
+    stock, twice = held[1][:20], held[2][:12]
+    train = []
+    for i in range(n_train):
+        words = doc(int(rng.integers(0, 40)))
+        if i % 7 == 0:
+            src = held[int(rng.integers(0, n_held))]
+            at = int(rng.integers(0, max(1, len(src) - 8)))
+            words[len(words) // 2 : len(words) // 2] = src[at : at + int(rng.integers(5, 15))]
+        if i % 9 == 0:
+            words += stock
+        if i % 50 == 0:
+            words = twice + words + twice
+        train.append(words)
+    return [(f"v{i}", " ".join(w)) for i, w in enumerate(held)], [(f"t{i}", " ".join(w)) for i, w in enumerate(train)]
+
+
+def _reference(held, train, n, min_shared, max_train_docs):
+    """The rule, in memory and one doc at a time: {train id: detail}, distinct held-out n-grams, stock n-grams."""
+    owner = {}
+    for i, (_, text) in enumerate(held):
+        for g in ngram_hashes(text, n).tolist():
+            owner.setdefault(g, i)
+    train_grams = [set(ngram_hashes(t, n).tolist()) & owner.keys() for _, t in train]
+    df = {}
+    for grams in train_grams:
+        for g in grams:
+            df[g] = df.get(g, 0) + 1
+    common = {g for g, c in df.items() if max_train_docs is not None and c > max_train_docs}
+    out = {}
+    for (tid, _), grams in zip(train, train_grams, strict=True):
+        shared = grams - common
+        if len(shared) >= min_shared:
+            out[tid] = f"{len(shared)} shared {n}-grams with {held[min(owner[g] for g in shared)][0]}"
+    return out, len(owner), len(common)
+
+
+def _run(held, train, cfg, workdir=None, partitions=4, count=True, batch=64):
+    stage = Decontaminator(cfg, workdir=workdir, partitions=partitions)
+    for i in range(0, len(held), 25):
+        stage.add_heldout([h for h, _ in held[i : i + 25]], [t for _, t in held[i : i + 25]])
+    if count:
+        for i in range(0, len(train), batch):
+            stage.count_train([t for _, t in train[i : i + batch]])
+    found = {}
+    for i in range(0, len(train), batch):  # held-out rows mixed in, as the pipeline's batches have them
+        out = stage(rows(*[(r, t, "train") for r, t in train[i : i + batch]], *[(h, t, "test") for h, t in held[:3]]))
+        found.update(zip(out.dropped["id"].to_list(), out.dropped["detail"].to_list(), strict=True))
+    return stage, found
+
+
+def test_partitioned_join_matches_an_in_memory_reference(tmp_path):
+    held, train = _corpus()
+    cfg = DecontamConfig(ngram=5, min_shared=2, max_train_docs=3, near_threshold=None)
+    want, n_grams, n_common = _reference(held, train, 5, 2, 3)
+    assert len(want) > 10 and n_common > 5  # the planted overlaps and stock phrase are there
+    stage = Decontaminator(cfg, workdir=tmp_path / "w", partitions=4)
+    stage.add_heldout([h for h, _ in held], [t for _, t in held])
+    stage.count_train([t for _, t in train])
+    assert len(list((tmp_path / "w").glob("t*.bin"))) == 4 and len(list((tmp_path / "w").glob("h*.bin"))) == 4
+    stage.close()
+    stage, found = _run(held, train, cfg, tmp_path / "w", partitions=4)
+    assert found == want
+    s = stage.summary()
+    assert (s["flagged"], s["heldout_ngrams"], s["common_ngrams_ignored"]) == (len(want), n_grams, n_common)
+    stage, found = _run(held, train, cfg, tmp_path / "one", partitions=1)
+    assert found == want
+    # without count_train each batch is joined on its own and nothing counts as stock phrasing
+    stage, found = _run(held, train, cfg, tmp_path / "w", partitions=8, count=False)
+    assert found == _reference(held, train, 5, 2, None)[0] and stage.summary()["heldout_ngrams"] == n_grams
+
+
+def test_stock_phrase_counted_once_per_train_record_across_partitions(tmp_path):
+    phrase = HELD.split()
+    n_grams = len(phrase) - 13 + 1
+    held = [("v1", HELD), ("v2", OTHER)]
+    twice = [(f"t{i}", f"{HELD} filler {HELD}") for i in range(2)]  # 2 records: not stock phrasing
+    leaked = [(f"s{i}", f"{OTHER} number {i}") for i in range(3)]  # 3 records: stock phrasing
+    cfg = DecontamConfig(near_threshold=None, max_train_docs=2)
+    stage, found = _run(held, twice + leaked, cfg, tmp_path / "w", partitions=16, batch=2)
+    assert len({int(g) >> 60 for g in ngram_hashes(OTHER, 13)}) > 1  # the phrase's n-grams span partitions
+    assert found == {"t0": f"{n_grams} shared 13-grams with v1", "t1": f"{n_grams} shared 13-grams with v1"}
+    assert stage.summary()["common_ngrams_ignored"] == len(OTHER.split()) - 13 + 1
+
+
+def test_work_folder_is_removed_by_close_and_after_the_step(tmp_path):
+    from tuneprep import pipeline
+    from tuneprep.config import PipelineConfig
+    from tuneprep.runner import ParquetSink
+
+    stage = Decontaminator(DecontamConfig(near_threshold=None), workdir=tmp_path / "w")
+    stage.add_heldout(["v1"], [HELD])
+    stage.count_train([HELD, OTHER])
+    assert any((tmp_path / "w").iterdir())
+    assert stage(rows(("t1", HELD, "train"), ("t2", OTHER, "train"))).dropped["id"].to_list() == ["t1"]
+    stage.close()
+    assert not (tmp_path / "w").exists() and stage.summary()["flagged"] == 1
+    temp = Decontaminator(DecontamConfig(near_threshold=None))
+    temp.add_heldout(["v1"], [HELD])
+    folder = temp._dir
+    assert folder.exists()
+    temp.close()
+    assert not folder.exists()
+
+    paths = pipeline.RunPaths(tmp_path / "run").make()
+    (paths.work / "decontaminate").mkdir()
+    (paths.work / "decontaminate" / "t00000.bin").write_bytes(b"\x01" * 1200)  # left by a killed run
+    sink = ParquetSink(paths.stage_file("split"))
+    sink.write(rows(("v1", HELD, "validation"), ("t1", "Intro. " + HELD, "train"), ("t2", OTHER, "train")))
+    sink.close()
+    st = pipeline.decontaminate_step(PipelineConfig(inputs=["unused"]), paths, lambda _m: None)
+    assert st["dropped"] == 1 and st["extra"]["flagged"] == 1
+    assert not (paths.work / "decontaminate").exists()
+
+
+def test_a_stale_work_folder_from_a_killed_run_changes_nothing(tmp_path):
+    import numpy as np
+
+    held, train = _corpus(seed=3)
+    cfg = DecontamConfig(ngram=5, min_shared=1, max_train_docs=3, near_threshold=None)
+    _, clean = _run(held, train, cfg, tmp_path / "clean")
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    junk = np.zeros(500, dtype=[("gram", "<u8"), ("doc", "<i4")])
+    junk["gram"] = [int(g) for g in ngram_hashes(train[0][1], 5)][:1] * 500
+    for side in "htu":
+        for p in range(4):
+            junk.tofile(stale / f"{side}{p:05d}.bin")
+    _, again = _run(held, train, cfg, stale)
+    assert again == clean and len(clean) > 10

@@ -184,19 +184,25 @@ def _previous_assignment(path: str | None) -> pl.DataFrame | None:
 
 
 def decontaminate_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
-    """Index validation/test text, then drop (or report) train records that share 13-grams or near-duplicate it."""
+    """Index validation/test text, then drop (or report) train records that share 13-grams or near-duplicate it.
+
+    The n-gram join spills to ``work/decontaminate``, removed when the step ends (and at the start of a rerun).
+    """
     from cleaners.decontaminate import Decontaminator
     from cleaners.dedup import MinHasher
 
     src = paths.stage_file("split")
-    stage = Decontaminator(cfg.decontaminate, MinHasher.from_config(cfg.dedup))
-    if cfg.decontaminate.enabled:
-        for batch in iter_batches(src, cfg.batch_size):
-            held = batch.filter(pl.col("split").is_in(cfg.decontaminate.heldout_splits))
-            stage.add_heldout(held["id"].to_list(), document_text(held).to_list())
-        for batch in iter_batches(src, cfg.batch_size):
-            stage.count_train(document_text(batch.filter(pl.col("split") == "train")).to_list())
-    (st,) = run_stages([stage], src, paths.stage_file("decontaminated"), paths.dropped, cfg.batch_size)
+    stage = Decontaminator(cfg.decontaminate, MinHasher.from_config(cfg.dedup), workdir=paths.work / "decontaminate")
+    try:
+        if cfg.decontaminate.enabled:
+            for batch in iter_batches(src, cfg.batch_size):
+                held = batch.filter(pl.col("split").is_in(cfg.decontaminate.heldout_splits))
+                stage.add_heldout(held["id"].to_list(), document_text(held).to_list())
+            for batch in iter_batches(src, cfg.batch_size):  # the same train records, in the order run_stages reads
+                stage.count_train(document_text(batch.filter(pl.col("split") == "train")).to_list())
+        (st,) = run_stages([stage], src, paths.stage_file("decontaminated"), paths.dropped, cfg.batch_size)
+    finally:
+        stage.close()
     log(
         f"decontaminate: {st.extra.get('flagged', 0)} train records overlap validation/test ({cfg.decontaminate.action})"
     )
