@@ -22,7 +22,7 @@ RETRIES = {"load": 2, "shards": 1}  # steps that touch the outside world or the 
 
 @task(cache_policy=NO_CACHE)
 def run_step(name: str, cfg: PipelineConfig, out: str) -> dict | list[dict]:
-    return steps.STEPS[name](cfg, steps.RunPaths(Path(out)), get_run_logger().info)
+    return steps.run_step(name, cfg, steps.RunPaths(Path(out)), get_run_logger().info)
 
 
 @task(name="report", cache_policy=NO_CACHE)

@@ -25,7 +25,7 @@ import xxhash
 
 from tuneprep.config import PROJECT_ROOT, PipelineConfig
 from tuneprep.records import SPLITS, document_text, empty_records
-from tuneprep.runner import JsonlSink, ParquetSink, iter_batches, run_stages
+from tuneprep.runner import JsonlSink, ParquetSink, iter_batches, release_memory, run_stages
 from tuneprep.shards import atomic_write_text, sha256_file, write_shards
 from tuneprep.sources import LoadStats, iter_record_batches, list_files
 from tuneprep.split import assign_splits
@@ -340,8 +340,16 @@ def finish(cfg: PipelineConfig, paths: RunPaths, results: dict) -> dict:
 def prepare(cfg: PipelineConfig, out: str | Path, log: Log = print) -> dict:
     """The whole data part without Prefect (for notebooks, benchmarks and tests); returns the manifest."""
     paths = RunPaths(Path(out)).make()
-    results = {name: step(cfg, paths, log) for name, step in STEPS.items()}
+    results = {name: run_step(name, cfg, paths, log) for name in STEPS}
     return finish(cfg, paths, results)
+
+
+def run_step(name: str, cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict | list[dict]:
+    """One step of ``STEPS``, then the memory it freed goes back to the OS before the next one starts."""
+    try:
+        return STEPS[name](cfg, paths, log)
+    finally:
+        release_memory()
 
 
 def dataset_profile(paths: RunPaths, lengths: bool = False) -> dict:

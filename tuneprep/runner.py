@@ -6,8 +6,12 @@ and renamed when complete, so a file that exists is a file that was finished.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -68,6 +72,19 @@ class JsonlSink:
     def close(self) -> None:
         self.f.close()
         os.replace(self.tmp, self.path)
+
+
+def release_memory() -> None:
+    """Hand memory a finished step freed back to the OS, so the next step does not start on top of it.
+
+    Python's allocator, Arrow's pool and glibc's malloc all keep freed memory for reuse; after a step
+    (a sort, the tokenizer trainer) most of it will not be reused soon, and it counts against the peak.
+    """
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # not glibc (musl)
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def iter_batches(path: Path, batch_size: int) -> Iterator[pl.DataFrame]:

@@ -107,10 +107,10 @@ def child(inputs: list[str], out: str) -> None:
     paths = pipeline.RunPaths(Path(out)).make()
     steps, results = [], {}
     t_all = time.perf_counter()
-    for name, step in pipeline.STEPS.items():
+    for name in pipeline.STEPS:
         t0 = time.perf_counter()
         reset_step_peak()
-        results[name] = step(cfg, paths, lambda _m: None)
+        results[name] = pipeline.run_step(name, cfg, paths, lambda _m: None)
         steps.append(
             {
                 "step": name,
