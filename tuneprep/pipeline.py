@@ -29,7 +29,7 @@ from tuneprep.runner import JsonlSink, ParquetSink, iter_batches, release_memory
 from tuneprep.shards import atomic_write_text, sha256_file, write_shards
 from tuneprep.sources import LoadStats, iter_record_batches, list_files
 from tuneprep.split import assign_splits
-from tuneprep.stage import StageStats
+from tuneprep.stage import StageStats, balanced
 
 Log = Callable[[str], None]
 
@@ -457,10 +457,10 @@ def accounting(stages: list[dict]) -> dict:
     """read == kept - added + dropped + quarantined for every stage, and each stage reads what the last kept."""
     rows, ok, prev_kept = [], True, None
     for s in stages:
-        balanced = s["read"] == s["kept"] - s["added"] + s["dropped"] + s["quarantined"]
+        ok_here = balanced(s)
         chained = prev_kept is None or s["read"] == prev_kept
-        ok &= balanced and chained
-        rows.append({"stage": s["name"], "balanced": balanced, "reads_previous_kept": chained})
+        ok &= ok_here and chained
+        rows.append({"stage": s["name"], "balanced": ok_here, "reads_previous_kept": chained})
         prev_kept = s["kept"]
     return {"ok": ok, "stages": rows}
 

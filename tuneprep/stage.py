@@ -27,6 +27,11 @@ class StageOutput:
         return cls(df, with_drop_reason(df.clear(), stage, "none"))
 
 
+def balanced(stats: dict) -> bool:
+    """Every record a stage read is accounted for: kept (less the ones it added), dropped or quarantined."""
+    return stats["read"] == stats["kept"] - stats["added"] + stats["dropped"] + stats["quarantined"]
+
+
 @dataclass
 class StageStats:
     """Per-stage accounting: read == kept + dropped + quarantined must hold; ``added`` counts new records (augmentation)."""
@@ -51,7 +56,7 @@ class StageStats:
 
     @property
     def balanced(self) -> bool:
-        return self.read == self.kept - self.added + self.dropped + self.quarantined
+        return balanced(vars(self))
 
     def to_dict(self) -> dict:
         return {
