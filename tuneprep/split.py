@@ -31,8 +31,13 @@ def largest_remainder(n: int, ratios: dict[str, float]) -> dict[str, int]:
     return counts
 
 
-def _rank(seed: int, key: str) -> str:
-    return hashlib.blake2b(f"{seed}\x00{key}".encode(), digest_size=8).hexdigest()
+def _ranks(seed: int, keys: list[str]) -> pl.Series:
+    """Seeded blake2b of each group key as a big-endian uint64 (the same order as its hex digest had)."""
+    prefix = f"{seed}\x00".encode()
+    return pl.Series(
+        [int.from_bytes(hashlib.blake2b(prefix + k.encode(), digest_size=8).digest(), "big") for k in keys],
+        dtype=pl.UInt64,
+    )
 
 
 def stratum_of(df: pl.DataFrame, column: str) -> pl.Expr:
@@ -73,14 +78,11 @@ def assign_splits(
     there keep their split, and only new groups are placed, to bring each stratum
     back to the ratios. This is what keeps a record's split stable across data drops.
     """
-    df = records.with_columns(
-        pl.coalesce("group_id", "id").alias("_group"), stratum_of(records, cfg.stratify_by).alias("_stratum")
+    df = records.select(
+        "id", pl.coalesce("group_id", "id").alias("_group"), stratum_of(records, cfg.stratify_by).alias("_stratum")
     )
-    groups = (
-        df.group_by("_group", maintain_order=True)
-        .agg(pl.col("_stratum").first(), pl.len().alias("_n"))
-        .with_columns(pl.col("_group").map_elements(lambda g: _rank(seed, g), return_dtype=pl.Utf8).alias("_rank"))
-    )
+    groups = df.group_by("_group", maintain_order=True).agg(pl.col("_stratum").first(), pl.len().alias("_n"))
+    groups = groups.with_columns(_ranks(seed, groups["_group"].to_list()).alias("_rank"))
     if previous is not None and previous.height:
         prev = previous.select(pl.col("group").alias("_group"), pl.col("split").alias("_prev"))
         groups = groups.join(prev, on="_group", how="left")
