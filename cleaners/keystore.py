@@ -161,7 +161,9 @@ class SignatureStore:
                 yield np.fromfile(f, np.uint32, min(size, self.n - lo) * self.width).reshape(-1, self.width)
 
     def all(self) -> np.ndarray:
-        return self._mem.values if self._mem is not None else np.concatenate([*self.chunks(), self.take([])])
+        if self._mem is not None:
+            return self._mem.values
+        return np.concatenate([np.empty((0, self.width), np.uint32), *self.chunks()])
 
     def close(self, remove: bool = True) -> None:
         if self._f is not None:

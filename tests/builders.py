@@ -26,3 +26,16 @@ def assert_balanced(batch: pl.DataFrame, out) -> None:
     assert set(SCHEMA) <= set(out.kept.columns)
     assert {"stage", "reason", "detail"} <= set(out.dropped.columns)
     assert sorted(out.kept["id"].to_list() + out.dropped["id"].to_list()) == sorted(batch["id"].to_list())
+
+
+def near_dup_corpus() -> tuple[list[str], list[str]]:
+    """Documents and the expected fate of each (kept / dropped as near dup of d0)."""
+    base = words(10, 200)
+    edited = base.copy()
+    edited[60:70] = words(11, 10)  # one rewritten sentence: 5% of words
+    half = base.copy()
+    for i in range(0, 200, 2):
+        half[i] = words(12 + i, 1)[0]  # 50% of words changed
+    texts = [" ".join(base), " ".join(words(13, 200)), " ".join(edited), " ".join(half), " ".join(base).upper()]
+    fate = ["kept", "kept", "dropped", "kept", "dropped"]
+    return texts, fate

@@ -52,6 +52,7 @@ PAGE = """<!doctype html><html><head><title>Shop | Blog</title>
 
 from builders import assert_balanced as _assert_balanced  # noqa: E402
 from builders import chat as _chat  # noqa: E402
+from builders import near_dup_corpus as _corpus  # noqa: E402
 from builders import words as _words  # noqa: E402
 
 # --- HTML -----------------------------------------------------------------------------------------------------
@@ -247,19 +248,6 @@ def test_length_filter_without_max_keeps_long_and_lenient_chat_rule():
 
 
 # --- dedup: tests/test_dedup.py (exact, MinHash/LSH, semantic); _corpus also feeds the accounting test below ---
-
-
-def _corpus() -> tuple[list[str], list[str]]:
-    """Documents and the expected fate of each (kept / dropped as near dup of d0)."""
-    base = _words(10, 200)
-    edited = base.copy()
-    edited[60:70] = _words(11, 10)  # one rewritten sentence: 5% of words
-    half = base.copy()
-    for i in range(0, 200, 2):
-        half[i] = _words(12 + i, 1)[0]  # 50% of words changed
-    texts = [" ".join(base), " ".join(_words(13, 200)), " ".join(edited), " ".join(half), " ".join(base).upper()]
-    fate = ["kept", "kept", "dropped", "kept", "dropped"]
-    return texts, fate
 
 
 # --- accounting over a mixed corpus ---------------------------------------------------------------------------

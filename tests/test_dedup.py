@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from builders import assert_balanced as _assert_balanced
 from builders import chat as _chat
+from builders import near_dup_corpus as _corpus
 from builders import text_rows as _text_rows
 from builders import words as _words
 from pydantic import ValidationError
@@ -230,19 +231,6 @@ def test_lsh_index_runs_match_brute_force():
         sims = [float((queries[q] == sigs[r]).mean()) for r in cands]
         ok = [(s, -r) for s, r in zip(sims, cands, strict=True) if s >= 0.5]
         assert best[q] == (-max(ok)[1] if ok else -1)
-
-
-def _corpus() -> tuple[list[str], list[str]]:
-    """Documents and the expected fate of each (kept / dropped as near dup of d0)."""
-    base = _words(10, 200)
-    edited = base.copy()
-    edited[60:70] = _words(11, 10)  # one rewritten sentence: 5% of words
-    half = base.copy()
-    for i in range(0, 200, 2):
-        half[i] = _words(12 + i, 1)[0]  # 50% of words changed
-    texts = [" ".join(base), " ".join(_words(13, 200)), " ".join(edited), " ".join(half), " ".join(base).upper()]
-    fate = ["kept", "kept", "dropped", "kept", "dropped"]
-    return texts, fate
 
 
 def test_near_dedup_drops_near_copies_only():
