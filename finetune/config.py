@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from tuneprep.settings import Settings
 
 SCRATCH_LR = 3e-3  # a 2-layer model trained from scratch tolerates (and needs) a high LR
 PRETRAINED_LR = 1e-4  # a pretrained model is wrecked by the scratch LR; fine-tune gently
 
 
-class FinetuneConfig(BaseModel):
+class FinetuneConfig(Settings):
     """Everything `train` needs besides the data and output dirs. Defaults train a tiny GPT-2 on CPU in ~1 min."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     # model: None = tiny GPT-2 from scratch with the data's tokenizer; else an AutoModelForCausalLM name or local path
     model: str | None = None

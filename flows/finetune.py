@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from finetune import FinetuneConfig, train
-from tuneprep.tokenization import tokenizer_identity
+from shards.tokenization import tokenizer_identity
 
 
 def resolve_data_dir(path: str | Path) -> Path:

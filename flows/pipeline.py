@@ -11,9 +11,9 @@ from pathlib import Path
 
 from prefect import flow
 
+from flows.config import PipelineConfig
 from flows.finetune import finetune_task
 from flows.prepare import prepare_data, report
-from tuneprep.config import PipelineConfig
 
 
 def default_out(cfg: PipelineConfig) -> str:

@@ -1,8 +1,8 @@
 """The data flow: inputs -> cleaned, deduplicated, split, augmented, tokenized Arrow shards + manifest.
 
-Run it with ``tuneprep prepare INPUT... --out DIR`` or ``python -m flows.prepare [OUT]``.
-Each step of ``tuneprep.pipeline.STEPS`` runs as its own Prefect task, so the UI
-shows progress and timing per step; tasks pass paths and small summaries only.
+Run it with ``tuneprep prepare INPUT... --out DIR`` or ``python -m flows.prepare [OUT]``. Each step is
+its own Prefect task, so the UI shows progress and timing per step; tasks pass paths and small
+summaries only. The work is in ``flows.steps`` (plain functions, callable from a notebook).
 """
 
 from __future__ import annotations
@@ -14,33 +14,50 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tuneprep import pipeline as steps
-from tuneprep.config import PipelineConfig
+from flows import steps
+from flows.config import PipelineConfig
+from flows.layout import RunPaths
+from flows.manifest import finish
+from flows.report import write_report
 
 RETRIES = {"load": 2, "shards": 1}  # steps that touch the outside world or the disk at scale
 
 
 @task(cache_policy=NO_CACHE)
 def run_step(name: str, cfg: PipelineConfig, out: str) -> dict | list[dict]:
-    return steps.run_step(name, cfg, steps.RunPaths(Path(out)), get_run_logger().info)
+    return steps.run_step(name, cfg, RunPaths(out), get_run_logger().info)
+
+
+def step(name: str):
+    """The task for one step of ``flows.steps.STEPS``, named after it in the UI."""
+    return run_step.with_options(name=name, retries=RETRIES.get(name, 0))
 
 
 @task(name="report", cache_policy=NO_CACHE)
 def report(out: str, metrics_path: str | None = None) -> str:
     """Write report.md and publish the same text as a Prefect markdown artifact."""
-    paths = steps.RunPaths(Path(out))
-    text = steps.report_step(paths, Path(metrics_path) if metrics_path else None)
+    paths = RunPaths(out)
+    text = write_report(paths, Path(metrics_path) if metrics_path else None)
     create_markdown_artifact(markdown=text, key="tuneprep-report", description=f"tuneprep run report for {out}")
     return str(paths.report)
 
 
 def prepare_data(cfg: PipelineConfig, out: str) -> dict:
-    """The data tasks in order; returns the manifest."""
-    paths = steps.RunPaths(Path(out)).make()
-    results = {}
-    for name in steps.STEPS:
-        results[name] = run_step.with_options(name=name, retries=RETRIES.get(name, 0))(name, cfg, out)
-    manifest = steps.finish(cfg, paths, results)
+    """The data tasks in pipeline order; returns the manifest."""
+    paths = RunPaths(out).make()
+    results = {
+        "load": step("load")("load", cfg, out),
+        "clean": step("clean")("clean", cfg, out),  # extract main text, normalise, redact PII, filter
+        "dedup": step("dedup")("dedup", cfg, out),  # exact, then MinHash near-duplicates
+        "split": step("split")("split", cfg, out),  # stratified by label, grouped by near-dup cluster
+        "decontaminate": step("decontaminate")("decontaminate", cfg, out),
+        "augment": step("augment")("augment", cfg, out),  # train split only, gated
+        "tokenizer": step("tokenizer")("tokenizer", cfg, out),  # trained on the train split only
+        "tokenize": step("tokenize")("tokenize", cfg, out),
+        "shards": step("shards")("shards", cfg, out),
+    }
+    assert list(results) == list(steps.STEPS), "the flow must run every step of flows.steps.STEPS, in order"
+    manifest = finish(cfg, paths, results)
     if not manifest["accounting"]["ok"]:
         get_run_logger().error(f"accounting does not balance: {manifest['accounting']}")
     return manifest

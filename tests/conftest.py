@@ -26,7 +26,7 @@ def prefect_harness():
 
 
 def fast_config(**finetune):
-    from tuneprep.config import PipelineConfig
+    from flows.config import PipelineConfig
 
     return PipelineConfig.model_validate(
         {"name": "e2e", "finetune": {"max_steps": 60, "eval_every": 0, "batch_size": 16, **finetune}}

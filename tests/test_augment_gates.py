@@ -348,7 +348,7 @@ def test_diversity_figures() -> None:
 
 
 def test_report_renders_augmentation_figures() -> None:
-    from tuneprep.report import render
+    from flows.report import render
 
     aug = {
         "name": "augment",

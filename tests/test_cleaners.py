@@ -7,7 +7,6 @@ import unicodedata
 import polars as pl
 import pytest
 
-import cleaners.normalize as normalize_mod
 from cleaners import (
     ExactDeduper,
     FilterConfig,
@@ -148,12 +147,7 @@ def test_normalize_nfc_and_indentation():
     assert normalize_text("ﬁ", NormalizeConfig(unicode_form="NFKC")) == "fi"
 
 
-@pytest.mark.parametrize("use_ftfy", [True, False])
-def test_mojibake_repair(monkeypatch, use_ftfy):
-    if use_ftfy and normalize_mod.ftfy is None:
-        pytest.skip("ftfy not installed")
-    if not use_ftfy:
-        monkeypatch.setattr(normalize_mod, "ftfy", None)
+def test_mojibake_repair():
     assert normalize_text("donâ€™t stop") in ("don’t stop", "don't stop")
     assert fix_mojibake("cafÃ© â€” naÃ¯ve") == "café — naïve"
     assert fix_mojibake("Ã‰tÃ©") == "Été"
@@ -161,8 +155,7 @@ def test_mojibake_repair(monkeypatch, use_ftfy):
     assert normalize_text("donâ€™t", NormalizeConfig(fix_mojibake=False)) == "donâ€™t"
 
 
-def test_mojibake_fallback_handles_emoji_and_double_encoding(monkeypatch):
-    monkeypatch.setattr(normalize_mod, "ftfy", None)
+def test_mojibake_repair_handles_emoji_and_double_encoding():
     assert fix_mojibake("ðŸ˜€") == "😀"
     once = "don’t".encode().decode("cp1252")
     twice = once.encode("utf-8").decode("cp1252")

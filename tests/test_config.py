@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tuneprep.config import SAMPLE_DATA, PipelineConfig, load_config
+from flows.config import SAMPLE_DATA, PipelineConfig, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

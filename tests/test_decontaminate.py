@@ -167,8 +167,9 @@ def test_stock_phrase_counted_once_per_train_record_across_partitions(tmp_path):
 
 
 def test_work_folder_is_removed_by_close_and_after_the_step(tmp_path):
-    from tuneprep import pipeline
-    from tuneprep.config import PipelineConfig
+    from flows import steps as pipeline
+    from flows.config import PipelineConfig
+    from flows.layout import RunPaths
     from tuneprep.runner import ParquetSink
 
     stage = Decontaminator(DecontamConfig(near_threshold=None), workdir=tmp_path / "w")
@@ -185,7 +186,7 @@ def test_work_folder_is_removed_by_close_and_after_the_step(tmp_path):
     temp.close()
     assert not folder.exists()
 
-    paths = pipeline.RunPaths(tmp_path / "run").make()
+    paths = RunPaths(tmp_path / "run").make()
     (paths.work / "decontaminate").mkdir()
     (paths.work / "decontaminate" / "t00000.bin").write_bytes(b"\x01" * 1200)  # left by a killed run
     sink = ParquetSink(paths.stage_file("split"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 
 import numpy as np
@@ -67,12 +66,6 @@ def test_exact_dedup_across_batches_and_case_whitespace(tmp_path):
     assert restored.ids == dd.ids and len(restored) == 3
     third = restored(_text_rows(["Brand new text.", "Never seen before."], prefix="f"))
     assert _dropped(third) == [("f0", "e1")]
-    # An index saved by the earlier JSON format still loads.
-    legacy = tmp_path / "exact.json"
-    keys = {ExactDeduper.key(t): rid for t, rid in [("Brand new text.", "e1"), ("Another document here.", "d1")]}
-    legacy.write_text(json.dumps({"hash": "xxh3_128/canonical-v1", "seen": keys}))
-    fresh = ExactDeduper.load(legacy)
-    assert fresh(_text_rows(["brand NEW text."], prefix="g")).dropped["detail"].to_list() == ["e1"]
 
 
 def test_exact_dedup_index_is_compact_across_many_batches():
@@ -510,8 +503,8 @@ def test_semantic_dedup_with_packaged_minilm():
 
 
 def test_group_action_keeps_duplicates_in_their_originals_group_and_split():
-    from tuneprep.config import SplitConfig
-    from tuneprep.split import assign_splits
+    from shards.config import SplitConfig
+    from shards.split import assign_splits
 
     base = (
         "the replacement strap for the ridgeline pack ships in five days and fits every model made since 2019; "
@@ -546,15 +539,16 @@ def test_group_action_keeps_duplicates_in_their_originals_group_and_split():
 
 
 def test_pipeline_reuses_an_earlier_runs_index_for_a_new_drop(tmp_path):
-    from tuneprep import pipeline
-    from tuneprep.config import SAMPLE_DATA, PipelineConfig
+    from flows import steps as pipeline
+    from flows.config import SAMPLE_DATA, PipelineConfig
+    from flows.layout import RunPaths
 
-    first = pipeline.RunPaths(tmp_path / "first").make()
+    first = RunPaths(tmp_path / "first").make()
     cfg = PipelineConfig(inputs=[str(SAMPLE_DATA / "tickets.csv")])
     for step in ("load", "clean", "dedup"):
         pipeline.STEPS[step](cfg, first, lambda _m: None)
     kept_first = pl.scan_parquet(first.stage_file("deduped")).select(pl.len()).collect().item()
-    again = pipeline.RunPaths(tmp_path / "again").make()
+    again = RunPaths(tmp_path / "again").make()
     cfg2 = cfg.model_copy(update={"dedup": cfg.dedup.model_copy(update={"reuse_index": str(first.out)})})
     for step in ("load", "clean"):
         pipeline.STEPS[step](cfg2, again, lambda _m: None)

@@ -6,7 +6,7 @@ import pytest
 from tiny_gpt2 import save_tokenizer
 
 from flows.finetune import check_tokenizer, resolve_data_dir
-from tuneprep.tokenization import tokenizer_identity
+from shards.tokenization import tokenizer_identity
 
 
 def prepared(tmp_path, sha: str | None = None):

@@ -7,7 +7,7 @@ import datasets
 import polars as pl
 import pytest
 
-from tuneprep.config import SAMPLE_DATA
+from flows.config import SAMPLE_DATA
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +107,7 @@ def test_prepare_is_byte_identical_for_same_input_and_seed(prefect_harness, run_
 
 
 def test_cli_prepare_reports_bad_input_clearly(tmp_path, capsys):
-    from tuneprep.cli import main
+    from flows.cli import main
 
     assert main(["prepare", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
     assert "input not found" in capsys.readouterr().err

@@ -20,9 +20,9 @@ from cleaners import (
     detect_language,
 )
 from cleaners.quality import dup_ngram_char_frac, top_ngram_char_frac
-from tuneprep.config import LoadConfig
+from ingest.config import LoadConfig
+from ingest.sources import iter_record_batches
 from tuneprep.records import SCHEMA, make_records
-from tuneprep.sources import iter_record_batches
 
 GOOD_LINES = [
     "Our returns desk handles about forty parcels on a busy morning, and most of them arrive with the original tags.",

@@ -1,5 +1,5 @@
-from tuneprep.pipeline import accounting
-from tuneprep.report import histogram, render, word_diff
+from flows.manifest import accounting
+from flows.report import histogram, render, word_diff
 
 
 def stage(name, read, kept, dropped=0, quarantined=0, added=0, reasons=None, **extra):

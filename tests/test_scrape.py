@@ -8,9 +8,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tuneprep.config import LoadConfig, ScrapeConfig
-from tuneprep.scrape import Fetcher, FetchError, ScrapeStats, decode_page, scrape_records
-from tuneprep.sources import LoadError, LoadStats, Quarantined, iter_record_batches
+from ingest.config import LoadConfig, ScrapeConfig
+from ingest.scrape import Fetcher, FetchError, ScrapeStats, decode_page, scrape_records
+from ingest.sources import LoadError, LoadStats, iter_record_batches
+from tuneprep.records import Quarantined
 
 STALL_S = 1.5  # longer than the test's read timeout
 ROBOTS = b"User-agent: *\nDisallow: /private\n"

@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tuneprep.shards import write_shards
+from shards.writer import write_shards
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from tuneprep.config import LoadConfig
-from tuneprep.sources import LoadError, LoadStats, iter_record_batches
+from ingest.config import LoadConfig
+from ingest.sources import LoadError, LoadStats, iter_record_batches
 
 
 def load(paths, **cfg):
@@ -211,8 +211,6 @@ def test_column_mapping_and_role_aliases(tmp_path):
     assert [q.locator for q in bad] == ["line 2", "line 4"]
     with pytest.raises(ValueError, match="role_aliases"):
         LoadConfig(role_aliases={"bot": "robot"})
-    legacy = LoadConfig(role_field="speaker", content_field="utterance")
-    assert legacy.role_fields == ["speaker"] and legacy.content_fields == ["utterance"]
 
 
 def test_hub_dataset_from_a_local_folder(tmp_path):
@@ -232,7 +230,7 @@ def test_hub_dataset_from_a_local_folder(tmp_path):
 
 
 def test_hub_input_syntax():
-    from tuneprep.sources import parse_hub_input, url_inputs
+    from ingest.sources import parse_hub_input, url_inputs
 
     h = parse_hub_input("hf://owner/name:cfg@train[:10%]#v1.0")
     assert (h.name, h.config, h.split, h.revision) == ("owner/name", "cfg", "train[:10%]", "v1.0")

@@ -1,7 +1,7 @@
 import polars as pl
 
-from tuneprep.config import SplitConfig
-from tuneprep.split import assign_splits, largest_remainder
+from shards.config import SplitConfig
+from shards.split import assign_splits, largest_remainder
 
 
 def frame(n_per_label: dict[str, int], groups_of: int = 1) -> pl.DataFrame:

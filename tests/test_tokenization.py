@@ -4,9 +4,9 @@ import polars as pl
 import pytest
 from transformers import AutoTokenizer
 
-from tuneprep.config import TokenizerConfig
+from shards.config import TokenizerConfig
+from shards.tokenization import encode_chat, encode_records, encode_text, tokenizer_identity, train_sentencepiece
 from tuneprep.records import make_records
-from tuneprep.tokenization import encode_chat, encode_records, encode_text, tokenizer_identity, train_sentencepiece
 
 TEXTS = [
     f"Order {i} shipped on Monday. The parcel left our warehouse in Leeds.\n\nCall us if the box is damaged or late."
@@ -85,7 +85,7 @@ def test_encode_records_one_row_per_window(tok):
 def test_pretrained_tokenizer_by_path_gets_a_chat_template_and_mask(tmp_path):
     from tiny_gpt2 import save_tokenizer
 
-    from tuneprep.tokenization import load_pretrained
+    from shards.tokenization import load_pretrained
 
     words = [
         "you",
@@ -125,18 +125,21 @@ def test_configured_special_tokens_stay_whole(tmp_path):
 
 def test_a_large_train_split_is_sampled_to_the_char_budget(tmp_path):
     """The trainer's memory follows its input, so a split over budget trains on a hashed sample of records."""
-    from tuneprep import pipeline
-    from tuneprep.config import PipelineConfig
+    from flows import steps as pipeline
+    from flows.config import PipelineConfig
+    from flows.layout import RunPaths
+    from shards.tokenization import train_chars
+    from tuneprep.hashing import sampled
 
     rows = make_records(
         {"id": f"r{i}", "source": "s", "format": "text", "text": f"Record number {i} says hello to the world. " * 5}
         for i in range(600)
     ).with_columns(pl.lit("train").alias("split"))
-    paths = pipeline.RunPaths(tmp_path).make()
+    paths = RunPaths(tmp_path).make()
     rows.write_parquet(paths.stage_file("augmented"))
-    assert pipeline.train_chars(paths.stage_file("augmented")) == sum(len(t) for t in rows["text"])
-    picked = pipeline.sampled(rows["id"].to_list(), 0.25, seed=1)
-    assert picked == pipeline.sampled(rows["id"].to_list(), 0.25, seed=1) and 100 < sum(picked) < 200
+    assert train_chars(paths.stage_file("augmented")) == sum(len(t) for t in rows["text"])
+    picked = sampled(rows["id"].to_list(), 0.25, seed=1)
+    assert picked == sampled(rows["id"].to_list(), 0.25, seed=1) and 100 < sum(picked) < 200
     cfg = PipelineConfig.model_validate({"tokenizer": {"vocab_size": 300, "max_train_chars": 30_000}})
     logs: list[str] = []
     pipeline.tokenizer_step(cfg, paths, logs.append)

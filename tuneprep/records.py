@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
 
 import polars as pl
 
@@ -91,3 +92,18 @@ def document_text(df: pl.DataFrame) -> pl.Series:
     return df.select(
         pl.when(pl.col("format") == "chat").then(joined).otherwise(pl.col("text")).fill_null("")
     ).to_series()
+
+
+@dataclass
+class Quarantined:
+    """An input unit or record that could not be processed: kept aside with its reason, never silently lost."""
+
+    source: str
+    locator: str  # line, row or item number, or "" for a whole file or page
+    reason: str
+    detail: str
+    raw: str = ""  # a short excerpt of what was read, for a person to look at
+    stage: str = "load"
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,7 +1,7 @@
 """Peak memory of the data pipeline against input size: it should stay flat.
 
 Generates a synthetic corpus (JSONL parts of about 100 MB of English-like text,
-deterministic), then runs the whole data part (``tuneprep.pipeline.prepare``:
+deterministic), then runs the whole data part (``flows.steps.prepare``:
 load, clean, dedup, split, decontaminate, tokenizer training, tokenize, shards)
 in a fresh process per input size and records each step's own peak RSS (the
 kernel's high-water mark, reset before every step) and what the step left
@@ -93,8 +93,10 @@ def ensure_corpus(total_mb: int) -> list[Path]:
 
 def child(inputs: list[str], out: str) -> None:
     """Run the data pipeline step by step, recording the process's peak RSS after each."""
-    from tuneprep import pipeline
-    from tuneprep.config import PipelineConfig
+    from flows import steps as pipeline
+    from flows.config import PipelineConfig
+    from flows.layout import RunPaths
+    from flows.manifest import finish
 
     cfg = PipelineConfig.model_validate(
         {
@@ -104,7 +106,7 @@ def child(inputs: list[str], out: str) -> None:
             "tokenizer": {"vocab_size": 8000},
         }
     )
-    paths = pipeline.RunPaths(Path(out)).make()
+    paths = RunPaths(out).make()
     steps, results = [], {}
     t_all = time.perf_counter()
     for name in pipeline.STEPS:
@@ -120,7 +122,7 @@ def child(inputs: list[str], out: str) -> None:
             }
         )
         print(json.dumps(steps[-1]), file=sys.stderr, flush=True)
-    manifest = pipeline.finish(cfg, paths, results)
+    manifest = finish(cfg, paths, results)
     print(
         json.dumps(
             {

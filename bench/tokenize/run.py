@@ -59,8 +59,8 @@ def main() -> None:
     from tokenizers import Tokenizer
     from transformers import AutoTokenizer
 
-    from tuneprep.config import TokenizerConfig
-    from tuneprep.tokenization import encode_records, train_sentencepiece
+    from shards.config import TokenizerConfig
+    from shards.tokenization import encode_records, train_sentencepiece
 
     texts, source = load_texts(args.data, args.docs)
     with tempfile.TemporaryDirectory() as tmp:

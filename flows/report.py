@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import difflib
 import html
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
+
+from flows.layout import RunPaths
+from flows.manifest import dataset_profile
+from tuneprep.files import atomic_write_text
 
 BAR = "█"
 
@@ -294,3 +300,13 @@ def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[i
         "",
     ]
     return "\n".join(out)
+
+
+def write_report(paths: RunPaths, metrics_path: Path | None = None) -> str:
+    """Write ``report.md`` from the manifest and, when there is one, the model's metrics."""
+    manifest = json.loads(paths.manifest.read_text())
+    metrics = json.loads(metrics_path.read_text()) if metrics_path and metrics_path.exists() else None
+    lengths = dataset_profile(paths, lengths=True)["token_lengths"] if paths.stage_file("tokenized").exists() else None
+    text = render(manifest, metrics, lengths)
+    atomic_write_text(paths.report, text)
+    return text

@@ -34,9 +34,8 @@ from urllib.robotparser import RobotFileParser
 
 import httpx
 
-from tuneprep.config import ScrapeConfig
-from tuneprep.records import record_id
-from tuneprep.sources import Quarantined
+from ingest.config import ScrapeConfig
+from tuneprep.records import Quarantined, record_id
 
 log = logging.getLogger(__name__)
 

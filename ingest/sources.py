@@ -13,7 +13,7 @@ Inputs, in any mix:
   ``datasets.load_dataset`` through its normal cache, e.g. ``hf://imdb``,
   ``hf://glue:sst2@train``, ``hf://owner/name@train[:1000]``; NAME may also be a local folder
   of data files (``hf:///data/exports``). Without a split every split is read;
-- ``http://`` or ``https://`` URLs: pages to scrape (see ``tuneprep.scrape``).
+- ``http://`` or ``https://`` URLs: pages to scrape (see ``ingest.scrape``).
 """
 
 from __future__ import annotations
@@ -24,35 +24,23 @@ import gzip
 import io
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
 import pyarrow.parquet as pq
 
-from tuneprep.config import LoadConfig
-from tuneprep.records import content_key, make_records, record_id
+from ingest.config import LoadConfig
+from tuneprep.records import Quarantined, content_key, make_records, record_id
 
 if TYPE_CHECKING:
-    from tuneprep.config import ScrapeConfig
-    from tuneprep.scrape import ScrapeStats
+    from ingest.config import ScrapeConfig
+    from ingest.scrape import ScrapeStats
 
 DOC_FORMATS = {".txt": "text", ".md": "text", ".html": "html", ".htm": "html"}
 SAVED_DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 HUB_PREFIX = "hf://"
-
-
-@dataclass
-class Quarantined:
-    source: str
-    locator: str  # line, row or item number, or "" for a whole file or page
-    reason: str
-    detail: str
-    raw: str = ""  # a short excerpt of what was read, for a person to look at
-
-    def to_dict(self) -> dict:
-        return {"stage": "load", **asdict(self)}
 
 
 class LoadError(ValueError):
@@ -518,8 +506,8 @@ def iter_record_batches(
             else:
                 yield from _iter_file(unit[0], unit[1], cfg, ids)
         if web:
-            from tuneprep.config import ScrapeConfig
-            from tuneprep.scrape import ScrapeStats, scrape_records
+            from ingest.config import ScrapeConfig
+            from ingest.scrape import ScrapeStats, scrape_records
 
             stats.scrape = ScrapeStats()
             yield from scrape_records(scrape or ScrapeConfig(), Path(raw_dir), stats.scrape, urls=urls)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -17,7 +18,7 @@ import polars as pl
 from tuneprep.records import SPLITS
 
 if TYPE_CHECKING:
-    from tuneprep.config import SplitConfig
+    from shards.config import SplitConfig
 
 
 def largest_remainder(n: int, ratios: dict[str, float]) -> dict[str, int]:
@@ -112,3 +113,14 @@ def assign_splits(
     plan.assignment = df.join(assigned.select("_group", "split"), on="_group", how="left", maintain_order="left")
     plan.assignment = plan.assignment.select("id", "split")
     return plan
+
+
+def previous_assignment(path: str | None) -> pl.DataFrame | None:
+    """An earlier run's group -> split table (its folder or its splits.parquet), or None."""
+    if not path:
+        return None
+    p = Path(path)
+    p = p / "splits.parquet" if p.is_dir() else p
+    if not p.exists():
+        raise FileNotFoundError(f"split.previous: no splits.parquet at {path}")
+    return pl.read_parquet(p, columns=["group", "split"])

@@ -18,8 +18,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from tuneprep.files import tree_sha256
+
 if TYPE_CHECKING:
-    from tuneprep.config import TokenizerConfig
+    from shards.config import TokenizerConfig
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}
 ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]
@@ -122,18 +124,13 @@ def load_pretrained(name_or_path: str, out_dir: Path, extra_special_tokens: list
 
 def tokenizer_identity(tok_dir: Path, name: str | None = None) -> dict:
     """What the fine-tune checks to refuse shards made with another tokenizer."""
-    h = hashlib.sha256()
-    for f in sorted(tok_dir.iterdir()):
-        if f.is_file() and f.name != "sentencepiece.model":
-            h.update(f.name.encode())
-            h.update(f.read_bytes())
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(tok_dir))
     template = tok.chat_template or ""
     return {
         "name": name or "sentencepiece (trained on the train split)",
-        "sha256": h.hexdigest(),
+        "sha256": tree_sha256(tok_dir, skip=("sentencepiece.model",)),
         "vocab_size": len(tok),
         "eos_token": tok.eos_token,
         "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(),
@@ -280,3 +277,11 @@ def encode_records(df: pl.DataFrame, tok, max_length: int) -> pl.DataFrame:
         pl.from_arrow(_list_column(mask_flat, lengths)).alias("loss_mask"),
         pl.Series("n_tokens", lengths.astype(np.int32), dtype=pl.Int32),
     )
+
+
+def train_chars(path: Path) -> int:
+    """Characters of train-split text (plain text and chat turns), by a lazy scan."""
+    turns = pl.col("messages").list.eval(pl.element().struct.field("content").str.len_chars()).list.sum()
+    query = pl.scan_parquet(path).filter(pl.col("split") == "train")
+    total = query.select(pl.col("text").str.len_chars().fill_null(0).sum() + turns.fill_null(0).sum()).collect()
+    return int(total.item())

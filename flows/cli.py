@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def _config(args: argparse.Namespace, **overrides):
-    from tuneprep.config import load_config
+    from flows.config import load_config
 
     return load_config(args.config, **overrides)
 
@@ -65,10 +65,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from tuneprep.pipeline import RunPaths, report_step
+    from flows.layout import RunPaths
+    from flows.report import write_report
 
-    paths = RunPaths(Path(args.run_dir))
-    report_step(paths, paths.model / "metrics.json")
+    paths = RunPaths(args.run_dir)
+    write_report(paths, paths.model / "metrics.json")
     print(paths.report)
     return 0
 

@@ -1,0 +1,62 @@
+"""One typed configuration for the whole pipeline.
+
+Each stage's package owns its own config model; this module composes them so a
+single YAML/TOML file (or the Prefect UI form) sets everything. Defaults run the
+bundled ``sample_data/`` end to end.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import yaml
+from pydantic import Field, model_validator
+
+from augment.config import AugmentConfig
+from cleaners.config import CleanConfig, DecontamConfig, DedupConfig
+from finetune.config import FinetuneConfig
+from ingest.config import LoadConfig, ScrapeConfig
+from shards.config import ShardConfig, SplitConfig, TokenizerConfig
+from tuneprep.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DATA = PROJECT_ROOT / "sample_data"
+
+
+class PipelineConfig(Settings):
+    name: str | None = None
+    inputs: list[str] = Field(default_factory=lambda: [str(SAMPLE_DATA)])
+    seed: int = 1234
+    batch_size: int = 2048
+    load: LoadConfig = LoadConfig()
+    scrape: ScrapeConfig = ScrapeConfig()
+    clean: CleanConfig = CleanConfig()
+    dedup: DedupConfig = DedupConfig()
+    split: SplitConfig = SplitConfig()
+    decontaminate: DecontamConfig = DecontamConfig()
+    augment: AugmentConfig = AugmentConfig()
+    tokenizer: TokenizerConfig = TokenizerConfig()
+    shards: ShardConfig = ShardConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
+
+    @model_validator(mode="after")
+    def _inputs_given(self) -> PipelineConfig:
+        if not self.inputs and not self.scrape.urls and not self.scrape.sitemaps:
+            raise ValueError("config names no inputs (files, folders, hf:// datasets, URLs or scrape.urls/sitemaps)")
+        return self
+
+
+def load_config(path: str | Path | None = None, **overrides) -> PipelineConfig:
+    """Read a YAML or TOML file (relative input paths resolve against the file's folder)."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        raw = path.read_bytes()
+        data = tomllib.loads(raw.decode()) if path.suffix == ".toml" else (yaml.safe_load(raw) or {})
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+        if "inputs" in data:
+            data["inputs"] = [str((path.parent / p).resolve()) if "://" not in p else p for p in data["inputs"]]
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return PipelineConfig.model_validate(data)

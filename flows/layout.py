@@ -1,0 +1,28 @@
+"""Where each artifact of a run lives: the output layout is a contract the README documents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RunPaths:
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+        self.work = self.out / "work"
+        self.dropped = self.out / "dropped"
+        self.quarantine = self.out / "quarantine"
+        self.index = self.out / "index"
+        self.tokenizer = self.out / "tokenizer"
+        self.shards = self.out / "shards"
+        self.model = self.out / "model"
+        self.manifest = self.out / "manifest.json"
+        self.report = self.out / "report.md"
+        self.splits = self.out / "splits.parquet"
+
+    def stage_file(self, name: str) -> Path:
+        return self.work / f"{name}.parquet"
+
+    def make(self) -> RunPaths:
+        for d in (self.work, self.dropped, self.quarantine):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
