@@ -22,7 +22,6 @@ _EXPORTS = {
     "FidelityConfig": "config",
     "LeakageConfig": "config",
     "Fidelity": "gates",
-    "HoldoutIndex": "gates",
     "CaseNoise": "noise",
     "PunctNoise": "noise",
     "TextBatch": "text",
@@ -44,7 +43,6 @@ __all__ = [
     "CaseNoise",
     "Fidelity",
     "FidelityConfig",
-    "HoldoutIndex",
     "LeakageConfig",
     "PunctNoise",
     "TextBatch",
@@ -88,7 +86,7 @@ if TYPE_CHECKING:
         NoiseConfig,
         SynonymConfig,
     )
-    from augment.gates import Fidelity, HoldoutIndex
+    from augment.gates import Fidelity
     from augment.noise import CaseNoise, CharNoise, PunctNoise, WordNoise
     from augment.resources import apertium_available, ensure_wordnet
     from augment.stage import Augment, build_augmenters

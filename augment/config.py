@@ -69,14 +69,9 @@ class FidelityConfig(Settings):
 
 
 class LeakageConfig(Settings):
-    """Variants that near-duplicate a held-out (validation/test) text are dropped; MinHash LSH as in dedup."""
+    """Variants that near-duplicate a held-out text are dropped; what "near" means is ``heldout.near_threshold``."""
 
     enabled: bool = True
-    threshold: float = Field(0.7, gt=0.0, lt=1.0, description="estimated Jaccard to a held-out text, at or above")
-    num_perm: int = Field(128, ge=2, le=1024)
-    ngram: int = Field(3, ge=1)
-    shingle: Literal["word", "char"] = "word"
-    seed: int = 1
 
 
 class BackTranslationConfig(Settings):
@@ -107,7 +102,6 @@ class AugmentConfig(Settings):
     keep_words: list[str] = Field(default_factory=list, description="words never changed (domain terms)")
     protect_names: list[str] = Field(default_factory=list, description="names never changed (products, people)")
     max_records: int | None = Field(None, ge=0, description="cap on source records augmented over the whole run")
-    seed: int = 0
     synonym: SynonymConfig = Field(default_factory=SynonymConfig)
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
     backtranslation: BackTranslationConfig = Field(default_factory=BackTranslationConfig)

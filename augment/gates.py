@@ -5,8 +5,8 @@ another variant (``aug_identical``), loses a protected span (``aug_protected_los
 grows or shrinks too much (``aug_length_ratio``), drifts in meaning under a
 configured sentence-embedding model (``aug_low_similarity``), or near-duplicates a
 held-out validation/test text (``aug_near_holdout``): a variant must not smuggle
-an evaluation example into training. The held-out check reuses the MinHash LSH
-machinery of ``cleaners.dedup`` through its public API.
+an evaluation example into training. The held-out check asks the same held-out index
+as decontamination (``cleaners.heldout``), with the same threshold.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from __future__ import annotations
 import difflib
 from collections import Counter
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from augment.config import FidelityConfig, LeakageConfig
+from augment.config import FidelityConfig
 from augment.text import TextBatch
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
@@ -30,44 +29,6 @@ LENGTH_RATIO = "aug_length_ratio"
 PROTECTED_LOST = "aug_protected_lost"
 LOW_SIMILARITY = "aug_low_similarity"
 REASONS = (IDENTICAL, PROTECTED_LOST, LENGTH_RATIO, LOW_SIMILARITY, NEAR_HOLDOUT)
-
-
-@lru_cache(maxsize=16)
-def _bands(threshold: float, num_perm: int) -> tuple[int, int]:
-    from cleaners.config import optimal_bands  # ~1 s of numeric integration: once per setting
-
-    return optimal_bands(threshold, num_perm)
-
-
-class HoldoutIndex:
-    """MinHash LSH over held-out texts; ``match`` finds the one a variant near-duplicates."""
-
-    def __init__(self, cfg: LeakageConfig | None = None) -> None:
-        from cleaners.dedup import LSHIndex, MinHasher
-
-        self.cfg = cfg or LeakageConfig()
-        self.hasher = MinHasher(self.cfg.num_perm, self.cfg.ngram, self.cfg.shingle, self.cfg.seed)
-        bands, rows = _bands(self.cfg.threshold, self.cfg.num_perm)
-        self.index = LSHIndex(self.cfg.num_perm, bands, rows)
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def add(self, texts: Sequence[str], keys: Sequence[str] | None = None) -> None:
-        texts = list(texts)
-        if not texts:
-            return
-        start = len(self.index)
-        keys = list(keys) if keys is not None else [f"holdout:{start + i}" for i in range(len(texts))]
-        self.index.extend(keys, self.hasher(texts))
-
-    def match(self, texts: Sequence[str]) -> list[tuple[str, float] | None]:
-        """For each text, (key, estimated Jaccard) of its closest held-out text at or above the threshold."""
-        if not texts or not len(self.index):
-            return [None] * len(texts)
-        sigs = self.hasher(list(texts))
-        bands = self.index.band_hashes(sigs).tolist()
-        return [self.index.best_match(sig, self.cfg.threshold, hs) for sig, hs in zip(sigs, bands, strict=True)]
 
 
 def sentence_transformer(model: str, batch_size: int = 64) -> Embedder:

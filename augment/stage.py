@@ -25,9 +25,10 @@ import polars as pl
 from augment.backtranslate import BackTranslator, make_backend
 from augment.base import Augmenter, seed_for, sub_seed
 from augment.config import AugmentConfig
-from augment.gates import IDENTICAL, NEAR_HOLDOUT, REASONS, Diversity, Embedder, Fidelity, HoldoutIndex
+from augment.gates import IDENTICAL, NEAR_HOLDOUT, REASONS, Diversity, Embedder, Fidelity
 from augment.noise import CaseNoise, CharNoise, PunctNoise, WordNoise
 from augment.synonym import SynonymSwap
+from cleaners.heldout import HeldoutIndex
 from tuneprep.records import MESSAGE, content_key, record_id
 from tuneprep.stage import Stage, StageOutput
 
@@ -120,9 +121,9 @@ def _source_type(rec: dict) -> str:
 class Augment(Stage):
     """Add up to ``variants_per_record`` variants per augmenter for eligible rows; every input row is kept.
 
-    ``seed`` overrides ``cfg.seed`` (the pipeline's run seed); ``log`` also receives
-    the warnings about augmenters that cannot run here. ``holdout_texts`` (or
-    :meth:`set_holdout`) are the validation/test texts no variant may near-duplicate;
+    ``seed`` is the pipeline's run seed; ``log`` also receives the warnings about augmenters
+    that cannot run here. ``holdout`` is the run's held-out index (``cleaners.heldout``), which no
+    variant may near-duplicate; ``holdout_texts`` (or :meth:`set_holdout`) builds one from texts;
     ``embedder`` replaces the sentence-transformers model of the similarity gate.
 
     Text/html records get their ``text`` rewritten; chats only the turns whose
@@ -138,15 +139,15 @@ class Augment(Stage):
         self,
         cfg: AugmentConfig | None = None,
         augmenters: Sequence[Augmenter] | None = None,
-        seed: int | None = None,
+        seed: int = 0,
         log: Callable[[str], object] | None = None,
+        holdout: HeldoutIndex | None = None,
         holdout_texts: Iterable[str] | None = None,
         holdout_ids: Iterable[str] | None = None,
         embedder: Embedder | None = None,
     ) -> None:
         self.cfg = cfg or AugmentConfig()
-        if seed is not None:
-            self.cfg = self.cfg.model_copy(update={"seed": seed})
+        self.seed = seed
         if augmenters is None:
             built, self.skipped = build_augmenters(self.cfg, log) if self.cfg.enabled else ([], {})
             self.augmenters = built
@@ -154,7 +155,7 @@ class Augment(Stage):
             self.augmenters, self.skipped = list(augmenters), {}
         extra_words = [*self.cfg.keep_words, *self.cfg.protect_names]
         self.fidelity = Fidelity(self.cfg.fidelity, extra_words, embedder) if self.augmenters else None
-        self.holdout: HoldoutIndex | None = None
+        self.holdout = holdout if self.cfg.leakage.enabled else None
         if holdout_texts is not None:
             self.set_holdout(holdout_texts, holdout_ids)
         self.stats: dict[str, dict[str, int]] = {a.kind: self._empty_stats() for a in self.augmenters}
@@ -171,12 +172,12 @@ class Augment(Stage):
         """Index held-out texts (validation + test document texts); returns how many are indexed.
 
         Replaces any earlier set. Call before the first batch; variants that near-duplicate
-        one of them (estimated Jaccard >= ``cfg.leakage.threshold``) are dropped.
+        one of them (estimated Jaccard >= the default ``heldout.near_threshold``) are dropped.
         """
         if not self.cfg.leakage.enabled:
             self.holdout = None
             return 0
-        self.holdout = HoldoutIndex(self.cfg.leakage)
+        self.holdout = HeldoutIndex()
         texts = [t or "" for t in texts]
         self.holdout.add(texts, list(ids) if ids is not None else None)
         return len(self.holdout)
@@ -251,7 +252,7 @@ class Augment(Stage):
         seeds: list[int] = []
         for v in range(n):
             for r, rec in enumerate(records):
-                seed = seed_for(rec["id"], self.cfg.seed, kind, v)
+                seed = seed_for(rec["id"], self.seed, kind, v)
                 if rec["format"] == "chat":
                     for t, msg in enumerate(rec["messages"] or []):
                         if msg["role"] in roles and msg["content"] and msg["content"].strip():
@@ -301,7 +302,7 @@ class Augment(Stage):
                     "src_changed": src_changed,
                     "var_changed": var_changed,
                     "id": record_id(rec["source"], key, salt=f"aug:{kind}:{rec['id']}"),
-                    "params": json.dumps({**params, "variant": v, "seed": self.cfg.seed}, sort_keys=True),
+                    "params": json.dumps({**params, "variant": v, "seed": self.seed}, sort_keys=True),
                 }
             )
         return result

@@ -268,7 +268,6 @@ class DedupConfig(Settings):
     num_perm: int = Field(128, ge=2, le=1024)
     shingle: Literal["word", "char"] = "word"
     ngram: int = Field(3, ge=1)
-    seed: int = 1
     sketch: Literal["numpy", "rensa"] = Field(
         "numpy",
         description="rensa: Rust R-MinHash over the same shingles (`rensa` extra): ~1.25x faster dedup stage, "
@@ -316,6 +315,17 @@ class CleanConfig(Settings):
     quality: QualityConfig = Field(default_factory=QualityConfig)
 
 
+class HeldoutConfig(Settings):
+    """What counts as held-out text, and as too close to it: one setting for decontamination and the
+    augmentation gate. The default near-duplicate threshold is dedup's, since records closer than that
+    share a split group anyway."""
+
+    splits: list[str] = ["validation", "test"]
+    near_threshold: float | None = Field(
+        0.7, gt=0, lt=1, description="MinHash Jaccard to a held-out record at or above which text leaks; None = off"
+    )
+
+
 class DecontamConfig(Settings):
     enabled: bool = True
     ngram: int = Field(13, ge=3)
@@ -323,9 +333,5 @@ class DecontamConfig(Settings):
     max_train_docs: int | None = Field(
         10, ge=1, description="a held-out n-gram found in more train records than this is stock phrasing, not leakage"
     )
-    near_threshold: float | None = Field(
-        0.8, gt=0, lt=1, description="MinHash Jaccard to a held-out record; None = off"
-    )
     action: Literal["drop", "report"] = "drop"
     gram_sample: int = Field(1, ge=1, description="keep 1 in k n-grams (by hash) to bound memory; 1 = exact")
-    heldout_splits: list[str] = ["validation", "test"]

@@ -17,14 +17,15 @@ from __future__ import annotations
 import shutil
 import tempfile
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import polars as pl
 
-from cleaners.config import DecontamConfig
+from cleaners.config import DecontamConfig, HeldoutConfig
+from cleaners.heldout import HeldoutIndex
 from tuneprep.records import document_text
 from tuneprep.stage import Stage, StageOutput
 
@@ -110,9 +111,9 @@ def _join(
 class Decontaminator(Stage):
     """Checks the train split against the held-out records given to ``add_heldout``.
 
-    Usual order: ``add_heldout`` over validation/test, ``count_train`` over the train split,
-    then ``process`` over the same train records in the same order (they are numbered as they
-    come). Without ``count_train`` (a notebook, a test), ``process`` joins each batch against the
+    Usual order: ``fit`` (``add_heldout`` over the held-out splits, ``count_train`` over the train
+    split), then ``process`` over the same train records in the same order (they are numbered as they
+    come). The near-duplicate check asks the shared held-out index given as ``heldout``. Without ``count_train`` (a notebook, a test), ``process`` joins each batch against the
     held-out partitions on its own, and no n-gram counts as stock phrasing.
     Partition files live in ``workdir`` (a temporary folder when None); ``close`` removes it,
     and a new instance first removes what a killed run left there.
@@ -121,13 +122,20 @@ class Decontaminator(Stage):
     name: ClassVar[str] = "decontaminate"
 
     def __init__(
-        self, cfg: DecontamConfig | None = None, minhash=None, workdir: Path | None = None, partitions: int = 256
+        self,
+        cfg: DecontamConfig | None = None,
+        heldout: HeldoutIndex | None = None,
+        splits: Sequence[str] | None = None,
+        workdir: Path | None = None,
+        partitions: int = 256,
     ) -> None:
         if partitions < 1 or partitions & (partitions - 1) or partitions > 1 << 16:
             raise ValueError(f"partitions must be a power of two up to 65536, got {partitions}")
         self.cfg = cfg or DecontamConfig()
-        self.minhash = minhash  # cleaners.dedup.MinHasher; None turns the near-duplicate check off
-        self.index = None
+        self.index = heldout  # None turns the near-duplicate check off
+        if splits is None:
+            splits = heldout.splits if heldout is not None else HeldoutConfig().splits
+        self.splits = list(splits)
         self.heldout_ids: list[str] = []
         self.partitions = partitions
         self._shift = np.uint64(64 - partitions.bit_length() + 1)
@@ -171,8 +179,6 @@ class Decontaminator(Stage):
 
     def close(self) -> None:
         """Remove the partition files; summary figures and found hits stay."""
-        if self.index is not None:
-            self.index.close()
         if self._remove_dir is not None:
             self._remove_dir()
         self._closed = True
@@ -217,28 +223,24 @@ class Decontaminator(Stage):
         First the held-out splits are indexed, then the train split's n-grams are counted in the order
         ``process`` will see them, so stock phrasing is known before the first train record is judged.
         """
+        for batch in read_batches():
+            held = batch.filter(pl.col("split").is_in(self.splits))
+            self.add_heldout(held["id"].to_list(), document_text(held).to_list())
         if not self.cfg.enabled:
             return
-        for batch in read_batches():
-            held = batch.filter(pl.col("split").is_in(self.cfg.heldout_splits))
-            self.add_heldout(held["id"].to_list(), document_text(held).to_list())
         for batch in read_batches():
             self.count_train(document_text(batch.filter(pl.col("split") == "train")).to_list())
 
     def add_heldout(self, ids: Iterable[str], texts: Iterable[str]) -> None:
+        """Index held-out records: their n-grams (when enabled) and, through the held-out index, their signatures."""
         self._check_open("add_heldout")
         ids, texts = list(ids), list(texts)
-        grams, doc = ngram_hashes_batch(texts, self.cfg.ngram, self.cfg.gram_sample)
-        self._append("h", grams, doc + len(self.heldout_ids))
-        self.heldout_ids.extend(ids)
-        if self.minhash is not None and self.cfg.near_threshold is not None and ids:
-            from cleaners.config import optimal_bands
-            from cleaners.dedup import LSHIndex
-
-            if self.index is None:
-                bands, rows = optimal_bands(self.cfg.near_threshold, self.minhash.num_perm)
-                self.index = LSHIndex(self.minhash.num_perm, bands, rows, self._folder() / "heldout.sigs")
-            self.index.extend(ids, self.minhash.signatures(texts))
+        if self.cfg.enabled:
+            grams, doc = ngram_hashes_batch(texts, self.cfg.ngram, self.cfg.gram_sample)
+            self._append("h", grams, doc + len(self.heldout_ids))
+            self.heldout_ids.extend(ids)
+        if self.index is not None:
+            self.index.add(texts, ids)
 
     def count_train(self, texts: Iterable[str]) -> None:
         """First pass over the train split, in the order ``process`` will see it: its n-grams go to disk."""
@@ -332,7 +334,7 @@ class Decontaminator(Stage):
             for i, s, o in zip(doc.tolist(), shared.tolist(), owner.tolist(), strict=True)
         }
         if self.index is not None and len(self.index) and texts:
-            rows, sims = self.index.best_matches(self.minhash.signatures(texts), self.cfg.near_threshold)
+            rows, sims = self.index.best_matches(texts)
             for i in np.flatnonzero(rows >= 0).tolist():
                 if i not in out:
                     out[i] = ("contaminated_near_dup", f"jaccard {sims[i]:.2f} with {self.index.keys[int(rows[i])]}")

@@ -27,6 +27,9 @@ from cleaners.keystore import (
 from tuneprep.records import document_text
 from tuneprep.stage import Stage, StageOutput
 
+# The permutations are part of the index format, not a run setting: every run draws the same ones, so an index
+# saved by one run (a data drop, a held-out index) can be queried by another whatever its seed.
+MINHASH_SEED = 1
 SCHEME = "ms64-v2"  # how signatures are computed; saved in indexes, which refuse to load under another scheme
 _MUL = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xFF51AFD7ED558CCD)
@@ -107,7 +110,17 @@ class MinHasher:
 
     @classmethod
     def from_config(cls, cfg: DedupConfig) -> MinHasher:
-        return cls(cfg.num_perm, cfg.ngram, cfg.shingle, cfg.seed, cfg.sketch)
+        return cls(cfg.num_perm, cfg.ngram, cfg.shingle, MINHASH_SEED, cfg.sketch)
+
+    def params(self) -> dict:
+        """The constructor's arguments: what makes two signatures comparable."""
+        return {
+            "num_perm": self.num_perm,
+            "ngram": self.ngram,
+            "shingle": self.shingle,
+            "seed": self.seed,
+            "sketch": self.sketch_kind,
+        }
 
     def units(self, texts: Sequence[str | None]) -> tuple[np.ndarray, np.ndarray]:
         """Hashed words (or chars) of all canonical texts concatenated, and how many each text has (>= 1)."""
@@ -608,7 +621,7 @@ class MinHashDeduper(Stage):
         params = LSHIndex.read_params(path)
         saved = DedupConfig(**params["config"])
         cfg = cfg or saved
-        hashing = ("num_perm", "ngram", "shingle", "seed", "sketch")
+        hashing = ("num_perm", "ngram", "shingle", "sketch")
         if any(getattr(cfg, k) != getattr(saved, k) for k in hashing):
             raise ValueError(f"index was built with {saved.model_dump(include=set(hashing))}, not compatible")
         dd = cls(cfg, sig_path)

@@ -6,7 +6,7 @@ import polars as pl
 
 from cleaners.config import FilterConfig
 from tuneprep.records import document_text
-from tuneprep.stage import Stage, StageOutput
+from tuneprep.stage import Filter
 
 
 def _has_role(role: str) -> pl.Expr:
@@ -16,7 +16,7 @@ def _has_role(role: str) -> pl.Expr:
     return pl.col("messages").list.eval(turn).list.any().fill_null(False)
 
 
-class LengthFilter(Stage):
+class LengthFilter(Filter):
     """Drops records outside the configured length bounds; chats are measured over the whole conversation."""
 
     name = "length_filter"
@@ -24,7 +24,7 @@ class LengthFilter(Stage):
     def __init__(self, cfg: FilterConfig | None = None) -> None:
         self.cfg = cfg or FilterConfig()
 
-    def process(self, batch: pl.DataFrame) -> StageOutput:
+    def reasons(self, batch: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
         cfg = self.cfg
         doc = document_text(batch).str.strip_chars()
         df = batch.with_columns(
@@ -64,9 +64,5 @@ class LengthFilter(Stage):
         for cond, why, det in reversed(rules):
             reason = pl.when(cond).then(pl.lit(why)).otherwise(reason)
             detail_expr = pl.when(cond).then(det).otherwise(detail_expr)
-        df = df.with_columns(reason.alias("_reason"), detail_expr.alias("_detail"))
-        bad = df["_reason"].is_not_null()
-        dropped = self.drop(df.filter(bad), pl.col("_reason"), pl.col("_detail")).drop(
-            ["_chars", "_words", "_user", "_assistant", "_reason", "_detail"]
-        )
-        return StageOutput(batch.filter(~bad), dropped)
+        out = df.select(reason.alias("reason"), detail_expr.alias("detail"))
+        return out["reason"], out["detail"]

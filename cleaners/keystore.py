@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from tuneprep.files import tmp_name
+
 MAX_RUN = 1 << 21  # entries per sorted run beyond which runs are no longer merged: bounds the merge's scratch memory
 CHUNK_ROWS = 1 << 16
 
@@ -226,7 +228,8 @@ def write_index(
 ):
     """A zip of ``.npy`` members (written chunk by chunk), ``ids.arrow`` and ``params.json``; atomic."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_name(path)
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         zf.writestr("params.json", json.dumps(params))
         for name, (shape, dtype, chunks) in arrays.items():

@@ -14,7 +14,7 @@ import threading
 import polars as pl
 
 from cleaners.config import LanguageConfig
-from tuneprep.stage import Stage, StageOutput
+from tuneprep.stage import RecordFilter
 
 _WORD_CHARS = re.compile(r"[^\W_]")
 _LOCK = threading.Lock()
@@ -47,7 +47,7 @@ def _language_text(batch: pl.DataFrame) -> pl.Series:
     ).to_series()
 
 
-class LanguageFilter(Stage):
+class LanguageFilter(RecordFilter):
     """Drops records confidently in a language outside ``languages``; short or uncertain texts stay."""
 
     name = "language_filter"
@@ -58,7 +58,10 @@ class LanguageFilter(Stage):
         self.detected: dict[str, int] = {}
         self.undecided = 0
 
-    def _verdict(self, text: str) -> str | None:
+    def texts(self, batch: pl.DataFrame) -> list[str]:
+        return _language_text(batch).to_list()
+
+    def judge(self, text: str) -> tuple[str, str] | None:
         if len(_WORD_CHARS.findall(text[: self.cfg.min_chars * 4])) < self.cfg.min_chars:
             self.undecided += 1
             return None
@@ -66,15 +69,7 @@ class LanguageFilter(Stage):
         self.detected[lang] = self.detected.get(lang, 0) + 1
         if lang in self._keep or prob < self.cfg.min_confidence:
             return None
-        return f"{lang}:{prob:.2f}"
-
-    def process(self, batch: pl.DataFrame) -> StageOutput:
-        details = [self._verdict(t) for t in _language_text(batch).to_list()]
-        bad = pl.Series([d is not None for d in details], dtype=pl.Boolean)
-        if not bad.any():
-            return StageOutput.keep_all(batch, self.name)
-        detail = pl.Series([d for d in details if d is not None], dtype=pl.Utf8)
-        return StageOutput(batch.filter(~bad), self.drop(batch.filter(bad), "language", pl.lit(detail)))
+        return "language", f"{lang}:{prob:.2f}"
 
     def summary(self) -> dict:
         """Languages seen (texts long enough to judge) and how many were too short to judge."""

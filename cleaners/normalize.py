@@ -8,11 +8,9 @@ import unicodedata
 from functools import cache
 
 import ftfy
-import polars as pl
 
 from cleaners.config import NormalizeConfig
-from tuneprep.records import MESSAGE
-from tuneprep.stage import Stage, StageOutput
+from tuneprep.stage import TextMap
 
 # Small English list so `remove_stopwords` works offline (no nltk corpus download).
 _STOPWORDS = """a about above after again against all am an and any are as at be because been before being below between both
@@ -112,7 +110,7 @@ def normalize_text(text: str | None, cfg: NormalizeConfig | None = None) -> str:
     return text
 
 
-class Normalize(Stage):
+class Normalize(TextMap):
     """Normalises `text` and every chat message `content`; never drops (empty text is the length filter's call)."""
 
     name = "normalize"
@@ -120,17 +118,5 @@ class Normalize(Stage):
     def __init__(self, cfg: NormalizeConfig | None = None) -> None:
         self.cfg = cfg or NormalizeConfig()
 
-    def _norm(self, text: str | None) -> str | None:
-        return None if text is None else normalize_text(text, self.cfg)
-
-    def process(self, batch: pl.DataFrame) -> StageOutput:
-        texts = [self._norm(t) for t in batch["text"].to_list()]
-        messages = [
-            None if conv is None else [{**m, "content": self._norm(m.get("content"))} for m in conv]
-            for conv in batch["messages"].to_list()
-        ]
-        out = batch.with_columns(
-            pl.Series("text", texts, dtype=pl.Utf8),
-            pl.Series("messages", messages, dtype=batch.schema.get("messages", pl.List(MESSAGE))),
-        )
-        return StageOutput.keep_all(out, self.name)
+    def map_text(self, text: str, role: str | None) -> str:
+        return normalize_text(text, self.cfg)

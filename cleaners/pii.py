@@ -14,11 +14,8 @@ import ipaddress
 import re
 from collections import Counter
 
-import polars as pl
-
 from cleaners.config import PIIConfig
-from tuneprep.records import MESSAGE
-from tuneprep.stage import Stage, StageOutput
+from tuneprep.stage import TextMap
 
 PII_KINDS = ("email", "iban", "card", "ip", "phone")
 
@@ -158,7 +155,7 @@ def redact_pii(text: str | None, cfg: PIIConfig | None = None) -> tuple[str | No
 _DEFAULT = PIIConfig()
 
 
-class RedactPII(Stage):
+class RedactPII(TextMap):
     """Redacts text and every chat message; never drops. Counts per kind accumulate for the report."""
 
     name = "pii_redaction"
@@ -167,29 +164,20 @@ class RedactPII(Stage):
         self.cfg = cfg or PIIConfig()
         self.counts: Counter = Counter()
         self.records_with_pii = 0
+        self._found: Counter = Counter()
 
-    def _redact(self, text: str | None, found: Counter) -> str | None:
+    def begin_record(self) -> None:
+        self._found.clear()
+
+    def map_text(self, text: str, role: str | None) -> str:
         out, counts = redact_pii(text, self.cfg)
-        found.update(counts)
+        self._found.update(counts)
         return out
 
-    def process(self, batch: pl.DataFrame) -> StageOutput:
-        texts: list[str | None] = []
-        messages: list[list[dict] | None] = []
-        for text, conv in zip(batch["text"].to_list(), batch["messages"].to_list(), strict=True):
-            found: Counter = Counter()
-            texts.append(self._redact(text, found))
-            messages.append(
-                None if conv is None else [{**m, "content": self._redact(m.get("content"), found)} for m in conv]
-            )
-            if found:
-                self.records_with_pii += 1
-                self.counts.update(found)
-        out = batch.with_columns(
-            pl.Series("text", texts, dtype=pl.Utf8),
-            pl.Series("messages", messages, dtype=batch.schema.get("messages", pl.List(MESSAGE))),
-        )
-        return StageOutput.keep_all(out, self.name)
+    def end_record(self) -> None:
+        if self._found:
+            self.records_with_pii += 1
+            self.counts.update(self._found)
 
     def summary(self) -> dict:
         """Replacements per kind (every kind listed, zeros included) and how many records held any."""

@@ -16,11 +16,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import polars as pl
-
 from cleaners.config import QualityConfig
-from tuneprep.records import document_text
-from tuneprep.stage import Stage, StageOutput
+from tuneprep.stage import RecordFilter
 
 BULLETS = ("-", "*", "•", "●", "◦", "‣", "▪", "–", "·", "➢", "→")
 GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
@@ -167,7 +164,7 @@ def check_quality(text: str, cfg: QualityConfig) -> Verdict | None:
     return None
 
 
-class QualityFilter(Stage):
+class QualityFilter(RecordFilter):
     """Drops documents that fail a Gopher/C4 rule; the reason names the rule, the detail the value and threshold."""
 
     name = "quality_filter"
@@ -175,13 +172,6 @@ class QualityFilter(Stage):
     def __init__(self, cfg: QualityConfig | None = None) -> None:
         self.cfg = cfg or QualityConfig()
 
-    def process(self, batch: pl.DataFrame) -> StageOutput:
-        verdicts = [check_quality(t, self.cfg) for t in document_text(batch).to_list()]
-        bad = pl.Series([v is not None for v in verdicts], dtype=pl.Boolean)
-        if not bad.any():
-            return StageOutput.keep_all(batch, self.name)
-        failed = [v for v in verdicts if v is not None]
-        reasons = pl.Series([v.reason for v in failed], dtype=pl.Utf8)
-        details = pl.Series([v.detail for v in failed], dtype=pl.Utf8)
-        dropped = self.drop(batch.filter(bad), pl.lit(reasons), pl.lit(details))
-        return StageOutput(batch.filter(~bad), dropped)
+    def judge(self, text: str) -> tuple[str, str] | None:
+        v = check_quality(text, self.cfg)
+        return None if v is None else (v.reason, v.detail)

@@ -45,7 +45,7 @@ class FinetuneConfig(Settings):
     log_every: int = Field(10, ge=1)
 
     # runtime
-    seed: int = 1337
+    seed: int | None = None  # None = derived from the pipeline's run seed (0 when finetune runs on its own)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on CUDA when supported, else fp32
     num_threads: int | None = Field(None, ge=1)  # torch intra-op threads; None = torch's default
@@ -55,6 +55,9 @@ class FinetuneConfig(Settings):
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         return self
+
+    def resolved_seed(self) -> int:
+        return 0 if self.seed is None else self.seed
 
     def resolved_lr(self) -> float:
         """Peak learning rate: explicit `lr`, else a default that suits scratch vs pretrained."""

@@ -32,7 +32,7 @@ def scratch_model(cfg: FinetuneConfig, tokenizer: PreTrainedTokenizerBase) -> Pr
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.resolved_seed())
     return GPT2LMHeadModel(config)
 
 
@@ -41,7 +41,7 @@ def pretrained_model(cfg: FinetuneConfig, tokenizer: PreTrainedTokenizerBase) ->
     assert cfg.model is not None
     model = AutoModelForCausalLM.from_pretrained(cfg.model, dtype=torch.float32)
     if len(tokenizer) > model.get_input_embeddings().num_embeddings:
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.resolved_seed())
         model.resize_token_embeddings(len(tokenizer))
     for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
         if getattr(model.config, name, None) is None and getattr(tokenizer, name) is not None:

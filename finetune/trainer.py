@@ -125,7 +125,7 @@ def endless_batches(ds: Dataset, cfg: FinetuneConfig, collate: Collate) -> Itera
     """Epoch after epoch, each reshuffled from (seed, epoch)."""
     epoch = 0
     while True:
-        yield from iter_batches(ds, cfg.batch_size, collate, shuffle=True, seed=cfg.seed, epoch=epoch)
+        yield from iter_batches(ds, cfg.batch_size, collate, shuffle=True, seed=cfg.resolved_seed(), epoch=epoch)
         epoch += 1
 
 
@@ -161,7 +161,7 @@ def train(
     # ---- setup -------------------------------------------------------------------------------------------------
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.resolved_seed())
     device = pick_device(cfg.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True

@@ -14,10 +14,11 @@ import yaml
 from pydantic import Field, model_validator
 
 from augment.config import AugmentConfig
-from cleaners.config import CleanConfig, DecontamConfig, DedupConfig
+from cleaners.config import CleanConfig, DecontamConfig, DedupConfig, HeldoutConfig
 from finetune.config import FinetuneConfig
 from ingest.config import LoadConfig, ScrapeConfig
 from shards.config import ShardConfig, SplitConfig, TokenizerConfig
+from tuneprep.hashing import derive_seed
 from tuneprep.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +35,7 @@ class PipelineConfig(Settings):
     clean: CleanConfig = CleanConfig()
     dedup: DedupConfig = DedupConfig()
     split: SplitConfig = SplitConfig()
+    heldout: HeldoutConfig = HeldoutConfig()
     decontaminate: DecontamConfig = DecontamConfig()
     augment: AugmentConfig = AugmentConfig()
     tokenizer: TokenizerConfig = TokenizerConfig()
@@ -44,6 +46,14 @@ class PipelineConfig(Settings):
     def _inputs_given(self) -> PipelineConfig:
         if not self.inputs and not self.scrape.urls and not self.scrape.sitemaps:
             raise ValueError("config names no inputs (files, folders, hf:// datasets, URLs or scrape.urls/sitemaps)")
+        return self
+
+    @model_validator(mode="after")
+    def _stage_seeds(self) -> PipelineConfig:
+        """One run seed: a stage seed left unset is derived from it (the split, the augmenters and the tokenizer
+        sample take the run seed itself and mix in their own salts)."""
+        if self.finetune.seed is None:
+            self.finetune = self.finetune.model_copy(update={"seed": derive_seed(self.seed, "finetune")})
         return self
 
 

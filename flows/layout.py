@@ -18,6 +18,7 @@ class RunPaths:
         self.manifest = self.out / "manifest.json"
         self.report = self.out / "report.md"
         self.splits = self.out / "splits.parquet"
+        self.heldout_index = self.index / "heldout.idx"
 
     def stage_file(self, name: str) -> Path:
         return self.work / f"{name}.parquet"

@@ -120,15 +120,20 @@ def decontaminate_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -
     The n-gram join spills to ``work/decontaminate``, removed when the step ends (and at the start of a rerun).
     """
     from cleaners.decontaminate import Decontaminator
-    from cleaners.dedup import MinHasher
+    from cleaners.heldout import HeldoutIndex
 
     src = paths.stage_file("split")
-    stage = Decontaminator(cfg.decontaminate, MinHasher.from_config(cfg.dedup), workdir=paths.work / "decontaminate")
+    heldout = HeldoutIndex.from_config(cfg.heldout, cfg.dedup, sig_path=paths.work / "heldout.sigs")
+    stage = Decontaminator(cfg.decontaminate, heldout, cfg.heldout.splits, workdir=paths.work / "decontaminate")
     try:
         stage.fit(partial(iter_batches, src, cfg.batch_size))
         (st,) = run_stages([stage], src, paths.stage_file("decontaminated"), paths.dropped, cfg.batch_size)
+        if heldout is not None:  # the augmentation gate asks the same index
+            heldout.save(paths.heldout_index)
     finally:
         stage.close()
+        if heldout is not None:
+            heldout.close()
     log(
         f"decontaminate: {st.extra.get('flagged', 0)} train records overlap validation/test ({cfg.decontaminate.action})"
     )
@@ -137,16 +142,17 @@ def decontaminate_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -
 
 def augment_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
     from augment import Augment
+    from cleaners.heldout import HeldoutIndex
 
     src = paths.stage_file("decontaminated")
-    held_ids, held_texts = [], []
-    if cfg.augment.enabled and cfg.augment.leakage.enabled:  # the gate against near-copies of held-out text
-        for batch in iter_batches(src, cfg.batch_size):
-            held = batch.filter(pl.col("split").is_in(["validation", "test"]))
-            held_ids += held["id"].to_list()
-            held_texts += document_text(held).to_list()
-    stage = Augment(cfg.augment, seed=cfg.seed, log=log, holdout_texts=held_texts, holdout_ids=held_ids)
-    (st,) = run_stages([stage], src, paths.stage_file("augmented"), paths.dropped, cfg.batch_size)
+    gate = cfg.augment.enabled and cfg.augment.leakage.enabled and paths.heldout_index.exists()
+    holdout = HeldoutIndex.load(paths.heldout_index, paths.work / "heldout.sigs") if gate else None
+    stage = Augment(cfg.augment, seed=cfg.seed, log=log, holdout=holdout)
+    try:
+        (st,) = run_stages([stage], src, paths.stage_file("augmented"), paths.dropped, cfg.batch_size)
+    finally:
+        if holdout is not None:
+            holdout.close()
     log(f"augment: {st.read} in, {st.added} variants made, {st.dropped} rejected by the gates")
     return st.to_dict()
 

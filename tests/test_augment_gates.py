@@ -26,8 +26,9 @@ from augment import (
     edit_count,
     seed_for,
 )
-from augment.gates import Diversity, HoldoutIndex, edit_rate
+from augment.gates import Diversity, edit_rate
 from augment.text import reference_spans
+from cleaners.heldout import HeldoutIndex
 from tuneprep.records import make_records
 from tuneprep.runner import run_stages
 
@@ -273,7 +274,7 @@ def test_variants_near_a_holdout_text_are_dropped() -> None:
     out = stage(_frame(train))
     near = out.dropped.filter(pl.col("reason") == "aug_near_holdout")
     assert set(near["aug_of"]) == {"t3"} and near["detail"].str.contains("v_leak").all()
-    index = HoldoutIndex()
+    index = HeldoutIndex()
     index.add([leaked])
     variants = out.kept.filter(pl.col("aug_of").is_not_null())["text"].to_list()
     assert variants and all(m is None for m in index.match(variants))
@@ -316,7 +317,8 @@ def test_stage_is_deterministic_with_gates_across_batch_sizes() -> None:
 
     def run(size: int) -> list[tuple]:
         stage = Augment(
-            AugmentConfig(variants_per_record=2, seed=9),
+            AugmentConfig(variants_per_record=2),
+            seed=9,
             augmenters=[CharNoise(rate=0.05), WordNoise(rate=0.2)],
             holdout_texts=holdout,
         )

@@ -26,3 +26,22 @@ def test_toml_and_defaults_and_unknown_keys(tmp_path):
         PipelineConfig.model_validate({"dedupe": {}})
     with pytest.raises(ValidationError, match="sum to 1"):
         PipelineConfig.model_validate({"split": {"ratios": {"train": 0.9, "validation": 0.2, "test": 0.1}}})
+
+
+def test_one_run_seed_derives_the_stage_seeds():
+    from flows.config import PipelineConfig
+    from tuneprep.hashing import derive_seed
+
+    a, b = PipelineConfig(seed=1), PipelineConfig(seed=2)
+    assert a.finetune.seed == derive_seed(1, "finetune") != b.finetune.seed
+    assert PipelineConfig(seed=1, finetune={"seed": 5}).finetune.seed == 5  # an explicit stage seed wins
+    assert "seed" not in PipelineConfig().dedup.model_dump() and "seed" not in PipelineConfig().augment.model_dump()
+
+
+def test_decontamination_and_the_augmentation_gate_share_the_held_out_setting():
+    from flows.config import PipelineConfig
+
+    cfg = PipelineConfig(heldout={"splits": ["test"], "near_threshold": 0.6})
+    assert cfg.heldout.near_threshold == 0.6
+    assert not any("threshold" in k or "splits" in k for k in cfg.decontaminate.model_dump())
+    assert set(cfg.augment.leakage.model_dump()) == {"enabled"}

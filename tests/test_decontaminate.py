@@ -1,5 +1,6 @@
 from cleaners.decontaminate import DecontamConfig, Decontaminator, ngram_hashes
 from cleaners.dedup import MinHasher
+from cleaners.heldout import HeldoutIndex
 from tuneprep.records import make_records
 
 HELD = (
@@ -20,7 +21,7 @@ def test_ngram_hashes_need_n_words_and_ignore_case_and_punctuation():
 
 
 def test_train_records_sharing_a_13gram_are_dropped_with_the_heldout_id():
-    stage = Decontaminator(DecontamConfig(near_threshold=None))
+    stage = Decontaminator(DecontamConfig())
     stage.add_heldout(["v1"], [HELD])
     batch = rows(
         ("t1", "Intro sentence here. " + HELD[:110] + " and more words after it", "train"),
@@ -35,18 +36,18 @@ def test_train_records_sharing_a_13gram_are_dropped_with_the_heldout_id():
 
 def test_near_duplicates_caught_by_minhash_and_report_mode_keeps_everything():
     reworded = HELD.replace("five", "six")
-    stage = Decontaminator(DecontamConfig(ngram=25, near_threshold=0.5), minhash=MinHasher(128, 3, "word", 1))
+    stage = Decontaminator(DecontamConfig(ngram=25), HeldoutIndex(MinHasher(128, 3, "word", 1), 0.5))
     stage.add_heldout(["v1"], [HELD])
     out = stage(rows(("t1", reworded, "train"), ("t2", OTHER, "train")))
     assert out.dropped["reason"].to_list() == ["contaminated_near_dup"]
-    report = Decontaminator(DecontamConfig(action="report", near_threshold=None))
+    report = Decontaminator(DecontamConfig(action="report"))
     report.add_heldout(["v1"], [HELD])
     out = report(rows(("t1", HELD, "train")))
     assert out.kept.height == 1 and out.dropped.height == 0 and report.summary()["flagged"] == 1
 
 
 def test_chats_are_checked_on_their_joined_text():
-    stage = Decontaminator(DecontamConfig(near_threshold=None))
+    stage = Decontaminator(DecontamConfig())
     stage.add_heldout(["v1"], [HELD])
     chat = make_records(
         [
@@ -63,7 +64,7 @@ def test_chats_are_checked_on_their_joined_text():
 
 
 def test_stock_phrasing_shared_by_many_train_records_is_not_leakage():
-    stage = Decontaminator(DecontamConfig(near_threshold=None, max_train_docs=2))
+    stage = Decontaminator(DecontamConfig(max_train_docs=2))
     stage.add_heldout(["v1"], [HELD])
     train = [("t1", HELD + " one", "train"), ("t2", HELD + " two", "train"), ("t3", HELD + " three", "train")]
     stage.count_train([t for _, t, _ in train])
@@ -134,7 +135,7 @@ def _run(held, train, cfg, workdir=None, partitions=4, count=True, batch=64):
 
 def test_partitioned_join_matches_an_in_memory_reference(tmp_path):
     held, train = _corpus()
-    cfg = DecontamConfig(ngram=5, min_shared=2, max_train_docs=3, near_threshold=None)
+    cfg = DecontamConfig(ngram=5, min_shared=2, max_train_docs=3)
     want, n_grams, n_common = _reference(held, train, 5, 2, 3)
     assert len(want) > 10 and n_common > 5  # the planted overlaps and stock phrase are there
     stage = Decontaminator(cfg, workdir=tmp_path / "w", partitions=4)
@@ -159,7 +160,7 @@ def test_stock_phrase_counted_once_per_train_record_across_partitions(tmp_path):
     held = [("v1", HELD), ("v2", OTHER)]
     twice = [(f"t{i}", f"{HELD} filler {HELD}") for i in range(2)]  # 2 records: not stock phrasing
     leaked = [(f"s{i}", f"{OTHER} number {i}") for i in range(3)]  # 3 records: stock phrasing
-    cfg = DecontamConfig(near_threshold=None, max_train_docs=2)
+    cfg = DecontamConfig(max_train_docs=2)
     stage, found = _run(held, twice + leaked, cfg, tmp_path / "w", partitions=16, batch=2)
     assert len({int(g) >> 60 for g in ngram_hashes(OTHER, 13)}) > 1  # the phrase's n-grams span partitions
     assert found == {"t0": f"{n_grams} shared 13-grams with v1", "t1": f"{n_grams} shared 13-grams with v1"}
@@ -172,14 +173,14 @@ def test_work_folder_is_removed_by_close_and_after_the_step(tmp_path):
     from flows.layout import RunPaths
     from tuneprep.runner import ParquetSink
 
-    stage = Decontaminator(DecontamConfig(near_threshold=None), workdir=tmp_path / "w")
+    stage = Decontaminator(DecontamConfig(), workdir=tmp_path / "w")
     stage.add_heldout(["v1"], [HELD])
     stage.count_train([HELD, OTHER])
     assert any((tmp_path / "w").iterdir())
     assert stage(rows(("t1", HELD, "train"), ("t2", OTHER, "train"))).dropped["id"].to_list() == ["t1"]
     stage.close()
     assert not (tmp_path / "w").exists() and stage.summary()["flagged"] == 1
-    temp = Decontaminator(DecontamConfig(near_threshold=None))
+    temp = Decontaminator(DecontamConfig())
     temp.add_heldout(["v1"], [HELD])
     folder = temp._dir
     assert folder.exists()
@@ -201,7 +202,7 @@ def test_a_stale_work_folder_from_a_killed_run_changes_nothing(tmp_path):
     import numpy as np
 
     held, train = _corpus(seed=3)
-    cfg = DecontamConfig(ngram=5, min_shared=1, max_train_docs=3, near_threshold=None)
+    cfg = DecontamConfig(ngram=5, min_shared=1, max_train_docs=3)
     _, clean = _run(held, train, cfg, tmp_path / "clean")
     stale = tmp_path / "stale"
     stale.mkdir()

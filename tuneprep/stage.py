@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import polars as pl
 
-from tuneprep.records import with_drop_reason
+from tuneprep.records import MESSAGE, document_text, with_drop_reason
 
 
 @dataclass
@@ -96,4 +96,79 @@ class Stage(ABC):
         return {}
 
 
-__all__ = ["Stage", "StageOutput", "StageStats"]
+class Filter(Stage):
+    """A stage that keeps or drops each record whole; subclasses say why a record goes, the base does the rest.
+
+    ``reasons`` returns, per record, a reason (null = keep) and a detail; the base splits the batch
+    and marks the dropped rows, so every filter counts and writes its exclusions the same way.
+    """
+
+    @abstractmethod
+    def reasons(self, batch: pl.DataFrame) -> tuple[pl.Series, pl.Series]: ...
+
+    def process(self, batch: pl.DataFrame) -> StageOutput:
+        reason, detail = self.reasons(batch)
+        bad = reason.is_not_null()
+        if not bad.any():
+            return StageOutput.keep_all(batch, self.name)
+        dropped = self.drop(batch.filter(bad), pl.lit(reason.filter(bad)), pl.lit(detail.filter(bad)))
+        return StageOutput(batch.filter(~bad), dropped)
+
+
+Verdict = tuple[str, str | None]  # (reason, detail) of a record that goes
+
+
+class RecordFilter(Filter):
+    """A filter that judges one text at a time (the document text, or a chat's turns joined)."""
+
+    @abstractmethod
+    def judge(self, text: str) -> Verdict | None: ...
+
+    def texts(self, batch: pl.DataFrame) -> list[str]:
+        return document_text(batch).to_list()
+
+    def reasons(self, batch: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+        verdicts = [self.judge(t) for t in self.texts(batch)]
+        return (
+            pl.Series([v and v[0] for v in verdicts], dtype=pl.Utf8),
+            pl.Series([v and v[1] for v in verdicts], dtype=pl.Utf8),
+        )
+
+
+class TextMap(Stage):
+    """A stage that rewrites ``text`` and every chat turn's ``content`` and never drops (normalisation, redaction).
+
+    ``map_text`` gets each string with the role of its turn (None for plain text); ``begin_record`` and
+    ``end_record`` bracket each record, for per-record counts.
+    """
+
+    @abstractmethod
+    def map_text(self, text: str, role: str | None) -> str: ...
+
+    def begin_record(self) -> None:
+        """Called before a record's strings are mapped."""
+
+    def end_record(self) -> None:
+        """Called after a record's strings are mapped."""
+
+    def _map(self, text: str | None, role: str | None) -> str | None:
+        return None if text is None else self.map_text(text, role)
+
+    def process(self, batch: pl.DataFrame) -> StageOutput:
+        texts: list[str | None] = []
+        messages: list[list[dict] | None] = []
+        for text, conv in zip(batch["text"].to_list(), batch["messages"].to_list(), strict=True):
+            self.begin_record()
+            texts.append(self._map(text, None))
+            messages.append(
+                None if conv is None else [{**m, "content": self._map(m.get("content"), m.get("role"))} for m in conv]
+            )
+            self.end_record()
+        out = batch.with_columns(
+            pl.Series("text", texts, dtype=pl.Utf8),
+            pl.Series("messages", messages, dtype=batch.schema.get("messages", pl.List(MESSAGE))),
+        )
+        return StageOutput.keep_all(out, self.name)
+
+
+__all__ = ["Filter", "RecordFilter", "Stage", "StageOutput", "StageStats", "TextMap", "Verdict"]
