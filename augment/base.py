@@ -123,26 +123,6 @@ class Units:
     def free(self) -> list[int]:
         return [i for i, locked in enumerate(self.locked) if not locked]
 
-    def sentence_ids(self) -> list[int]:
-        return self.sids
-
-    def delete(self, i: int) -> None:
-        left, right = self.gaps[i], self.gaps[i + 1]
-        if not right.strip():
-            joined = left if left else right
-        elif not left.strip():
-            joined = right if i > 0 else ""
-        else:
-            joined = left.rstrip() + right
-        del self.units[i], self.locked[i], self.sids[i]
-        self.gaps[i : i + 2] = [joined]
-
-    def insert_after(self, i: int, word: str) -> None:
-        self.units.insert(i + 1, word)
-        self.locked.insert(i + 1, False)
-        self.sids.insert(i + 1, self.sids[i])
-        self.gaps.insert(i + 1, " ")
-
     def join(self) -> str:
         out = [self.gaps[0]]
         for unit, gap in zip(self.units, self.gaps[1:], strict=True):

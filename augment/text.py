@@ -449,11 +449,6 @@ def tables_upper() -> np.ndarray:
     return out
 
 
-def run_hashes(cps: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """A 64-bit hash per run of code points (``cps[start:start+len]``)."""
-    return _run_hashes(cps, starts, lens, None)
-
-
 def _run_hashes(cps: np.ndarray, starts: np.ndarray, lens: np.ndarray, table: np.ndarray | None) -> np.ndarray:
     """A 64-bit hash per run of ``table[cps]`` (or ``cps``), one vectorised step per character position."""
     h = np.zeros(starts.size, np.uint64)

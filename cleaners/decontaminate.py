@@ -185,8 +185,6 @@ class Decontaminator(Stage):
         self._dir = None
         self._remove_dir = None
 
-    cleanup = close
-
     def _partition(self, grams: np.ndarray) -> np.ndarray:
         return (grams >> self._shift).astype(np.int64) if self.partitions > 1 else np.zeros(grams.size, np.int64)
 

@@ -30,9 +30,9 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlsplit
-from urllib.robotparser import RobotFileParser
 
 import httpx
+from protego import Protego
 
 from ingest.config import ScrapeConfig
 from tuneprep.records import Quarantined, record_id
@@ -40,6 +40,7 @@ from tuneprep.records import Quarantined, record_id
 log = logging.getLogger(__name__)
 
 ROBOTS_MAX_BYTES = 512_000  # RFC 9309 lets a crawler stop parsing past 500 KiB
+_DISALLOW_ALL = "User-agent: *\nDisallow: /\n"
 SITEMAP_MAX_DEPTH = 3  # an index of indexes of sitemaps, no deeper
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
@@ -112,7 +113,7 @@ class Fetcher:
         self.allowed_types = {t.lower() for t in cfg.allowed_content_types}
         self._sleep, self._clock = sleep, clock
         self._last: dict[str, float] = {}
-        self._robots: dict[str, tuple[RobotFileParser, str]] = {}
+        self._robots: dict[str, tuple[Protego, str]] = {}
         self._client = httpx.Client(headers={"User-Agent": cfg.user_agent}, follow_redirects=False)
 
     def __enter__(self) -> Fetcher:
@@ -159,29 +160,34 @@ class Fetcher:
     def _check_robots(self, url: str) -> None:
         parts = urlsplit(url)
         parser, problem = self._robots_for(parts.scheme.lower(), parts.netloc.lower())
-        if not parser.can_fetch(self.cfg.user_agent, url):
+        if not parser.can_fetch(url, self.cfg.user_agent):
             self.stats.robots_blocked += 1
             if problem:
                 raise FetchError("robots_unavailable", f"robots.txt could not be read ({problem}); not fetching")
             raise FetchError("robots_disallowed", f"robots.txt of {parts.netloc} disallows this path")
 
-    def _robots_for(self, scheme: str, netloc: str) -> tuple[RobotFileParser, str]:
-        """Read robots.txt once per host, as urllib.robotparser would: 401/403 forbid all, other 4xx allow all."""
+    def _robots_for(self, scheme: str, netloc: str) -> tuple[Protego, str]:
+        """Read robots.txt once per host and parse it by RFC 9309 (protego: longest match wins, ``*`` and ``$``).
+
+        401/403 forbid everything and other 4xx allow everything, as urllib.robotparser does; a file too
+        large to read is treated as absent (RFC 9309 lets a crawler ignore rules past its cap); any other
+        failure (5xx, timeout) forbids the host, since the rules are unknown.
+        """
         key = f"{scheme}://{netloc}"
         if key not in self._robots:
-            parser, problem = RobotFileParser(f"{key}/robots.txt"), ""
+            problem = ""
             try:
-                page = self.fetch(parser.url, content_types=None, max_bytes=ROBOTS_MAX_BYTES, obey_robots=False)
-                parser.parse(page.body.decode("utf-8", "replace").splitlines())
+                page = self.fetch(
+                    f"{key}/robots.txt", content_types=None, max_bytes=ROBOTS_MAX_BYTES, obey_robots=False
+                )
+                parser = Protego.parse(page.body.decode("utf-8", "replace"))
             except FetchError as e:
-                if e.status in (401, 403):
-                    parser.disallow_all = True
-                elif e.status is not None and 400 <= e.status < 500:
-                    parser.allow_all = True
-                elif e.reason == "too_large":
-                    parser.allow_all = True  # RFC 9309: rules past the cap may be ignored; none were parsed
-                else:
-                    parser.disallow_all, problem = True, f"{e.reason}: {e.detail}"
+                forbid = e.status in (401, 403) or not (
+                    (e.status is not None and 400 <= e.status < 500) or e.reason == "too_large"
+                )
+                parser = Protego.parse(_DISALLOW_ALL if forbid else "")
+                if forbid and e.status not in (401, 403):
+                    problem = f"{e.reason}: {e.detail}"
             self._robots[key] = (parser, problem)
         return self._robots[key]
 

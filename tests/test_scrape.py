@@ -5,6 +5,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import pytest
 
@@ -236,3 +237,36 @@ def test_url_inputs_go_through_the_loader_with_accounting(server, tmp_path):
     assert stats.scrape is not None and stats.scrape.pages == 1
     with pytest.raises(LoadError, match="raw_dir"):
         list(iter_record_batches([f"{base}/page1"], LoadConfig()))
+
+
+RFC9309_ROBOTS = """User-agent: *
+Disallow: /shop/
+Allow: /shop/public/
+Disallow: /*.pdf$
+Disallow: /tmp*x
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/shop/cart", False),
+        ("/shop/public/page", True),  # the longest match wins, not the first (urllib.robotparser says no)
+        ("/docs/manual.pdf", False),  # "*" and "$" (urllib.robotparser has neither)
+        ("/docs/manual.pdf?x=1", True),  # "$" anchors the end
+        ("/tmp-cache/box", False),
+        ("/blog/post", True),
+    ],
+)
+def test_robots_txt_follows_rfc_9309(path, allowed):
+    class _Stub(Fetcher):
+        def fetch(self, url, **_kw):
+            assert url == "http://shop.example/robots.txt"
+            return SimpleNamespace(body=RFC9309_ROBOTS.encode())
+
+    fetcher = _Stub(_cfg())
+    if allowed:
+        fetcher._check_robots(f"http://shop.example{path}")
+    else:
+        with pytest.raises(FetchError, match="disallows"):
+            fetcher._check_robots(f"http://shop.example{path}")
