@@ -5,8 +5,9 @@ Names load lazily, so ``python -m augment.resources`` runs without importing the
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tuneprep.lazy import lazy_exports
 
 _EXPORTS = {
     "ApertiumBackend": "backtranslate",
@@ -94,7 +95,4 @@ if TYPE_CHECKING:
     from augment.text import TextBatch
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(f"augment.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'augment' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

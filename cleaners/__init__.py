@@ -6,8 +6,9 @@ Names load on first use, so reading the settings (``cleaners.config``) does not 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tuneprep.lazy import lazy_exports
 
 _EXPORTS = {
     "CleanConfig": "config",
@@ -116,7 +117,4 @@ if TYPE_CHECKING:
     from cleaners.stages import clean_stages
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(f"cleaners.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'cleaners' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -5,10 +5,10 @@ Names load lazily so that reading the config (``finetune.config``) does not impo
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from finetune.config import FinetuneConfig
+from tuneprep.lazy import lazy_exports
 
 _EXPORTS = {"build_model": "model", "evaluate": "trainer", "train": "trainer"}
 __all__ = ["FinetuneConfig", "build_model", "evaluate", "train"]
@@ -18,7 +18,4 @@ if TYPE_CHECKING:
     from finetune.trainer import evaluate, train
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(f"finetune.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'finetune' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
