@@ -3,7 +3,7 @@
 tuneprep run [--config FILE] [--out DIR]
 tuneprep prepare INPUT... --out DIR [--config FILE]
 tuneprep finetune DATA_DIR --out DIR [--config FILE]
-tuneprep report RUN_DIR
+tuneprep report RUN_DIR [--open]
 tuneprep setup
 """
 
@@ -33,7 +33,7 @@ def _summary(out: Path) -> None:
         print(
             f"validation perplexity {before.get('perplexity', float('nan')):.1f} -> {after.get('perplexity', float('nan')):.1f}"
         )
-    print(f"report: {out / 'report.md'}")
+    print(f"report: {out / 'report.md'}  (with plots: {out / 'report.html'})")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -65,12 +65,21 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    import webbrowser
+
     from flows.layout import RunPaths
     from flows.report import write_report
+    from flows.report_html import write_html_report
 
     paths = RunPaths(args.run_dir)
+    if not paths.manifest.exists():
+        raise FileNotFoundError(f"{paths.manifest}: not a finished tuneprep run folder (no manifest.json)")
     write_report(paths, paths.model / "metrics.json")
+    page = write_html_report(paths, paths.model / "metrics.json")
     print(paths.report)
+    print(page)
+    if args.open and not webbrowser.open(page.resolve().as_uri()):
+        print(f"tuneprep: no browser to open here; open {page.resolve().as_uri()}", file=sys.stderr)
     return 0
 
 
@@ -113,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--config", type=Path)
     f.set_defaults(func=cmd_finetune)
 
-    rep = sub.add_parser("report", help="rebuild report.md for a finished run")
+    rep = sub.add_parser("report", help="rebuild report.md and report.html for a finished run")
     rep.add_argument("run_dir")
+    rep.add_argument("--open", action="store_true", help="open report.html in the default web browser")
     rep.set_defaults(func=cmd_report)
 
     s = sub.add_parser("setup", help="make the offline resources available (WordNet for nltk, apertium check)")

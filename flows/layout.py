@@ -17,6 +17,7 @@ class RunPaths:
         self.model = self.out / "model"
         self.manifest = self.out / "manifest.json"
         self.report = self.out / "report.md"
+        self.report_html = self.out / "report.html"
         self.splits = self.out / "splits.parquet"
         self.heldout_index = self.index / "heldout.idx"
 

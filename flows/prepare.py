@@ -7,11 +7,12 @@ summaries only. The work is in ``flows.steps`` (plain functions, callable from a
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows import steps
@@ -19,6 +20,7 @@ from flows.config import PipelineConfig
 from flows.layout import RunPaths
 from flows.manifest import finish
 from flows.report import write_report
+from flows.report_html import write_html_report
 
 RETRIES = {"load": 2, "shards": 1}  # steps that touch the outside world or the disk at scale
 
@@ -35,10 +37,27 @@ def step(name: str):
 
 @task(name="report", cache_policy=NO_CACHE)
 def report(out: str, metrics_path: str | None = None) -> str:
-    """Write report.md and publish the same text as a Prefect markdown artifact."""
+    """Write report.md and report.html; publish the text, the stage counts and the output folder as artifacts."""
     paths = RunPaths(out)
-    text = write_report(paths, Path(metrics_path) if metrics_path else None)
-    create_markdown_artifact(markdown=text, key="tuneprep-report", description=f"tuneprep run report for {out}")
+    metrics = Path(metrics_path) if metrics_path else None
+    text = write_report(paths, metrics)
+    page = write_html_report(paths, metrics)
+    folder = paths.out.resolve()
+    create_markdown_artifact(
+        markdown=f"{text}\n**With plots:** [report.html]({page.resolve().as_uri()}) (or `tuneprep report {out} --open`)\n",
+        key="tuneprep-report",
+        description=f"tuneprep run report for {out}",
+    )
+    stages = json.loads(paths.manifest.read_text())["stages"]
+    columns = ("name", "read", "kept", "added", "dropped", "quarantined", "seconds")
+    create_table_artifact(
+        table=[{c: s[c] for c in columns} for s in stages],
+        key="tuneprep-stage-counts",
+        description="records each stage read, kept, added, dropped and quarantined",
+    )
+    create_link_artifact(
+        link=folder.as_uri(), link_text=str(folder), key="tuneprep-output", description="the run's output folder"
+    )
     return str(paths.report)
 
 

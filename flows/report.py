@@ -56,7 +56,13 @@ def histogram(values: Sequence[int], bins: int = 10, width: int = 30) -> str:
 
 
 def word_diff(before: str, after: str, context: int = 6) -> tuple[str, str]:
-    """Both texts with changed words marked (<del> removed, <ins> inserted) and long unchanged runs cut to "…"."""
+    """``marked_words`` for a Markdown table cell (pipes escaped)."""
+    left, right = marked_words(before, after, context)
+    return left.replace("|", "\\|"), right.replace("|", "\\|")
+
+
+def marked_words(before: str, after: str, context: int = 6) -> tuple[str, str]:
+    """Both texts as HTML with changed words marked (<del> removed, <ins> inserted), long unchanged runs cut to "…"."""
     a, b = before.split(), after.split()
     left, right = [], []
 
@@ -79,7 +85,7 @@ def word_diff(before: str, after: str, context: int = 6) -> tuple[str, str]:
             left.append(f"<del>{x}</del>")
         if y:
             right.append(f"<ins>{y}</ins>")
-    return " ".join(left).replace("|", "\\|"), " ".join(right).replace("|", "\\|")
+    return " ".join(left), " ".join(right)
 
 
 def _fmt(x, digits: int = 3) -> str:
@@ -292,6 +298,7 @@ def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[i
     out += [
         "## Files",
         "",
+        "- `report.html` — this report with plots (`tuneprep report RUN_DIR --open` opens it in a browser)",
         "- `shards/{train,validation,test}/` — `datasets.load_from_disk(...)`, or `polars.read_ipc_stream(...)` on a shard",
         "- `manifest.json` — inputs with sha256, config, versions, accounting, shard sha256s",
         "- `dropped/<stage>.parquet`, `quarantine/load.jsonl` — every record not kept, with stage and reason",
