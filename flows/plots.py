@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, PercentFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, PercentFormatter
 
 KEPT, ADDED, DROPPED, QUARANTINED = "#4c9f70", "#1f78b4", "#d1495b", "#edae49"
 SPLIT_COLORS = {"train": "#1f78b4", "validation": "#e6862c", "test": "#6a3d9a"}
@@ -269,22 +269,23 @@ def before_after(rows: Sequence[tuple[str, str, float | None, float | None]]) ->
             x = np.arange(len(mine))
             base = [np.nan if b is None else b for _, _, b, _ in mine]
             final = [np.nan if f is None else f for _, _, _, f in mine]
-            ax.bar(x - 0.2, base, width=0.4, color=BEFORE, label="base")
-            bars = ax.bar(x + 0.2, final, width=0.4, color=AFTER, label="final")
-            for rect, v in zip(bars, final, strict=True):
-                if not np.isnan(v):
-                    ax.annotate(
-                        f"{v:,.3g}", (rect.get_x() + rect.get_width() / 2, v), ha="center", va="bottom", fontsize=7
-                    )
+            for offset, values, color, label in ((-0.2, base, BEFORE, "base"), (0.2, final, AFTER, "fine-tuned")):
+                bars = ax.bar(x + offset, values, width=0.4, color=color, label=label)
+                for rect, v in zip(bars, values, strict=True):
+                    if not np.isnan(v):
+                        where = (rect.get_x() + rect.get_width() / 2, v)
+                        ax.annotate(f"{v:,.3g}", where, ha="center", va="bottom", fontsize=7)
             ax.set_xticks(x, [s for _, s, _, _ in mine])
             ax.set_title(metric, fontsize=10)
+            ax.margins(y=0.15)
             if metric == "perplexity":  # base and final differ by orders of magnitude
                 ax.set_yscale("log")
+                ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
                 ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
                 ax.yaxis.set_minor_formatter(NullFormatter())
             ax.grid(axis="x", visible=False)
         for ax in axes[len(metrics) :]:
             ax.set_visible(False)
-        axes[0].legend(loc="best", fontsize=8)
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper right", ncols=2, fontsize=8)
         fig.suptitle("Base model vs fine-tuned model", fontweight="bold")
         return _svg(fig)

@@ -46,7 +46,8 @@ def esc(value: Any) -> str:
     return value if isinstance(value, Raw) else html.escape("" if value is None else str(value))
 
 
-def fmt(x: Any, digits: int = 3) -> str:
+def fmt(x: Any, digits: int = 4) -> str:
+    """Numbers for people: thousands separated, floats to ``digits`` significant digits (one decimal from 100)."""
     if x is None:
         return "–"
     if isinstance(x, bool):
@@ -54,23 +55,34 @@ def fmt(x: Any, digits: int = 3) -> str:
     if isinstance(x, float):
         if x == 0 or not math.isfinite(x):
             return str(x)
-        if abs(x) >= 100:
-            return f"{x:,.1f}"
-        return f"{x:,.{digits}f}" if abs(x) >= 1 else f"{x:.{digits}g}"
+        return f"{x:,.1f}" if abs(x) >= 100 else f"{x:,.{digits}g}"
     if isinstance(x, int):
         return f"{x:,}"
     return str(x)
 
 
-def num(x: Any, digits: int = 3) -> Raw:
+def num(x: Any, digits: int = 4) -> Raw:
     """A table cell for a number: formatted text, the raw value for sorting."""
     value = "" if x is None or isinstance(x, bool) else x
     return Raw(f'<td class="num" data-value="{esc(value)}">{esc(fmt(x, digits))}</td>')
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], sortable: bool = False, cls: str = "") -> str:
-    """An HTML table; a cell is escaped text, or a ``Raw`` fragment (a whole ``<td>`` when it starts with one)."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any] | dict],
+    sortable: bool = False,
+    cls: str = "",
+    widths: Mapping[int, str] | None = None,
+) -> str:
+    """An HTML table; a cell is escaped text, or a ``Raw`` fragment (a whole ``<td>`` when it starts with one).
+
+    A row may be ``{"class": ..., "cells": [...]}``; ``widths`` fixes some columns' widths (by index).
+    """
+    widths = widths or {}
+    head = "".join(
+        f'<th style="width: {widths[i]}">{esc(h)}</th>' if i in widths else f"<th>{esc(h)}</th>"
+        for i, h in enumerate(headers)
+    )
     body = []
     for row in rows:
         row_cls = ""
@@ -80,7 +92,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], sortable: bool 
         body.append(f'<tr class="{row_cls}">{cells}</tr>' if row_cls else f"<tr>{cells}</tr>")
     classes = " ".join(c for c in (cls, "sortable" if sortable else "") if c)
     title = ' title="click a column to sort"' if sortable else ""
-    return f'<table class="{classes}"{title}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    thead = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""
+    return f'<table class="{classes}"{title}>{thead}<tbody>{"".join(body)}</tbody></table>'
 
 
 def figure(svg: str, alt: str, caption: str = "") -> str:
@@ -133,8 +146,7 @@ def header(manifest: Mapping, paths: RunPaths, metrics: Mapping) -> str:
     return (
         f"<header><h1>tuneprep run report{esc(': ' + name if name else '')}</h1>"
         f'<p class="meta">run folder <code>{esc(paths.out.resolve())}</code> · git <code>{esc(commit)}</code> · '
-        f'<a href="report.md"><code>report.md</code></a> (the same numbers as text) · '
-        f'<a href="manifest.json"><code>manifest.json</code></a></p>'
+        f"{file_link(paths, 'report.md')} (the same numbers as text) · {file_link(paths, 'manifest.json')}</p>"
         f'<div class="cards">{card_html}</div></header>'
     )
 
@@ -392,7 +404,7 @@ def augmentation_section(manifest: Mapping, paths: RunPaths) -> str:
             rows.append([ex.get("kind"), Raw(f'<td class="text">{left}</td>'), Raw(f'<td class="text">{right}</td>')])
         parts.append("<h3>Before and after</h3>")
         parts.append(para("Removed words are <del>struck out</del>, inserted words <ins>highlighted</ins>."))
-        parts.append(table(["augmenter", "before", "after"], rows, cls="examples"))
+        parts.append(table(["augmenter", "before", "after"], rows, cls="examples", widths={0: "9em"}))
     return section("augmentation", "Augmentation (train split only)", *parts)
 
 
@@ -477,7 +489,7 @@ def _metrics_comparison(metrics: Mapping) -> str:
             change = None if b is None or f is None else f - b
             better = None if change is None else (change < 0) == any(w in name for w in LOWER_IS_BETTER)
             cls = "" if better is None or change == 0 else ("good" if better else "bad")
-            rows.append([name, split, num(b, 4), num(f, 4), Raw(f'<td class="num {cls}">{fmt(change, 4)}</td>')])
+            rows.append([name, split, num(b), num(f), Raw(f'<td class="num {cls}">{fmt(change)}</td>')])
             plotted.append((name, split, b, f))
     if not rows:
         return ""
@@ -513,22 +525,29 @@ def _samples_table(samples: list[dict]) -> str:
     return (
         "<h3>Generated samples</h3>"
         + para(f"Generations beside their references{more}.")
-        + table([*headers, "fine-tuned model"], rows, cls="examples")
+        + table([*headers, "fine-tuned model"], rows, cls="examples", widths={0: "7em"} if with_split else None)
     )
 
 
 def _trials_table(trials: list[dict]) -> str:
     settings = list(dict.fromkeys(k for t in trials for k in t["settings"]))
     results = list(dict.fromkeys(k for t in trials for k in t["metrics"]))
+    loss = next((k for k in results if "loss" in k), None)
+    scored = [i for i, t in enumerate(trials) if t["metrics"].get(loss) is not None] if loss else []
+    best = min(scored, key=lambda i: trials[i]["metrics"][loss]) if scored else None
     rows = [
-        [num(i + 1)]
-        + [num(v) if isinstance(v, int | float) else v for v in (t["settings"].get(k) for k in settings)]
-        + [num(t["metrics"].get(k), 4) for k in results]
+        {
+            "class": "best" if i == best else "",
+            "cells": [num(i + 1)]
+            + [num(v) if isinstance(v, int | float) else v for v in (t["settings"].get(k) for k in settings)]
+            + [num(t["metrics"].get(k)) for k in results],
+        }
         for i, t in enumerate(trials)
     ]
+    note = f" Best by {esc(loss)}: trial {best + 1} (highlighted)." if best is not None else ""
     return (
         "<h3>Grid-search trials</h3>"
-        + para(f"{len(trials)} trials; click a column header to sort.")
+        + para(f"{len(trials)} trials; click a column header to sort.{note}")
         + table(["trial", *settings, *results], rows, sortable=True, cls="trials")
     )
 
@@ -611,7 +630,8 @@ th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: le
 th { background: #f6f8fa; position: relative; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th[data-dir="asc"]::after { content: " ▲"; } table.sortable th[data-dir="desc"]::after { content: " ▼"; }
-td.text { max-width: 520px; } table.examples td.text { width: 45%; }
+td.text { max-width: 520px; } table.examples { width: 100%; table-layout: fixed; }
+table.examples td.text { max-width: none; overflow-wrap: anywhere; } tr.best td { background: #e8f4fd; font-weight: 600; }
 tr.flag td { background: #fff6e0; } .good { color: #2e7d32; } .bad { color: #c62828; }
 del { background: #fde2e1; color: #a40e26; } ins { background: #d7f5dd; color: #14532d; text-decoration: none; }
 .dim { color: var(--dim); } .missing { color: var(--dim); text-decoration: line-through; }

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# System packages for the offline resources: apertium (back-translation) and WordNet (synonym swap).
-# Installs them with apt-get where we are root; otherwise says what to install. Never fails the setup:
-# without them the augmenters that need them are skipped with a reason in the report.
+# System packages: the offline resources apertium (back-translation) and WordNet (synonym swap), and
+# chromium, the headless browser the tests render report.html in. Installs them with apt-get where we are
+# root; otherwise says what to install. Never fails the setup: without them the augmenters that need them
+# are skipped with a reason in the report, and the browser test is skipped saying chromium is missing.
 set -u
-pkgs=(apertium apertium-eng-spa wordnet-base)
+pkgs=(apertium apertium-eng-spa wordnet-base chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -38,7 +38,9 @@ def chromium_path() -> str | None:
 
 def require_browser() -> str:
     """The Chromium executable, or skip the test saying what is missing."""
-    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (pip install -e '.[dev]')")
+    pytest.importorskip(
+        "playwright.sync_api", reason="the playwright package is not installed (pip install -e '.[dev]')"
+    )
     path = chromium_path()
     if path is None:
         pytest.skip("chromium is not installed: apt-get install chromium (scripts/setup_system.sh does it as root)")
