@@ -21,6 +21,8 @@ KEPT, ADDED, DROPPED, QUARANTINED = "#4c9f70", "#1f78b4", "#d1495b", "#edae49"
 SPLIT_COLORS = {"train": "#1f78b4", "validation": "#e6862c", "test": "#6a3d9a"}
 BEFORE, AFTER = "#9e9e9e", "#1f78b4"
 WIDTH = 9.0  # inches; the page shows figures at most this wide
+MAX_LABELS = 20  # label balance: distinct colours (tab20)
+MAX_POINTS = 2000  # per curve: more points than pixels only makes the SVG heavy
 STYLE = {
     "svg.hashsalt": "tuneprep",
     "font.size": 9,
@@ -144,6 +146,11 @@ def label_balance(per_label: Mapping[str, Mapping[str, int]], flagged: set[str] 
     with matplotlib.rc_context(STYLE):
         splits = [s for s, counts in per_label.items() if sum(counts.values())]
         labels = sorted({lab for s in splits for lab in per_label[s]}, key=lambda lab: (-_total(per_label, lab), lab))
+        if len(labels) > MAX_LABELS:  # past a score of colours nobody can tell them apart: lump the smallest
+            rest = labels[MAX_LABELS - 1 :]
+            other = f"{len(rest)} other labels"
+            per_label = {s: {**c, other: sum(c.get(lab, 0) for lab in rest)} for s, c in per_label.items()}
+            labels = [*labels[: MAX_LABELS - 1], other]
         cmap = matplotlib.colormaps["tab20"]
         fig, (ax,) = _figure(1.6 + 0.45 * len(splits))
         left = [0.0] * len(splits)
@@ -233,6 +240,9 @@ def curves(
     with matplotlib.rc_context(STYLE):
         fig, (ax,) = _figure(3.2)
         for i, (name, points) in enumerate(series.items()):
+            if len(points) > MAX_POINTS:
+                stride = -(-len(points) // MAX_POINTS)
+                points = [*points[::stride], points[-1]] if (len(points) - 1) % stride else points[::stride]
             steps, values = zip(*points, strict=True) if points else ((), ())
             split = name.split("/")[0]
             sparse = markers or len(points) <= 30

@@ -36,6 +36,8 @@ LOWER_IS_BETTER = ("loss", "perplexity")
 MAX_EXAMPLES = 12
 MAX_SAMPLES = 20
 TOP_NGRAMS = 15
+MAX_TABLE_ROWS = 100  # longer lists stay in manifest.json
+MAX_INPUT_ROWS = 500
 
 
 class Raw(str):
@@ -297,8 +299,12 @@ def splits_section(manifest: Mapping) -> str:
             }
             for lab in labels
         ]
-        parts.append(para("Documents per label and split (a document counts once, with its augmented variants):"))
-        parts.append(table(["label", *per_label, "flag"], label_rows, sortable=True))
+        parts.append(
+            f"<details{' open' if len(labels) <= 30 else ''}><summary>Documents per label and split "
+            "(a document counts once, with its augmented variants)</summary>"
+            + table(["label", *per_label, "flag"], label_rows, sortable=True)
+            + "</details>"
+        )
     if small:
         parts.append(para(f"Strata too small to reach every split: {esc(', '.join(sorted(small)))}."))
     if thin:
@@ -427,7 +433,8 @@ def decontamination_section(manifest: Mapping, paths: RunPaths) -> str:
     top = shared_ngrams(extra)
     if top:
         parts.append(figure(plots.ngrams(top[:TOP_NGRAMS]), "top shared n-grams behind decontamination drops"))
-        parts.append(table(["n-gram", "count"], ([Raw(f'<td class="text">{esc(g)}</td>'), num(n)] for g, n in top)))
+        rows = ([Raw(f'<td class="text">{esc(g)}</td>'), num(n)] for g, n in top[:MAX_TABLE_ROWS])
+        parts.append(table(["n-gram", "count"], rows, sortable=True))
     elif stage.get("dropped") or extra.get("flagged"):
         parts.append(para('<span class="dim">This run\'s manifest records no per-n-gram figures for the drops.</span>'))
     examples = extra.get("examples") or []
@@ -571,8 +578,10 @@ def identity_section(manifest: Mapping, paths: RunPaths) -> str:
                 num(i.get("bytes")),
                 Raw(f"<td><code>{esc(i.get('sha256', ''))}</code></td>"),
             ]
-            for i in inputs
+            for i in inputs[:MAX_INPUT_ROWS]
         ]
+        if len(inputs) > MAX_INPUT_ROWS:
+            rows.append([f"… and {len(inputs) - MAX_INPUT_ROWS:,} more, all in manifest.json", "", "", ""])
         parts.append(
             f"<details{' open' if len(inputs) <= 10 else ''}><summary>Inputs ({len(inputs)}) and their sha256</summary>"
             + table(["input", "kind", "bytes", "sha256"], rows, sortable=True, cls="hashes")

@@ -320,3 +320,14 @@ def test_flow_publishes_report_artifacts(run_dir):
     assert all(a.type == "table" and "decontaminate" in str(a.data) for a in by_key["tuneprep-stage-counts"])
     links = by_key["tuneprep-output"]
     assert all(a.type == "link" for a in links) and any(run_dir.resolve().as_uri() in a.data for a in links)
+
+
+def test_plots_stay_readable_for_many_labels_and_long_runs():
+    from flows import plots
+
+    per_label = {"train": {f"label{i:02d}": 100 - i for i in range(45)}, "validation": {"label00": 3}}
+    assert "26 other labels" in plots.label_balance(per_label)  # 19 largest labels + one lumped entry
+    steps = 20_000
+    long_run = plots.curves({"train/loss": [(i, 1 / (i + 1)) for i in range(steps)]}, "loss", "loss")
+    short_run = plots.curves({"train/loss": [(i, 1 / (i + 1)) for i in range(plots.MAX_POINTS)]}, "loss", "loss")
+    assert len(long_run) < 1.2 * len(short_run)
