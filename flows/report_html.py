@@ -130,7 +130,7 @@ def header(manifest: Mapping, paths: RunPaths, metrics: Mapping) -> str:
     ok = (manifest.get("accounting") or {}).get("ok")
     cards = [
         (f"{stages[0]['read']:,}" if stages else "–", f"input records from {len(manifest.get('inputs', []))} inputs"),
-        (f"{rows:,}", " / ".join(f"{k} {v.get('rows', 0):,}" for k, v in splits.items()) or "examples"),
+        (f"{rows:,}", "examples: " + " / ".join(f"{k} {v.get('rows', 0):,}" for k, v in splits.items())),
         ("OK" if ok else "BROKEN", "accounting: read = kept + dropped + quarantined at every stage"),
     ]
     base, final = metrics["base"].get("validation", {}), metrics["final"].get("validation", {})
@@ -160,9 +160,8 @@ def funnel_section(manifest: Mapping, paths: RunPaths) -> str:
     acc = {a["stage"]: a for a in (manifest.get("accounting") or {}).get("stages", [])}
     rows = []
     for s in stages:
-        balanced = acc.get(s["name"], {}).get("balanced", True) and acc.get(s["name"], {}).get(
-            "reads_previous_kept", True
-        )
+        check = acc.get(s["name"], {})
+        balanced = check.get("balanced", True) and check.get("reads_previous_kept", True)
         files = [file_link(paths, f"dropped/{s['name']}.parquet")] if s["dropped"] or s["name"] == "augment" else []
         if s["quarantined"]:
             files.append(_quarantine_link(paths, s["name"]))
@@ -464,12 +463,13 @@ def training_section(metrics: Mapping, curves: Mapping, samples: list[dict], tri
         )
     losses = {k: v for k, v in curves.items() if k.endswith("/loss") and v}
     base_val = metrics["base"].get("validation", {}).get("loss")
+    caption = ""
     if base_val is not None and "validation/loss" in losses and losses["validation/loss"][0][0] > 0:
         losses["validation/loss"] = [(0, base_val), *losses["validation/loss"]]
+        caption = "Validation loss at step 0 is the base model's, before training."
     if losses:
-        parts.append(
-            figure(plots.curves(losses, "Loss over training", "loss (nats per token)"), "loss curves over steps")
-        )
+        plot = plots.curves(losses, "Loss over training", "loss (nats per token)")
+        parts.append(figure(plot, "loss curves over steps", caption))
     rates = {k: v for k, v in curves.items() if k.endswith("/lr") and v}
     if rates:
         parts.append(figure(plots.curves(rates, "Learning rate schedule", "learning rate"), "learning rate over steps"))
@@ -633,7 +633,7 @@ nav a { margin-right: 14px; color: var(--accent); text-decoration: none; }
 .card { border: 1px solid var(--line); border-radius: 8px; padding: 10px 14px; min-width: 200px; flex: 1; }
 .card .big { font-size: 22px; font-weight: 600; } .card .small { color: var(--dim); font-size: 12px; }
 .card.bad { border-color: #d1495b; background: #fdecee; }
-figure { margin: 12px 0; } img.plot { max-width: 100%; height: auto; display: block; }
+figure { margin: 12px 0; } figcaption { color: var(--dim); font-size: 12px; } img.plot { max-width: 100%; height: auto; display: block; }
 table { border-collapse: collapse; margin: 8px 0 12px; font-size: 13px; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; position: relative; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
