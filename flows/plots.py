@@ -90,7 +90,7 @@ def funnel(stages: Sequence[Mapping]) -> str:
         ax.invert_yaxis()
         ax.set_xlabel("records")
         ax.set_xlim(0, max(1, max(s["read"] + s["added"] for s in stages)) * 1.45)
-        ax.set_title("Record funnel: what each stage read, kept, added, dropped and quarantined")
+        fig.suptitle("Record funnel: what each stage read, kept, added, dropped and quarantined", fontweight="bold")
         fig.legend(loc="outside lower center", ncols=4, fontsize=8)
         ax.grid(axis="y", visible=False)
         return _svg(fig)
@@ -109,7 +109,7 @@ def reasons(items: Sequence[tuple[str, int, str]]) -> str:
         ax.set_xlabel("records")
         ax.set_xlim(0, max(n for _, n, _ in items) * 1.12)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title("Why records left the pipeline (stage: reason)")
+        fig.suptitle("Why records left the pipeline (stage: reason)", fontweight="bold")
         handles = [Patch(color=DROPPED), Patch(color=QUARANTINED)]
         ax.legend(handles, ["dropped", "quarantined"], loc="lower right", fontsize=8)
         ax.grid(axis="y", visible=False)
@@ -173,7 +173,7 @@ def label_balance(per_label: Mapping[str, Mapping[str, int]], flagged: set[str] 
         ax.set_xlim(0, 1)
         ax.xaxis.set_major_formatter(PercentFormatter(1.0))
         ax.set_xlabel("share of the split's documents")
-        ax.set_title("Label balance per split (hatched: strata too small to trust)")
+        fig.suptitle("Label balance per split (hatched: strata too small to trust)", fontweight="bold")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncols=min(5, max(1, len(labels))), fontsize=8)
         ax.grid(axis="y", visible=False)
         return _svg(fig)
@@ -206,7 +206,7 @@ def augmenters(per_kind: Mapping[str, Mapping[str, int]]) -> str:
         ax.invert_yaxis()
         ax.set_xlim(0, max(1, max(left)) * 1.3)
         ax.set_xlabel("source records")
-        ax.set_title("Augmentation: variants made and rejected, per augmenter")
+        fig.suptitle("Augmentation: variants made and rejected, per augmenter", fontweight="bold")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=min(4, len(series)), fontsize=8)
         ax.grid(axis="y", visible=False)
         return _svg(fig)
@@ -224,7 +224,7 @@ def ngrams(top: Sequence[tuple[str, int]], unit: str = "train records dropped") 
         ax.set_xlim(0, max(1, max(n for _, n in top)) * 1.12)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(unit)
-        ax.set_title("Decontamination: n-grams shared with validation/test behind the drops")
+        fig.suptitle("Decontamination: n-grams shared with validation/test behind the drops", fontweight="bold")
         ax.grid(axis="y", visible=False)
         return _svg(fig)
 
@@ -236,7 +236,11 @@ def curves(
     log: bool = False,
     markers: bool = False,
 ) -> str:
-    """Lines over training steps, one per series; sparse series (evaluations) get markers."""
+    """Lines over training steps, one per ``split/metric`` series; sparse series (evaluations) get markers.
+
+    A ``split/metric@base`` or ``@final`` series (the base model before training, the exported model after)
+    is drawn as lone markers: a square for the base model, a star for the exported one.
+    """
     with matplotlib.rc_context(STYLE):
         fig, (ax,) = _figure(3.2)
         for i, (name, points) in enumerate(series.items()):
@@ -244,16 +248,18 @@ def curves(
                 stride = -(-len(points) // MAX_POINTS)
                 points = [*points[::stride], points[-1]] if (len(points) - 1) % stride else points[::stride]
             steps, values = zip(*points, strict=True) if points else ((), ())
-            split = name.split("/")[0]
+            tag, _, phase = name.partition("@")
+            color = SPLIT_COLORS.get(tag.split("/")[0], matplotlib.colormaps["tab10"](i % 10))
+            label = tag.replace("/", " ")
+            if phase:
+                model = "base model" if phase == "base" else "exported model"
+                marker, size = ("s", 6) if phase == "base" else ("*", 11)
+                ax.plot(steps, values, linestyle="none", marker=marker, markersize=size, color=color)
+                ax.plot([], [], linestyle="none", marker=marker, color=color, label=f"{label}, {model}")
+                continue
             sparse = markers or len(points) <= 30
             ax.plot(
-                steps,
-                values,
-                label=name,
-                color=SPLIT_COLORS.get(split, matplotlib.colormaps["tab10"](i % 10)),
-                marker="o" if sparse else None,
-                markersize=4,
-                linewidth=1.4,
+                steps, values, label=label, color=color, marker="o" if sparse else None, markersize=4, linewidth=1.4
             )
         if log:
             ax.set_yscale("log")

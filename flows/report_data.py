@@ -25,6 +25,7 @@ Series = dict[str, list[tuple[float, float]]]
 
 SPLIT_ALIASES = {"eval": "validation", "val": "validation", "valid": "validation", "dev": "validation"}
 METRIC_ALIASES = {"learning_rate": "lr"}
+PHASES = ("base", "final", "eval")  # fine-tuning logs "<phase>/<split>/<metric>"
 JSON_LOGS = ("log.jsonl", "train_log.jsonl", "history.jsonl", "metrics.jsonl", "log.json", "trainer_state.json")
 SAMPLE_FILES = ("samples.jsonl", "samples.json", "generations.jsonl", "generations.json")
 PROMPT_KEYS = ("prompt", "input", "context", "messages", "question", "source")
@@ -105,15 +106,21 @@ def _is_number(v: Any) -> bool:
 
 
 def _tag(name: str) -> str:
-    """``eval/loss`` -> ``validation/loss``, ``train/learning_rate`` -> ``train/lr``, ``eval_loss`` -> ``validation/loss``."""
-    if "/" in name:
-        split, metric = name.split("/", 1)
+    """A logged name as ``split/metric``, with ``@base``/``@final`` for evaluations of the base or exported model.
+
+    ``eval/loss`` and ``eval_loss`` -> ``validation/loss``; ``train/learning_rate`` -> ``train/lr``;
+    ``eval/validation/loss`` -> ``validation/loss``; ``base/test/perplexity`` -> ``test/perplexity@base``.
+    """
+    parts = name.split("/")
+    phase = parts.pop(0) if len(parts) >= 3 and parts[0] in PHASES else None
+    if len(parts) >= 2:
+        split, metric = parts[0], "/".join(parts[1:])
     elif name.startswith(("eval_", "val_", "validation_", "test_", "train_")):
         split, metric = name.split("_", 1)
     else:
         split, metric = "train", name
-    split = SPLIT_ALIASES.get(split, split)
-    return f"{split}/{METRIC_ALIASES.get(metric, metric)}"
+    tag = f"{SPLIT_ALIASES.get(split, split)}/{METRIC_ALIASES.get(metric, metric)}"
+    return f"{tag}@{phase}" if phase in ("base", "final") else tag
 
 
 def training_curves(model_dir: Path | None) -> Series:
@@ -250,18 +257,37 @@ def _json_rows(path: Path) -> list:
 
 
 def grid_trials(model_dir: Path | None, metrics: Mapping | None) -> list[dict]:
-    """Grid-search trials as flat rows: ``{"settings": {name: value}, "metrics": {name: value}}``."""
+    """Grid-search trials as flat rows: ``{"trial", "best", "settings": {name: value}, "metrics": {name: value}}``.
+
+    Reads ``trials.json`` as a list of ``{settings, metrics}`` or as ``{"best_trial", "trials": [...]}``. A
+    trial's metrics in the ``{"base", "final"}`` shape are shown as the final model's validation figures
+    (what trials are compared on) and the run's scalar facts; other shapes are flattened as they are.
+    """
     data = read_json(model_dir / "trials.json") if model_dir is not None else None
     if data is None and isinstance(metrics, Mapping):
         data = metrics.get("trials")
+    best_trial = data.get("best_trial") if isinstance(data, Mapping) else None
     if isinstance(data, Mapping):
         data = data.get("trials")
     rows = []
-    for t in data if isinstance(data, list) else []:
-        if isinstance(t, Mapping):
-            settings = _flatten(t.get("settings") or {}) if isinstance(t.get("settings"), Mapping) else {}
-            found = t.get("metrics") if isinstance(t.get("metrics"), Mapping) else {}
-            rows.append({"settings": settings, "metrics": {k: v for k, v in _flatten(found).items() if _is_number(v)}})
+    for i, t in enumerate(data if isinstance(data, list) else []):
+        if not isinstance(t, Mapping):
+            continue
+        settings = _flatten(t["settings"]) if isinstance(t.get("settings"), Mapping) else {}
+        found = t.get("metrics") if isinstance(t.get("metrics"), Mapping) else {}
+        if isinstance(found.get("final"), Mapping):
+            validation = found["final"].get("validation") or {}
+            facts = {k: v for k, v in found.items() if k not in ("base", "final")}
+            found = {**{f"validation {k}": v for k, v in _flatten(validation).items()}, **facts}
+        number = t.get("trial", i + 1)
+        rows.append(
+            {
+                "trial": number,
+                "best": bool(t.get("best")) or (best_trial is not None and number == best_trial),
+                "settings": settings,
+                "metrics": {k.replace("generation.", ""): v for k, v in _flatten(found).items() if _is_number(v)},
+            }
+        )
     return rows
 
 

@@ -35,6 +35,7 @@ THIN_HELDOUT_DOCS = 3  # a label with fewer documents than this in validation or
 LOWER_IS_BETTER = ("loss", "perplexity")
 MAX_EXAMPLES = 12
 MAX_SAMPLES = 20
+PROMPT_TURNS = 3  # a sample's conversation so far: its last turns are what the answer replies to
 TOP_NGRAMS = 15
 MAX_TABLE_ROWS = 100  # longer lists stay in manifest.json
 MAX_INPUT_ROWS = 500
@@ -461,15 +462,16 @@ def training_section(metrics: Mapping, curves: Mapping, samples: list[dict], tri
             + "".join(f"<li><span>{esc(k.replace('_', ' '))}</span> {esc(fmt(v))}</li>" for k, v in facts.items())
             + "</ul>"
         )
-    losses = {k: v for k, v in curves.items() if k.endswith("/loss") and v}
+    losses = {k: v for k, v in curves.items() if k.partition("@")[0].endswith("/loss") and v}
     base_val = metrics["base"].get("validation", {}).get("loss")
-    caption = ""
-    if base_val is not None and "validation/loss" in losses and losses["validation/loss"][0][0] > 0:
-        losses["validation/loss"] = [(0, base_val), *losses["validation/loss"]]
-        caption = "Validation loss at step 0 is the base model's, before training."
+    if base_val is not None and "validation/loss" in losses and "validation/loss@base" not in losses:
+        losses["validation/loss@base"] = [(0, base_val)]  # older logs hold the base model's loss only in metrics.json
     if losses:
+        order = {"train": 0, "validation": 1, "test": 2}
+        losses = dict(sorted(losses.items(), key=lambda kv: (order.get(kv[0].split("/")[0], 3), kv[0])))
         plot = plots.curves(losses, "Loss over training", "loss (nats per token)")
-        parts.append(figure(plot, "loss curves over steps", caption))
+        caption = "Squares: the base model before training; stars: the exported (best) model after training."
+        parts.append(figure(plot, "loss curves over steps", caption if any("@" in k for k in losses) else ""))
     rates = {k: v for k, v in curves.items() if k.endswith("/lr") and v}
     if rates:
         parts.append(figure(plots.curves(rates, "Learning rate schedule", "learning rate"), "learning rate over steps"))
@@ -508,10 +510,12 @@ def _metrics_comparison(metrics: Mapping) -> str:
     return "<h3>Base vs final</h3>" + fig + table(["metric", "split", "base", "final", "change"], rows)
 
 
-def _text(value: Any) -> Raw:
-    """A prompt, reference or generation: a string, or a list of chat turns shown one per line."""
+def _text(value: Any, last_turns: int | None = None) -> Raw:
+    """A prompt, reference or generation: a string, or a list of chat turns shown one per line (the last few)."""
     if isinstance(value, list):
-        turns = [
+        cut = last_turns is not None and len(value) > last_turns
+        value = value[-last_turns:] if cut else value
+        turns = ["…"] * cut + [
             f"<b>{esc(t.get('role', ''))}</b>: {esc(t.get('content', ''))}" if isinstance(t, Mapping) else esc(t)
             for t in value
         ]
@@ -525,7 +529,7 @@ def _samples_table(samples: list[dict]) -> str:
     headers = [*(["split"] if with_split else []), "prompt", "reference", *(["base model"] if with_base else [])]
     rows = []
     for s in samples[:MAX_SAMPLES]:
-        row = [*([s["split"]] if with_split else []), _text(s["prompt"]), _text(s["reference"])]
+        row = [*([s["split"]] if with_split else []), _text(s["prompt"], PROMPT_TURNS), _text(s["reference"])]
         row += [_text(s["base"])] if with_base else []
         rows.append([*row, _text(s["generated"])])
     more = f" (the first {MAX_SAMPLES} of {len(samples):,})" if len(samples) > MAX_SAMPLES else ""
@@ -539,19 +543,22 @@ def _samples_table(samples: list[dict]) -> str:
 def _trials_table(trials: list[dict]) -> str:
     settings = list(dict.fromkeys(k for t in trials for k in t["settings"]))
     results = list(dict.fromkeys(k for t in trials for k in t["metrics"]))
+    best = next((i for i, t in enumerate(trials) if t["best"]), None)
+    note = f" Trial {esc(trials[best]['trial'])} was exported (highlighted)." if best is not None else ""
     loss = next((k for k in results if "loss" in k), None)
     scored = [i for i, t in enumerate(trials) if t["metrics"].get(loss) is not None] if loss else []
-    best = min(scored, key=lambda i: trials[i]["metrics"][loss]) if scored else None
+    if best is None and scored:  # the trials file does not say: the lowest loss is the one to look at
+        best = min(scored, key=lambda i: trials[i]["metrics"][loss])
+        note = f" Best by {esc(loss)}: trial {esc(trials[best]['trial'])} (highlighted)."
     rows = [
         {
             "class": "best" if i == best else "",
-            "cells": [num(i + 1)]
+            "cells": [num(t["trial"])]
             + [num(v) if isinstance(v, int | float) else v for v in (t["settings"].get(k) for k in settings)]
             + [num(t["metrics"].get(k)) for k in results],
         }
         for i, t in enumerate(trials)
     ]
-    note = f" Best by {esc(loss)}: trial {best + 1} (highlighted)." if best is not None else ""
     return (
         "<h3>Grid-search trials</h3>"
         + para(f"{len(trials)} trials; click a column header to sort.{note}")

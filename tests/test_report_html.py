@@ -126,42 +126,69 @@ NEW_METRICS = {
     "train_tokens": 1000,
     "tokens_per_s": 250.0,
 }
-SAMPLES = "\n".join(
-    json.dumps(s)
-    for s in [
-        {
-            "prompt": [{"role": "user", "content": "Where is my order?"}],
-            "reference": "It ships today.",
-            "generated": "It ships tomorrow.",
-        },
-        {"prompt": "Reset my password", "reference": "Use the reset link.", "generated": "Click the reset link."},
-    ]
-)
-TRIALS = json.dumps(
+# The fine-tuning rewrite's files: samples.json, trials.json, TensorBoard tags "<phase>/<split>/<metric>".
+SAMPLES = json.dumps(
     [
-        {"settings": {"lr": 0.001, "batch_size": 8}, "metrics": {"validation": {"loss": 3.5}}},
-        {"settings": {"lr": 0.0003, "batch_size": 16}, "metrics": {"validation": {"loss": 2.9}}},
-        {"settings": {"lr": 0.003, "batch_size": 8}, "metrics": {"validation": {"loss": 4.2}}},
+        {
+            "split": "validation",
+            "id": "r1",
+            "context": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello, how can I help?"},
+                {"role": "user", "content": "Where is my order?"},
+                {"role": "assistant", "content": "Which order?"},
+                {"role": "user", "content": "Order 12."},
+            ],
+            "reference": "It ships today.",
+            "base": "banana banana",
+            "final": "It ships tomorrow.",
+        },
+        {
+            "split": "test",
+            "id": "r2",
+            "context": "Reset my password",
+            "reference": "Use the reset link.",
+            "final": "Click the reset link.",
+        },
     ]
 )
 
 
-def write_tensorboard(model_dir: Path) -> None:
-    """Scalars under the names Hugging Face's Trainer uses (eval/, learning_rate), which the report normalises."""
+def trial(n: int, lr: float, loss: float) -> dict:
+    final = {"validation": {"loss": loss, "perplexity": 2.718**loss, "generation": {"bleu": 10 - loss, "n": 4}}}
+    metrics = {"base": {"validation": {"loss": 6.0}}, "final": final, "best_step": 40, "stopped_early": False}
+    return {
+        "trial": n,
+        "settings": {"lr": lr, "lora": {"r": 8}},
+        "dir": f"trials/{n}",
+        "best": n == 2,
+        "metrics": metrics,
+    }
+
+
+TRIALS = json.dumps({"best_trial": 2, "trials": [trial(1, 0.001, 3.5), trial(2, 0.0003, 2.9), trial(3, 0.003, 4.2)]})
+
+
+def write_tensorboard(model_dir: Path, hf_names: bool = False) -> None:
+    """Scalars as the fine-tuning loop logs them, or under the names Hugging Face's Trainer uses."""
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(log_dir=str(model_dir / "tb"))
     for step in range(1, 51):
         writer.add_scalar("train/loss", 6.0 - step * 0.05, step)
-        writer.add_scalar("train/learning_rate", 1e-3 * min(1.0, step / 10), step)
+        writer.add_scalar("train/learning_rate" if hf_names else "train/lr", 1e-3 * min(1.0, step / 10), step)
     for step in (20, 40, 50):
-        writer.add_scalar("eval/loss", 5.0 - step * 0.03, step)
+        writer.add_scalar("eval/loss" if hf_names else "eval/validation/loss", 5.0 - step * 0.03, step)
+    if not hf_names:
+        writer.add_scalar("base/validation/loss", 6.0, 0)
+        writer.add_scalar("final/validation/loss", 3.0, 50)
+        writer.add_scalar("final/test/perplexity", 22.2, 50)
     writer.close()
 
 
 @pytest.fixture
 def full_run(tmp_path) -> RunPaths:
-    paths = write_run(tmp_path / "run", metrics=NEW_METRICS, samples_jsonl=SAMPLES, trials_json=TRIALS)
+    paths = write_run(tmp_path / "run", metrics=NEW_METRICS, samples_json=SAMPLES, trials_json=TRIALS)
     write_tensorboard(paths.model)
     write_html_report(paths, paths.model / "metrics.json")
     return paths
@@ -192,7 +219,10 @@ def test_full_report_has_every_section_and_is_self_contained(full_run):
     assert '<a href="dropped/exact_dedup.parquet">' in page and '<a href="quarantine/load.jsonl">' in page
     assert "please reset my password because the link" in page  # decontamination n-grams
     assert "<del>big</del>" in page and "<ins>large</ins>" in page
-    assert "It ships tomorrow." in page and "It ships today." in page and "<b>user</b>: Where is my order?" in page
+    assert "It ships tomorrow." in page and "It ships today." in page and "banana banana" in page
+    assert "<b>user</b>: Order 12." in page and "Hello, how can I help?" not in page  # the last turns of the context
+    assert '<tr class="best"><td class="num" data-value="2">' in page  # the exported trial
+    assert "Squares: the base model" in page
     assert 'class="sortable trials"' in page or 'class="trials sortable"' in page
     assert "thin in held-out" in page and "too small to split" in page  # warranty is flagged
     assert "stopped early" in page and "best step" in page
@@ -200,10 +230,21 @@ def test_full_report_has_every_section_and_is_self_contained(full_run):
 
 
 def test_training_curves_from_tensorboard_and_json_logs(tmp_path):
-    write_tensorboard(tmp_path)
+    write_tensorboard(tmp_path / "ours")
+    curves = training_curves(tmp_path / "ours")
+    assert set(curves) == {
+        "train/loss",
+        "train/lr",
+        "validation/loss",
+        "validation/loss@base",
+        "validation/loss@final",
+        "test/perplexity@final",
+    }
+    assert [s for s, _ in curves["validation/loss"]] == [20, 40, 50] and len(curves["train/loss"]) == 50
+    assert curves["validation/loss@base"] == [(0, 6.0)]
+    write_tensorboard(tmp_path, hf_names=True)
     curves = training_curves(tmp_path)
     assert set(curves) == {"train/loss", "train/lr", "validation/loss"}
-    assert [s for s, _ in curves["validation/loss"]] == [20, 40, 50] and len(curves["train/loss"]) == 50
 
     hf = tmp_path / "hf"
     (hf / "checkpoint-20").mkdir(parents=True)
@@ -271,10 +312,12 @@ def test_report_in_chromium_loads_plots_and_sorts_trials(full_run, tmp_path):
     chromium = require_browser()
 
     def sort_by_loss(page):
-        page.click("table.trials th:last-child")
-        first = page.inner_text("table.trials tbody tr:first-child td:last-child")
-        page.click("table.trials th:last-child")
-        return sort_results.extend([first, page.inner_text("table.trials tbody tr:first-child td:last-child")])
+        headers = page.locator("table.trials th")
+        column = headers.all_inner_texts().index("validation loss") + 1
+        first_cell = f"table.trials tbody tr:first-child td:nth-child({column})"
+        for _ in range(2):
+            headers.nth(column - 1).click()
+            sort_results.append(page.inner_text(first_cell))
 
     sort_results: list[str] = []
     shot = tmp_path / "full.png"
