@@ -88,7 +88,13 @@ def write_run(out: Path, stages=FULL_STAGES, metrics: dict | None = None, **mode
     }
     paths.manifest.write_text(json.dumps(manifest))
     pl.DataFrame(
-        {"split": ["train"] * 9 + ["validation", "test"], "n_tokens": [3, 5, 9, 12, 16, 16, 7, 8, 4, 9, 8]}
+        {
+            "split": ["train"] * 9 + ["validation", "test"],
+            "n_tokens": [3, 5, 9, 12, 16, 16, 7, 8, 4, 9, 8],
+            "window": [0] * 11,
+            "label": ["billing"] * 11,
+            "aug_of": pl.Series([None] * 11, dtype=pl.String),
+        }
     ).write_parquet(paths.stage_file("tokenized"))
     pl.DataFrame({"id": ["x"], "stage": ["exact_dedup"], "reason": ["exact_duplicate"]}).write_parquet(
         paths.dropped / "exact_dedup.parquet"
@@ -378,3 +384,19 @@ def test_plots_stay_readable_for_many_labels_and_long_runs():
     long_run = plots.curves({"train/loss": [(i, 1 / (i + 1)) for i in range(steps)]}, "loss", "loss")
     short_run = plots.curves({"train/loss": [(i, 1 / (i + 1)) for i in range(plots.MAX_POINTS)]}, "loss", "loss")
     assert len(long_run) < 1.2 * len(short_run)
+
+
+def test_cli_report_writes_both_reports_and_opens_the_page(tmp_path, monkeypatch, capsys):
+    import webbrowser
+
+    from flows.cli import main
+
+    paths = write_run(tmp_path / "run", metrics=NEW_METRICS)
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
+    assert main(["report", str(paths.out), "--open"]) == 0
+    assert paths.report.exists() and paths.report_html.exists()
+    assert opened == [paths.report_html.resolve().as_uri()]
+    assert str(paths.report_html) in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
