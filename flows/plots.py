@@ -290,7 +290,9 @@ def before_after(rows: Sequence[tuple[str, str, float | None, float | None]]) ->
                 for rect, v in zip(bars, values, strict=True):
                     if not np.isnan(v):
                         where = (rect.get_x() + rect.get_width() / 2, v)
-                        ax.annotate(f"{v:,.3g}", where, ha="center", va="bottom", fontsize=7)
+                        ax.annotate(
+                            f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}", where, ha="center", va="bottom", fontsize=7
+                        )
             ax.set_xticks(x, [s for _, s, _, _ in mine])
             ax.set_title(metric, fontsize=10)
             ax.margins(y=0.15)

@@ -470,8 +470,10 @@ def training_section(metrics: Mapping, curves: Mapping, samples: list[dict], tri
         order = {"train": 0, "validation": 1, "test": 2}
         losses = dict(sorted(losses.items(), key=lambda kv: (order.get(kv[0].split("/")[0], 3), kv[0])))
         plot = plots.curves(losses, "Loss over training", "loss (nats per token)")
-        caption = "Squares: the base model before training; stars: the exported (best) model after training."
-        parts.append(figure(plot, "loss curves over steps", caption if any("@" in k for k in losses) else ""))
+        phases = {k.partition("@")[2] for k in losses}
+        notes = {"base": "squares: the base model before training", "final": "stars: the exported (best) model"}
+        caption = "; ".join(notes[p] for p in ("base", "final") if p in phases).capitalize()
+        parts.append(figure(plot, "loss curves over steps", caption + "." if caption else ""))
     rates = {k: v for k, v in curves.items() if k.endswith("/lr") and v}
     if rates:
         parts.append(figure(plots.curves(rates, "Learning rate schedule", "learning rate"), "learning rate over steps"))

@@ -228,7 +228,7 @@ def test_full_report_has_every_section_and_is_self_contained(full_run):
     assert "It ships tomorrow." in page and "It ships today." in page and "banana banana" in page
     assert "<b>user</b>: Order 12." in page and "Hello, how can I help?" not in page  # the last turns of the context
     assert '<tr class="best"><td class="num" data-value="2">' in page  # the exported trial
-    assert "Squares: the base model" in page
+    assert "Squares: the base model before training; stars: the exported (best) model." in page
     assert 'class="sortable trials"' in page or 'class="trials sortable"' in page
     assert "thin in held-out" in page and "too small to split" in page  # warranty is flagged
     assert "stopped early" in page and "best step" in page
