@@ -9,7 +9,6 @@ written with a fixed hash salt and no date, so the same run data gives the same 
 from __future__ import annotations
 
 import io
-import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib
@@ -49,7 +48,12 @@ def _svg(fig: Figure) -> str:
 
 
 def _short(text: str, width: int) -> str:
-    return textwrap.shorten(" ".join(str(text).split()), width=width, placeholder="…")
+    """One line of at most ``width`` characters (a long label is cut mid-word rather than dropped)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+THOUSANDS = FuncFormatter(lambda v, _: f"{v:,.0f}")
 
 
 def _barh_labels(ax, bars, texts: Sequence[str]) -> None:
@@ -89,6 +93,7 @@ def funnel(stages: Sequence[Mapping]) -> str:
         ax.set_yticks(list(y), names)
         ax.invert_yaxis()
         ax.set_xlabel("records")
+        ax.xaxis.set_major_formatter(THOUSANDS)
         ax.set_xlim(0, max(1, max(s["read"] + s["added"] for s in stages)) * 1.45)
         fig.suptitle("Record funnel: what each stage read, kept, added, dropped and quarantined", fontweight="bold")
         fig.legend(loc="outside lower center", ncols=4, fontsize=8)
@@ -109,6 +114,7 @@ def reasons(items: Sequence[tuple[str, int, str]]) -> str:
         ax.set_xlabel("records")
         ax.set_xlim(0, max(n for _, n, _ in items) * 1.12)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_formatter(THOUSANDS)
         fig.suptitle("Why records left the pipeline (stage: reason)", fontweight="bold")
         handles = [Patch(color=DROPPED), Patch(color=QUARANTINED)]
         ax.legend(handles, ["dropped", "quarantined"], loc="lower right", fontsize=8)
@@ -135,6 +141,7 @@ def length_histograms(lengths: Mapping[str, Sequence[int]], max_length: int | No
             ax.set_title(f"{split}: {len(values):,} examples, max {int(values.max()):,} tokens", loc="left")
             ax.set_ylabel("examples")
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.yaxis.set_major_formatter(THOUSANDS)
             ax.legend(loc="upper right", fontsize=8)
         axes[-1].set_xlabel("tokens per example (including EOS)")
         fig.suptitle("Token lengths per split", fontweight="bold")
@@ -147,10 +154,13 @@ def label_balance(per_label: Mapping[str, Mapping[str, int]], flagged: set[str] 
         splits = [s for s, counts in per_label.items() if sum(counts.values())]
         labels = sorted({lab for s in splits for lab in per_label[s]}, key=lambda lab: (-_total(per_label, lab), lab))
         if len(labels) > MAX_LABELS:  # past a score of colours nobody can tell them apart: lump the smallest
-            rest = labels[MAX_LABELS - 1 :]
+            keep, rest = labels[: MAX_LABELS - 1], labels[MAX_LABELS - 1 :]
             other = f"{len(rest)} other labels"
-            per_label = {s: {**c, other: sum(c.get(lab, 0) for lab in rest)} for s, c in per_label.items()}
-            labels = [*labels[: MAX_LABELS - 1], other]
+            per_label = {
+                s: {**{lab: c.get(lab, 0) for lab in keep}, other: sum(c.get(lab, 0) for lab in rest)}
+                for s, c in per_label.items()
+            }
+            labels = [*keep, other]
         cmap = matplotlib.colormaps["tab20"]
         fig, (ax,) = _figure(1.6 + 0.45 * len(splits))
         left = [0.0] * len(splits)
@@ -174,7 +184,7 @@ def label_balance(per_label: Mapping[str, Mapping[str, int]], flagged: set[str] 
         ax.xaxis.set_major_formatter(PercentFormatter(1.0))
         ax.set_xlabel("share of the split's documents")
         fig.suptitle("Label balance per split (hatched: strata too small to trust)", fontweight="bold")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncols=min(5, max(1, len(labels))), fontsize=8)
+        fig.legend(loc="outside lower center", ncols=min(4, len(labels)), fontsize=8)
         ax.grid(axis="y", visible=False)
         return _svg(fig)
 
@@ -206,8 +216,9 @@ def augmenters(per_kind: Mapping[str, Mapping[str, int]]) -> str:
         ax.invert_yaxis()
         ax.set_xlim(0, max(1, max(left)) * 1.3)
         ax.set_xlabel("source records")
+        ax.xaxis.set_major_formatter(THOUSANDS)
         fig.suptitle("Augmentation: variants made and rejected, per augmenter", fontweight="bold")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=min(4, len(series)), fontsize=8)
+        fig.legend(loc="outside lower center", ncols=min(4, len(series)), fontsize=8)
         ax.grid(axis="y", visible=False)
         return _svg(fig)
 
@@ -223,6 +234,7 @@ def ngrams(top: Sequence[tuple[str, int]], unit: str = "train records dropped") 
         ax.invert_yaxis()
         ax.set_xlim(0, max(1, max(n for _, n in top)) * 1.12)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_formatter(THOUSANDS)
         ax.set_xlabel(unit)
         fig.suptitle("Decontamination: n-grams shared with validation/test behind the drops", fontweight="bold")
         ax.grid(axis="y", visible=False)
@@ -266,6 +278,7 @@ def curves(
         ax.set_xlabel("optimizer step")
         ax.set_ylabel(ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_formatter(THOUSANDS)
         ax.set_title(title)
         ax.legend(loc="best", fontsize=8)
         return _svg(fig)

@@ -306,15 +306,19 @@ def splits_section(manifest: Mapping) -> str:
             + "</details>"
         )
     if small:
-        parts.append(para(f"Strata too small to reach every split: {esc(', '.join(sorted(small)))}."))
+        parts.append(para(f"Strata too small to reach every split: {_names(small)}."))
     if thin:
         parts.append(
             para(
                 f"Labels with fewer than {THIN_HELDOUT_DOCS} documents in a held-out split (their per-label "
-                f"metrics rest on a handful of examples): {esc(', '.join(sorted(thin)))}."
+                f"metrics rest on a handful of examples): {_names(thin)}."
             )
         )
     return section("splits", "Splits and label balance", *parts)
+
+
+def _names(names: Iterable[str]) -> str:
+    return ", ".join(f"<code>{esc(n)}</code>" for n in sorted(names))
 
 
 def _flag_reason(label: str, small: set[str], thin: Mapping[str, list[str]]) -> str:
