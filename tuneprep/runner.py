@@ -11,20 +11,47 @@ import ctypes
 import gc
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+import xxhash
 
-from tuneprep.records import DROP_COLUMNS, SCHEMA, conform
+from tuneprep.records import DROP_COLUMNS, SCHEMA, Quarantined, conform
 from tuneprep.stage import Stage, StageStats
 
 
-class ParquetSink:
+class _Sink:
+    """A file written under a temporary name: ``close`` renames it into place, ``abort`` (or leaving a ``with``
+    block on an exception) removes it, so a failed step leaves neither a half file nor a stray temporary one."""
+
+    tmp: Path
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        self._release()
+        self.tmp.unlink(missing_ok=True)
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        if kind is not None:
+            self.abort()
+
+
+class ParquetSink(_Sink):
     """Append polars frames to one Parquet file; the file appears under its name only on ``close``."""
 
     def __init__(self, path: Path) -> None:
@@ -55,8 +82,16 @@ class ParquetSink:
         self.writer.close()
         os.replace(self.tmp, self.path)
 
+    def _release(self) -> None:
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+            self.writer = None
 
-class JsonlSink:
+
+class JsonlSink(_Sink):
+    """One JSON object a line; text that is not valid Unicode (lone surrogates) is written escaped, never fatal."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -66,12 +101,20 @@ class JsonlSink:
 
     def write(self, rows: Iterable[dict]) -> None:
         for r in rows:
-            self.f.write(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n")
+            try:
+                line = json.dumps(r, ensure_ascii=False, sort_keys=True, default=str)
+                line.encode("utf-8")
+            except (UnicodeEncodeError, ValueError, RecursionError):
+                line = json.dumps(r, ensure_ascii=True, sort_keys=True, default=repr)
+            self.f.write(line + "\n")
             self.rows += 1
 
     def close(self) -> None:
         self.f.close()
         os.replace(self.tmp, self.path)
+
+    def _release(self) -> None:
+        self.f.close()
 
 
 def release_memory() -> None:
@@ -96,6 +139,29 @@ def iter_batches(path: Path, batch_size: int) -> Iterator[pl.DataFrame]:
         yield pl.from_arrow(batch)
 
 
+EXCERPT_CHARS = 300
+
+
+def quarantine_entries(df: pl.DataFrame) -> Iterator[dict]:
+    """Quarantine-file entries for records a stage could not handle: the ``Quarantined`` fields, the record's id as
+    locator, an excerpt of its text, and the whole record (so nothing is lost: it can be fixed and fed again)."""
+    meta = set(DROP_COLUMNS)
+    for row in df.iter_rows(named=True):
+        record = {k: v for k, v in row.items() if k not in meta}
+        text = row.get("text")
+        if text is None and row.get("messages"):
+            text = "\n".join(f"{m.get('role')}: {m.get('content')}" for m in row["messages"])
+        entry = Quarantined(
+            source=row.get("source") or "",
+            locator=f"id {row.get('id')}",
+            reason=row.get("reason") or "",
+            detail=row.get("detail") or "",
+            raw=(text or "")[:EXCERPT_CHARS],
+            stage=row.get("stage") or "",
+        ).to_dict()
+        yield {**entry, "record": record}
+
+
 def run_stages(
     stages: list[Stage],
     src: Path,
@@ -104,29 +170,113 @@ def run_stages(
     batch_size: int,
     extra_schema: dict | None = None,
     on_batch: Callable[[int], None] | None = None,
+    quarantine_dir: Path | None = None,
+    check: Callable[[list[StageStats]], None] | None = None,
 ) -> list[StageStats]:
-    """Feed every batch of ``src`` through ``stages`` in order; kept rows go to ``dst``, drops to ``dropped_dir/<stage>.parquet``."""
+    """Feed every batch of ``src`` through ``stages`` in order; kept rows go to ``dst``, drops to
+    ``dropped_dir/<stage>.parquet``, records a stage could not handle to ``quarantine_dir/<stage>.jsonl``
+    (default: ``quarantine/`` beside ``dropped_dir``; written only when a stage quarantined something).
+
+    ``check`` sees the running figures after every batch and may raise to stop the run (too much quarantined).
+    """
+    quarantine_dir = quarantine_dir or dropped_dir.parent / "quarantine"
     stats = [StageStats(s.name) for s in stages]
-    out = ParquetSink(dst)
-    drops = {s.name: ParquetSink(dropped_dir / f"{s.name}.parquet") for s in stages}
     empty = conform(pl.DataFrame(schema=SCHEMA), extra_schema)
-    for batch in iter_batches(src, batch_size):
-        n_in = batch.height
+    with contextlib.ExitStack() as sinks:
+        out = sinks.enter_context(ParquetSink(dst))
+        drops = {s.name: sinks.enter_context(ParquetSink(dropped_dir / f"{s.name}.parquet")) for s in stages}
+        bad: dict[str, JsonlSink] = {}
+        for batch in iter_batches(src, batch_size):
+            n_in = batch.height
+            for stage, st in zip(stages, stats, strict=True):
+                t0 = time.perf_counter()
+                result = stage(batch)
+                st.seconds += time.perf_counter() - t0
+                st.add(batch.height, result)
+                if result.dropped.height:
+                    drops[stage.name].write(conform(result.dropped, {**(extra_schema or {}), **DROP_COLUMNS}))
+                if result.quarantined.height:
+                    if stage.name not in bad:
+                        bad[stage.name] = sinks.enter_context(JsonlSink(quarantine_dir / f"{stage.name}.jsonl"))
+                    bad[stage.name].write(quarantine_entries(result.quarantined))
+                batch = result.kept
+                if getattr(stage, "adds_records", False):
+                    st.added = st.kept - (st.read - st.dropped - st.quarantined)
+            out.write(conform(batch, extra_schema))
+            if on_batch:
+                on_batch(n_in)
+            if check:
+                check(stats)
+        out.close(empty_like=empty)
         for stage, st in zip(stages, stats, strict=True):
-            t0 = time.perf_counter()
-            result = stage(batch)
-            st.seconds += time.perf_counter() - t0
-            st.add(batch.height, result)
-            if result.dropped.height:
-                drops[stage.name].write(conform(result.dropped, {**(extra_schema or {}), **DROP_COLUMNS}))
-            batch = result.kept
-            if getattr(stage, "adds_records", False):
-                st.added = st.kept - (st.read - st.dropped)
-        out.write(conform(batch, extra_schema))
-        if on_batch:
-            on_batch(n_in)
-    out.close(empty_like=empty)
-    for stage, st in zip(stages, stats, strict=True):
-        drops[stage.name].close(empty_like=conform(empty, {**(extra_schema or {}), **DROP_COLUMNS}))
-        st.extra.update(stage.summary())
+            drops[stage.name].close(empty_like=conform(empty, {**(extra_schema or {}), **DROP_COLUMNS}))
+            if stage.name in bad:
+                bad[stage.name].close()
+            else:  # a rerun into the same folder must not leave an earlier run's file behind
+                (quarantine_dir / f"{stage.name}.jsonl").unlink(missing_ok=True)
+            st.extra.update(stage.summary())
+        sinks.pop_all()
     return stats
+
+
+SORT_BUCKET_BYTES = 256 << 20  # rows of about this much Arrow data are sorted in memory at once
+
+
+def _order_keys(ids: pl.Series) -> np.ndarray:
+    """A uint64 per id that orders ids as a string sort would: the first 64 bits of a hex id (record ids are 20 hex
+    characters), or for any other string an xxh3 hash (not a string order, but as deterministic)."""
+    hexed = ids.str.contains(r"^[0-9a-f]{16}").fill_null(False)
+    if hexed.all():
+        hi = ids.str.slice(0, 8).str.to_integer(base=16).cast(pl.UInt64).to_numpy()
+        lo = ids.str.slice(8, 8).str.to_integer(base=16).cast(pl.UInt64).to_numpy()
+        return (hi << np.uint64(32)) | lo
+    return np.array([xxhash.xxh3_64_intdigest((i or "").encode("utf-8", "surrogatepass")) for i in ids], np.uint64)
+
+
+def sort_parquet(src: Path, dst: Path, by: str = "id", batch_size: int = 4096) -> int:
+    """Rewrite ``src`` as ``dst`` with its rows ordered by the column ``by`` (ties keep their file order).
+
+    This is what makes a file's order canonical whatever order a stage wrote it in (batch by batch, worker by
+    worker). Memory stays bounded: only a 64-bit key per row is held whole (16 bytes a row with the ranks); the
+    rows go through on-disk buckets of ``SORT_BUCKET_BYTES`` and each bucket is sorted on its own. Returns the
+    number of rows.
+    """
+    pf = pq.ParquetFile(src, pre_buffer=False)
+    n = pf.metadata.num_rows
+    keys = np.empty(n, np.uint64)
+    pos = 0
+    for batch in pf.iter_batches(batch_size=batch_size, columns=[by]):
+        part = _order_keys(pl.from_arrow(batch)[by])
+        keys[pos : pos + part.size] = part
+        pos += part.size
+    rank = np.empty(n, np.int64)
+    rank[np.argsort(keys, kind="stable")] = np.arange(n, dtype=np.int64)
+    del keys
+    data_bytes = sum(pf.metadata.row_group(i).total_byte_size for i in range(pf.metadata.num_row_groups))
+    bucket_rows = max(1, min(n, int(n * SORT_BUCKET_BYTES / max(data_bytes, 1)))) if n else 1
+    n_buckets = max(1, -(-n // bucket_rows))
+    scratch = dst.with_name(f".{dst.name}.sort-{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        with contextlib.ExitStack() as stack:
+            buckets = [stack.enter_context(ParquetSink(scratch / f"{b:05d}.parquet")) for b in range(n_buckets)]
+            pos = 0
+            for batch in iter_batches(src, batch_size):
+                r = rank[pos : pos + batch.height]
+                pos += batch.height
+                batch = batch.with_columns(pl.Series("_rank", r))
+                which = r // bucket_rows
+                for b in np.unique(which).tolist():
+                    buckets[b].write(batch.filter(pl.Series(which == b)))
+            for sink in buckets:
+                sink.close()
+            stack.pop_all()
+        with ParquetSink(dst) as out:
+            for b in range(n_buckets):
+                path = scratch / f"{b:05d}.parquet"
+                if path.exists():
+                    out.write(pl.read_parquet(path).sort("_rank").drop("_rank"))
+            out.close(empty_like=pl.from_arrow(pf.schema_arrow.empty_table()))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return n
