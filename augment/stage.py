@@ -13,6 +13,7 @@ rejected), and ``read + added == kept + dropped`` holds.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -379,3 +380,17 @@ class Augment(Stage):
     def close(self) -> None:
         for augmenter in self.augmenters:
             augmenter.close()
+
+    def checkpoint(self) -> object:
+        """The counters a batch updates before it can still fail, for ``rollback`` (see ``tuneprep.stage``)."""
+        diversity = {}
+        for kind, d in self.diversity.items():
+            d = copy.copy(d)
+            d.unigrams, d.bigrams = set(d.unigrams), set(d.bigrams)
+            diversity[kind] = d
+        stats = {kind: dict(counts) for kind, counts in self.stats.items()}
+        candidates = {kind: (list(a), list(b)) for kind, (a, b) in self._candidates.items()}
+        return stats, diversity, dict(self.seconds), candidates, self.augmented_sources
+
+    def rollback(self, state: object) -> None:
+        self.stats, self.diversity, self.seconds, self._candidates, self.augmented_sources = state

@@ -105,6 +105,21 @@ class HtmlConfig(Settings):
     )
     keep_paragraphs: bool = Field(True, description="Block elements become blank-line separated paragraphs.")
     parser: str = "lxml"
+    # Bounds per page, so one hostile page cannot stall the run: pages nested deeper or longer than these skip
+    # the DOM extractors (whose time grows with depth squared) for the plain-text fallback, and any page taking
+    # longer than timeout_s is stopped (extraction runs in a worker process that is killed; C code included).
+    max_depth: int = Field(
+        512, ge=1, description="Tag nesting (as counted on the markup) past which a page falls back."
+    )
+    max_page_chars: int = Field(5_000_000, ge=1, description="Pages longer than this fall back.")
+    timeout_s: float | None = Field(
+        10.0, gt=0, description="Per page, in a worker process; None extracts in-process with no time limit."
+    )
+    on_limit: Literal["fallback", "quarantine"] = Field(
+        "fallback",
+        description="A page past a bound: plain-text fallback, or quarantined (extraction_timeout, page_too_deep, "
+        "page_too_large).",
+    )
 
 
 class NormalizeConfig(Settings):

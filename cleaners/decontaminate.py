@@ -362,6 +362,14 @@ class Decontaminator(Stage):
         )
         return StageOutput(batch.filter(~hit), dropped)
 
+    def checkpoint(self) -> object:
+        """Where ``process`` is in the train records, for ``rollback`` when a batch is retried in parts."""
+        return self._train_seen, self.flagged, len(self.examples)
+
+    def rollback(self, state: object) -> None:
+        self._train_seen, self.flagged, n_examples = state
+        del self.examples[n_examples:]
+
     def summary(self) -> dict:
         return {
             "heldout_records": self.heldout,

@@ -36,29 +36,57 @@ def _summary(out: Path) -> None:
     print(f"report: {out / 'report.md'}  (with plots: {out / 'report.html'})")
 
 
+def _locked(out: str | Path):
+    """Hold the output folder's lock from before Prefect starts; say so when a killed run's lock is taken over."""
+    from tuneprep.lock import RunLock, describe
+
+    lock = RunLock(out)
+    lock.acquire()
+    if lock.taken_over is not None:
+        print(f"tuneprep: note: took over a stale lock left by {describe(lock.taken_over)}", file=sys.stderr)
+    return lock
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from flows.pipeline import default_out, run_flow
+    from flows.layout import default_out
+    from flows.preflight import preflight
 
     cfg = _config(args, name=args.name)
     out = args.out or default_out(cfg)
-    run_flow(config=cfg, out=out)
+    preflight(cfg, out)
+    lock = _locked(out)
+    try:
+        from flows.pipeline import run_flow
+
+        run_flow(config=cfg, out=out)
+    finally:
+        lock.release()
     _summary(Path(out))
     return 0
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from flows.prepare import prepare_flow
+    from flows.preflight import preflight
 
     cfg = _config(args, inputs=[p if "://" in p else str(Path(p).resolve()) for p in args.inputs] or None)
-    prepare_flow(config=cfg, out=args.out)
+    preflight(cfg, args.out)  # inputs, config and output folder, before Prefect starts
+    lock = _locked(args.out)
+    try:
+        from flows.prepare import prepare_flow
+
+        prepare_flow(config=cfg, out=args.out)
+    finally:
+        lock.release()
     _summary(Path(args.out))
     return 0
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    if not Path(args.data_dir).is_dir():
+        raise FileNotFoundError(f"no prepared data at {args.data_dir}")
+    cfg = _config(args)
     from flows.finetune import finetune_flow
 
-    cfg = _config(args)
     metrics = finetune_flow(data_dir=args.data_dir, out=args.out, config=cfg.finetune)
     print(Path(metrics).read_text())
     return 0
@@ -133,12 +161,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Errors a user can act on (bad inputs or config, a busy output folder, too much input quarantined) are one
+    line on stderr and exit status 2; ``TUNEPREP_DEBUG=1`` shows the traceback instead."""
+    import os
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"tuneprep: error: {e}", file=sys.stderr)
+    except Exception as e:
+        if os.environ.get("TUNEPREP_DEBUG") or not _user_error(e):
+            raise
+        from flows.preflight import one_line
+
+        print(f"tuneprep: error: {one_line(e)}", file=sys.stderr)
         return 2
+
+
+def _user_error(e: BaseException) -> bool:
+    """An error about the inputs, config or output folder, as opposed to a bug (which keeps its traceback)."""
+    from tuneprep.lock import LockedError
+    from tuneprep.runner import StopRun
+
+    return isinstance(e, ValueError | OSError | LockedError | StopRun)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,10 @@ class PipelineConfig(Settings):
     name: str | None = None
     inputs: list[str] = Field(default_factory=lambda: [str(SAMPLE_DATA)])
     seed: int = 1234
-    batch_size: int = 2048
+    batch_size: int = Field(2048, ge=1)
+    # The run stops when more than this share of the input's units (files, lines, rows, pages) has been
+    # quarantined, by loading and every stage together: past it, the config or the data is wrong.
+    max_quarantine_fraction: float = Field(0.5, ge=0.0, le=1.0)
     load: LoadConfig = LoadConfig()
     scrape: ScrapeConfig = ScrapeConfig()
     clean: CleanConfig = CleanConfig()
@@ -63,7 +66,11 @@ def load_config(path: str | Path | None = None, **overrides) -> PipelineConfig:
     if path is not None:
         path = Path(path)
         raw = path.read_bytes()
-        data = tomllib.loads(raw.decode()) if path.suffix == ".toml" else (yaml.safe_load(raw) or {})
+        try:
+            data = tomllib.loads(raw.decode()) if path.suffix == ".toml" else (yaml.safe_load(raw) or {})
+        except (yaml.YAMLError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            kind = "TOML" if path.suffix == ".toml" else "YAML"
+            raise ValueError(f"{path}: not valid {kind}: {' '.join(str(e).split())}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping at the top level")
         if "inputs" in data:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -28,3 +29,9 @@ class RunPaths:
         for d in (self.work, self.dropped, self.quarantine):
             d.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def default_out(cfg) -> str:
+    """``runs/<name>``, or ``runs/<UTC timestamp>`` for a run without a name."""
+    stamp = cfg.name or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return str(Path("runs") / stamp)

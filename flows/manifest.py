@@ -6,30 +6,43 @@ import json
 import platform
 import subprocess
 import sys
+from collections import Counter
 from importlib import metadata
 
 import polars as pl
 
 from flows.config import PROJECT_ROOT, PipelineConfig
 from flows.layout import RunPaths
-from tuneprep.files import atomic_write_text, sha256_file
+from tuneprep.files import atomic_write_text
 from tuneprep.records import SPLITS
 from tuneprep.stage import balanced
 
 
-def input_inventory(cfg: PipelineConfig) -> list[dict]:
-    """Every input file with its sha256, and every dataset or URL input by name, for the manifest."""
-    from ingest.sources import list_files
+def input_inventory(cfg: PipelineConfig, per_input: dict[str, dict] | None = None) -> list[dict]:
+    """Every input file with its sha256, every entry that could not be read with why, and every dataset or URL
+    input by name; with the load step's ``per_input`` figures, what became of each one's units."""
+    from ingest.sources import file_digest, list_inputs
 
-    files = [
-        {"source": source, "bytes": p.stat().st_size, "sha256": sha256_file(p)}
-        for p, source in list_files(cfg.inputs, cfg.load)
-        if p.is_file()
-    ]
-    remote = [
-        {"source": item, "kind": "hub" if item.startswith("hf://") else "url"} for item in cfg.inputs if "://" in item
-    ]
-    return files + remote
+    per_input = dict(per_input or {})
+    entries = []
+    for unit in list_inputs(cfg.inputs, cfg.load):
+        if isinstance(unit, tuple):
+            p, source = unit
+            entry: dict = {"source": source}
+            if p.is_dir():
+                entry["kind"] = "saved dataset"
+            else:
+                try:
+                    entry["bytes"], entry["sha256"] = file_digest(p)
+                except OSError as e:
+                    entry["unreadable"] = f"{type(e).__name__}: {e.strerror or e}"
+        else:
+            entry = {"source": unit.source, "unreadable": unit.reason}
+        entries.append({**entry, **per_input.pop(entry["source"], {})})
+    for item in cfg.inputs:
+        if "://" in item:
+            entries.append({"source": item, "kind": "hub" if item.startswith("hf://") else "url"})
+    return entries
 
 
 def finish(cfg: PipelineConfig, paths: RunPaths, results: dict) -> dict:
@@ -39,14 +52,43 @@ def finish(cfg: PipelineConfig, paths: RunPaths, results: dict) -> dict:
         if name in ("tokenizer", "shards"):
             continue
         stages.extend(r if isinstance(r, list) else [r])
+    load = next((s for s in stages if s["name"] == "load"), {})
+    per_input = load.get("extra", {}).pop("per_input", None)
+    rows = sum(split.get("rows", 0) for split in results["shards"].values())
     summary = {
-        "inputs": input_inventory(cfg),
+        "inputs": input_inventory(cfg, per_input),
         "stages": stages,
         "shards": results["shards"],
         "profile": dataset_profile(paths),
         "tokenizer": results["tokenizer"],
+        "nothing_new": bool(results["tokenizer"].get("reused_from")) and rows == 0,
+        "quarantine": quarantine_summary(paths),
     }
     return write_manifest(cfg, paths, summary)
+
+
+def quarantine_summary(paths: RunPaths, top: int = 5) -> dict:
+    """Per quarantine file (one per stage that quarantined anything): entries, reasons, and the worst sources."""
+    out = {}
+    for f in sorted(paths.quarantine.glob("*.jsonl")):
+        reasons: Counter = Counter()
+        sources: Counter = Counter()
+        with open(f, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    q = json.loads(line)
+                except ValueError:
+                    continue
+                reasons[q.get("reason")] += 1
+                sources[q.get("source")] += 1
+        if reasons:
+            out[f.stem] = {
+                "file": f"quarantine/{f.name}",
+                "entries": sum(reasons.values()),
+                "reasons": dict(reasons.most_common()),
+                "worst_sources": dict(sources.most_common(top)),
+            }
+    return out
 
 
 def dataset_profile(paths: RunPaths, lengths: bool = False) -> dict:
@@ -130,8 +172,10 @@ def write_manifest(cfg: PipelineConfig, paths: RunPaths, summary: dict) -> dict:
         "git_commit": git_commit(),
         "python_executable": sys.executable,
         "stages": stages,
-        "dropped_by_reason": _reasons(stages, "dropped"),
-        "quarantined_by_reason": {k: v for s in stages if s["quarantined"] for k, v in s["reasons"].items()},
+        "dropped_by_reason": _reasons(stages, "reasons"),
+        "quarantined_by_reason": _reasons(stages, "quarantine_reasons"),
+        "quarantine": summary.get("quarantine", {}),
+        "nothing_new": summary.get("nothing_new", False),
         "accounting": accounting(stages),
         "splits": summary["shards"],
         "profile": summary["profile"],
@@ -141,12 +185,12 @@ def write_manifest(cfg: PipelineConfig, paths: RunPaths, summary: dict) -> dict:
     return manifest
 
 
-def _reasons(stages: list[dict], kind: str) -> dict:
+def _reasons(stages: list[dict], key: str) -> dict:
+    """``stage:reason`` -> records, for drops (``reasons``) or quarantine entries (``quarantine_reasons``)."""
     out: dict[str, int] = {}
     for s in stages:
-        if s[kind] and not s["quarantined"]:
-            for reason, n in s["reasons"].items():
-                out[f"{s['name']}:{reason}"] = n
+        for reason, n in s.get(key, {}).items():
+            out[f"{s['name']}:{reason}"] = n
     return out
 
 

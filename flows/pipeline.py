@@ -6,28 +6,27 @@ Run it with ``tuneprep run`` or ``python -m flows.pipeline`` (bundled sample dat
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow
 
 from flows.config import PipelineConfig
 from flows.finetune import finetune_task
+from flows.layout import default_out
 from flows.prepare import prepare_data, report
-
-
-def default_out(cfg: PipelineConfig) -> str:
-    stamp = cfg.name or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return str(Path("runs") / stamp)
+from tuneprep.lock import RunLock
 
 
 @flow(name="tuneprep-run", log_prints=True)
 def run_flow(config: PipelineConfig = PipelineConfig(), out: str | None = None) -> str:
     """Inputs to shards, model, metrics and report under ``out`` (default ``runs/<name-or-timestamp>``)."""
     out = out or default_out(config)
-    prepare_data(config, out)
-    metrics = finetune_task(out, str(Path(out) / "model"), config.finetune)
-    return report(out, metrics)
+    with RunLock(out):
+        manifest = prepare_data(config, out)
+        if manifest.get("nothing_new"):  # a data drop that added nothing: the earlier model stands
+            return report(out)
+        metrics = finetune_task(out, str(Path(out) / "model"), config.finetune)
+        return report(out, metrics)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,19 @@ from flows.layout import RunPaths
 from flows.manifest import finish
 from flows.report import write_report
 from flows.report_html import write_html_report
+from tuneprep.lock import RunLock
+from tuneprep.runner import StopRun
 
 RETRIES = {"load": 2, "shards": 1}  # steps that touch the outside world or the disk at scale
+
+
+def _worth_retrying(task, task_run, state) -> bool:
+    """A run stopped on purpose (too much quarantined) or bad inputs would fail the same way again."""
+    try:
+        error = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - no readable result: let the retry policy decide
+        return True
+    return not isinstance(error, StopRun | ValueError)
 
 
 @task(cache_policy=NO_CACHE)
@@ -32,7 +43,7 @@ def run_step(name: str, cfg: PipelineConfig, out: str) -> dict | list[dict]:
 
 def step(name: str):
     """The task for one step of ``flows.steps.STEPS``, named after it in the UI."""
-    return run_step.with_options(name=name, retries=RETRIES.get(name, 0))
+    return run_step.with_options(name=name, retries=RETRIES.get(name, 0), retry_condition_fn=_worth_retrying)
 
 
 @task(name="report", cache_policy=NO_CACHE)
@@ -62,8 +73,8 @@ def report(out: str, metrics_path: str | None = None) -> str:
 
 
 def prepare_data(cfg: PipelineConfig, out: str) -> dict:
-    """The data tasks in pipeline order; returns the manifest."""
-    paths = RunPaths(out).make()
+    """The data tasks in pipeline order; returns the manifest. The caller holds the output folder's lock."""
+    paths = steps.start_run(cfg, out)
     results = {
         "load": step("load")("load", cfg, out),
         "clean": step("clean")("clean", cfg, out),  # extract main text, normalise, redact PII, filter
@@ -85,8 +96,9 @@ def prepare_data(cfg: PipelineConfig, out: str) -> dict:
 @flow(name="tuneprep-prepare", log_prints=True)
 def prepare_flow(config: PipelineConfig = PipelineConfig(), out: str = "runs/prepare") -> str:
     """Raw inputs to Arrow shards, manifest and report under ``out``; returns ``out``."""
-    prepare_data(config, out)
-    report(out)
+    with RunLock(out):
+        prepare_data(config, out)
+        report(out)
     return out
 
 

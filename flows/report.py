@@ -125,6 +125,24 @@ def _cleaning_details(stages: list[dict]) -> list[str]:
     return ["## Cleaning", "", *lines, ""] if lines else []
 
 
+def _stage_of(key: str) -> str:
+    """The stage in a ``stage:reason`` key (an older manifest's bare reason is the loader's)."""
+    return key.split(":", 1)[0] if ":" in key else "load"
+
+
+def _quarantine_details(quarantine: dict) -> list[str]:
+    """Per quarantine file: how many entries, and the sources most of them came from."""
+    lines = []
+    for q in quarantine.values():
+        worst = ", ".join(f"`{src}` {n:,}" for src, n in list(q.get("worst_sources", {}).items())[:3])
+        lines.append(f"- `{q['file']}`: {q['entries']:,} entries; most from {worst}")
+    return (
+        ["Quarantined (could not be read or processed; each entry names its file and why):", "", *lines, ""]
+        if lines
+        else []
+    )
+
+
 def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[int]] | None = None) -> str:
     stages = manifest["stages"]
     first = stages[0]
@@ -139,6 +157,13 @@ def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[i
         f"Accounting (kept + dropped + quarantined = read, at every stage): **{'OK' if acc['ok'] else 'BROKEN'}**."
     )
     out += [headline, ""]
+    if manifest.get("nothing_new"):
+        earlier = manifest.get("tokenizer", {}).get("reused_from", "the earlier run")
+        out += [
+            f"**Nothing new**: every record of this data drop is already in {earlier} (or was dropped or "
+            "quarantined here), so the new shards are empty and the earlier run's tokenizer is reused.",
+            "",
+        ]
     if metrics:
         init, val, test = metrics.get("initial", {}).get("validation"), metrics.get("validation"), metrics.get("test")
         if val:
@@ -182,7 +207,9 @@ def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[i
                         k,
                         v,
                         bar(v, top, 16),
-                        "`quarantine/load.jsonl`" if kind == "quarantined" else f"`dropped/{k.split(':')[0]}.parquet`",
+                        f"`quarantine/{_stage_of(k)}.jsonl`"
+                        if kind == "quarantined"
+                        else f"`dropped/{_stage_of(k)}.parquet`",
                     ]
                     for k, v, kind in items
                 ],
@@ -190,6 +217,7 @@ def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[i
             "",
         ]
 
+    out += _quarantine_details(manifest.get("quarantine") or {})
     out += _cleaning_details(stages)
 
     profile = manifest.get("profile", {})
@@ -301,7 +329,7 @@ def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[i
         "- `report.html` — this report with plots (`tuneprep report RUN_DIR --open` opens it in a browser)",
         "- `shards/{train,validation,test}/` — `datasets.load_from_disk(...)`, or `polars.read_ipc_stream(...)` on a shard",
         "- `manifest.json` — inputs with sha256, config, versions, accounting, shard sha256s",
-        "- `dropped/<stage>.parquet`, `quarantine/load.jsonl` — every record not kept, with stage and reason",
+        "- `dropped/<stage>.parquet`, `quarantine/<stage>.jsonl` — every record not kept, with stage and reason",
         f"- `tokenizer/` — {tok.get('name')}, vocab {tok.get('vocab_size')}, sha256 `{str(tok.get('sha256'))[:12]}…`",
         "- `model/` — `from_pretrained`-ready weights, `metrics.json`, TensorBoard logs in `model/tb/`",
         "",

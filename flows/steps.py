@@ -12,7 +12,10 @@ source's split and the tokenizer never sees validation or test text.
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -22,12 +25,79 @@ import polars as pl
 from flows.config import PipelineConfig
 from flows.layout import RunPaths
 from flows.manifest import finish
+from tuneprep.files import atomic_replace_dir
 from tuneprep.hashing import sampled
+from tuneprep.lock import RunLock
 from tuneprep.records import SPLITS, document_text, empty_records
-from tuneprep.runner import JsonlSink, ParquetSink, iter_batches, release_memory, run_stages
+from tuneprep.runner import JsonlSink, ParquetSink, StopRun, iter_batches, release_memory, run_stages, sort_parquet
 from tuneprep.stage import StageStats
 
 Log = Callable[[str], None]
+
+
+class QuarantineLimit(StopRun):
+    """More of the input was quarantined than ``max_quarantine_fraction`` allows."""
+
+
+class QuarantineGuard:
+    """Stops the run once more than ``max_quarantine_fraction`` of the input's units are quarantined (by loading and
+    every stage together), naming the files most of them came from.
+
+    The share is of the units loading read (files, lines, rows, pages); what earlier steps quarantined is counted
+    from ``quarantine/*.jsonl``, the running step's figures are added as they come.
+    """
+
+    def __init__(self, cfg: PipelineConfig, paths: RunPaths) -> None:
+        self.limit = cfg.max_quarantine_fraction
+        self.paths = paths
+        self.earlier = sum(_count_lines(f) for f in paths.quarantine.glob("*.jsonl"))
+        loaded = paths.stage_file("loaded")
+        self.total = self._loaded_units(loaded) if loaded.exists() else 0
+
+    def _loaded_units(self, loaded: Path) -> int:
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(loaded).metadata.num_rows + _count_lines(self.paths.quarantine / "load.jsonl")
+
+    def __call__(self, stats: list[StageStats] | None = None) -> None:
+        running = sum(s.quarantined for s in stats or [])
+        quarantined = self.earlier + running
+        if not self.total or quarantined <= self.limit * self.total:
+            return
+        current = Counter()
+        for s in stats or []:
+            for reason, n in s.quarantine_reasons.items():
+                current[f"{s.name}:{reason}"] += n
+        raise QuarantineLimit(
+            f"{quarantined:,} of {self.total:,} input units quarantined ({quarantined / self.total:.0%}), over "
+            f"max_quarantine_fraction={self.limit}; most from {worst_files(self.paths, current)}; "
+            f"see {self.paths.quarantine}/"
+        )
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with open(path, "rb") as f:
+        return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+
+
+def worst_files(paths: RunPaths, running: Counter | None = None, n: int = 3) -> str:
+    """The sources with the most quarantine entries, each with its commonest reason, in one line."""
+    per_source: dict[str, Counter] = {}
+    for f in sorted(paths.quarantine.glob("*.jsonl")):
+        with open(f, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    q = json.loads(line)
+                except ValueError:
+                    continue
+                per_source.setdefault(q.get("source") or "?", Counter())[f"{q.get('stage')}:{q.get('reason')}"] += 1
+    ranked = sorted(per_source.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))[:n]
+    parts = [f"{src} ({sum(c.values()):,}, {c.most_common(1)[0][0]})" for src, c in ranked]
+    if running:
+        parts.append("the running step: " + ", ".join(f"{k} {v:,}" for k, v in running.most_common(2)))
+    return "; ".join(parts) or "nowhere"
 
 
 def load_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
@@ -36,37 +106,58 @@ def load_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
 
     t0 = time.perf_counter()
     stats = LoadStats()
-    out = ParquetSink(paths.stage_file("loaded"))
-    bad = JsonlSink(paths.quarantine / "load.jsonl")
-    reasons: dict[str, int] = {}
+    reasons: Counter = Counter()
     batches = iter_record_batches(
         cfg.inputs, cfg.load, cfg.batch_size, stats, scrape=cfg.scrape, raw_dir=paths.out / "raw"
     )
-    for batch, quarantined in batches:
-        out.write(batch)
-        bad.write(q.to_dict() for q in quarantined)
-        for q in quarantined:
-            reasons[q.reason] = reasons.get(q.reason, 0) + 1
-        log(f"load: {stats.read} records read from {stats.files} files so far")
-    out.close(empty_like=empty_records())
-    bad.close()
+    with ParquetSink(paths.stage_file("loaded")) as out, JsonlSink(paths.quarantine / "load.jsonl") as bad:
+        for batch, quarantined in batches:
+            out.write(batch)
+            bad.write(q.to_dict() for q in quarantined)
+            reasons.update(q.reason for q in quarantined)
+            log(f"load: {stats.read} units read from {stats.files} inputs so far, {stats.quarantined} quarantined")
+        out.close(empty_like=empty_records())
+        bad.close()
     st = StageStats("load", read=stats.read, kept=stats.kept, quarantined=stats.quarantined)
-    st.reasons.update(reasons)
+    st.quarantine_reasons.update(reasons)
     st.seconds = time.perf_counter() - t0
     st.extra["files"] = stats.files
+    st.extra["per_input"] = {source: ledger.to_dict() for source, ledger in stats.per_input.items()}
+    if stats.skipped:
+        st.extra["skipped_files"] = {"count": len(stats.skipped), "examples": stats.skipped[:10]}
+        log(f"load: {len(stats.skipped)} files skipped, no loadable extension (e.g. {stats.skipped[0]})")
     if stats.scrape:
         st.extra["scrape"] = stats.scrape.to_dict()
+    if reasons:
+        log(f"load: {stats.quarantined} units quarantined {dict(reasons)}; see {paths.quarantine / 'load.jsonl'}")
     return st.to_dict()
+
+
+def _stage_log(s: StageStats) -> str:
+    q = f", {s.quarantined} quarantined {dict(s.quarantine_reasons)}" if s.quarantined else ""
+    return f"{s.name}: {s.read} in, {s.kept} kept, {s.dropped} dropped {dict(s.reasons)}{q}"
 
 
 def clean_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[dict]:
     from cleaners import clean_stages
 
-    stats = run_stages(
-        clean_stages(cfg.clean), paths.stage_file("loaded"), paths.stage_file("cleaned"), paths.dropped, cfg.batch_size
-    )
+    stages = clean_stages(cfg.clean)
+    try:
+        stats = run_stages(
+            stages,
+            paths.stage_file("loaded"),
+            paths.stage_file("cleaned"),
+            paths.dropped,
+            cfg.batch_size,
+            quarantine_dir=paths.quarantine,
+            check=QuarantineGuard(cfg, paths),
+        )
+    finally:
+        for stage in stages:
+            if hasattr(stage, "close"):
+                stage.close()
     for s in stats:
-        log(f"{s.name}: {s.read} in, {s.kept} kept, {s.dropped} dropped {dict(s.reasons)}")
+        log(_stage_log(s))
     return [s.to_dict() for s in stats]
 
 
@@ -74,10 +165,18 @@ def dedup_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[d
     from cleaners import dedup_stages, save_indexes
 
     stages = dedup_stages(cfg.dedup, paths.work, reuse_index=cfg.dedup.reuse_index, log=log)
-    stats = run_stages(stages, paths.stage_file("cleaned"), paths.stage_file("deduped"), paths.dropped, cfg.batch_size)
+    stats = run_stages(
+        stages,
+        paths.stage_file("cleaned"),
+        paths.stage_file("deduped"),
+        paths.dropped,
+        cfg.batch_size,
+        quarantine_dir=paths.quarantine,
+        check=QuarantineGuard(cfg, paths),
+    )
     save_indexes(stages, paths.index)
     for s in stats:
-        log(f"{s.name}: {s.read} in, {s.kept} kept, {s.dropped} dropped")
+        log(_stage_log(s))
     return [s.to_dict() for s in stats]
 
 
@@ -127,7 +226,15 @@ def decontaminate_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -
     stage = Decontaminator(cfg.decontaminate, heldout, cfg.heldout.splits, workdir=paths.work / "decontaminate")
     try:
         stage.fit(partial(iter_batches, src, cfg.batch_size))
-        (st,) = run_stages([stage], src, paths.stage_file("decontaminated"), paths.dropped, cfg.batch_size)
+        (st,) = run_stages(
+            [stage],
+            src,
+            paths.stage_file("decontaminated"),
+            paths.dropped,
+            cfg.batch_size,
+            quarantine_dir=paths.quarantine,
+            check=QuarantineGuard(cfg, paths),
+        )
         if heldout is not None:  # the augmentation gate asks the same index
             heldout.save(paths.heldout_index)
     finally:
@@ -141,32 +248,80 @@ def decontaminate_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -
 
 
 def augment_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
+    """Augment the train split, then put the records in their canonical order (by id, variants included).
+
+    The augmenter appends each batch's variants after that batch, so its output order depends on
+    ``batch_size``; the tokenizer trainer and the shard writer read the sorted file, so the shards' bytes
+    do not (nor would they on how workers split the work).
+    """
     from augment import Augment
     from cleaners.heldout import HeldoutIndex
 
     src = paths.stage_file("decontaminated")
+    unordered = paths.stage_file("augment-output")
     gate = cfg.augment.enabled and cfg.augment.leakage.enabled and paths.heldout_index.exists()
     holdout = HeldoutIndex.load(paths.heldout_index, paths.work / "heldout.sigs") if gate else None
     stage = Augment(cfg.augment, seed=cfg.seed, log=log, holdout=holdout)
     try:
-        (st,) = run_stages([stage], src, paths.stage_file("augmented"), paths.dropped, cfg.batch_size)
+        (st,) = run_stages(
+            [stage],
+            src,
+            unordered,
+            paths.dropped,
+            cfg.batch_size,
+            quarantine_dir=paths.quarantine,
+            check=QuarantineGuard(cfg, paths),
+        )
     finally:
         if holdout is not None:
             holdout.close()
+    sort_parquet(unordered, paths.stage_file("augmented"), "id", cfg.batch_size)
+    unordered.unlink()
     log(f"augment: {st.read} in, {st.added} variants made, {st.dropped} rejected by the gates")
     return st.to_dict()
 
 
+def earlier_run(cfg: PipelineConfig) -> Path | None:
+    """The earlier run a data drop builds on (``split.previous``, else ``dedup.reuse_index``), if it has a tokenizer."""
+    for ref in (cfg.split.previous, cfg.dedup.reuse_index):
+        if not ref:
+            continue
+        p = Path(ref)
+        run = p.parent if p.is_file() or p.name == "index" else p
+        if (run / "tokenizer").is_dir():
+            return run
+    return None
+
+
 def tokenizer_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
-    """Train SentencePiece on the train split (originals and variants), or load the named tokenizer."""
+    """Train SentencePiece on the train split (originals and variants), or load the named tokenizer.
+
+    A data drop with nothing new to train on (every record already in the earlier run) reuses the earlier run's
+    tokenizer, so its (empty) shards match the earlier ones.
+    """
     from shards.tokenization import load_pretrained, tokenizer_identity, train_chars, train_sentencepiece
 
     src = paths.stage_file("augmented")
+    total = 0 if cfg.tokenizer.pretrained else train_chars(src)
+    earlier = earlier_run(cfg)
     if cfg.tokenizer.pretrained:
         load_pretrained(cfg.tokenizer.pretrained, paths.tokenizer, cfg.tokenizer.extra_special_tokens)
         log(f"tokenizer: loaded {cfg.tokenizer.pretrained}")
+    elif total == 0 and earlier is not None:
+        tmp = paths.tokenizer.with_name(f".{paths.tokenizer.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(earlier / "tokenizer", tmp)
+        atomic_replace_dir(tmp, paths.tokenizer)
+        log(f"tokenizer: nothing new to train on; reusing {earlier / 'tokenizer'}")
+        identity = tokenizer_identity(paths.tokenizer)
+        earlier_identity = _manifest(earlier).get("tokenizer", {})
+        return {**identity, "name": earlier_identity.get("name", identity["name"]), "reused_from": str(earlier)}
+    elif total == 0:
+        raise ValueError(
+            "no text left in the train split to train a tokenizer on: every record was dropped or quarantined, "
+            "or went to validation/test (see the report, dropped/ and quarantine/)"
+        )
     else:
-        total = train_chars(src)
         share = min(1.0, cfg.tokenizer.max_train_chars / max(total, 1))
 
         def train_texts():
@@ -182,25 +337,52 @@ def tokenizer_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> di
     return tokenizer_identity(paths.tokenizer, cfg.tokenizer.pretrained)
 
 
+def _manifest(run: Path) -> dict:
+    try:
+        return json.loads((run / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def tokenize_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
+    """Encode every record into windows; one the tokenizer cannot encode goes to ``quarantine/tokenize.jsonl``."""
     from transformers import AutoTokenizer
 
-    from shards.tokenization import encode_records
+    from shards.encode import Tokenize
+    from tuneprep.runner import quarantine_entries
 
-    tok = AutoTokenizer.from_pretrained(str(paths.tokenizer))
+    stage = Tokenize(AutoTokenizer.from_pretrained(str(paths.tokenizer)), cfg.tokenizer.max_length)
+    st = StageStats(stage.name)
+    guard = QuarantineGuard(cfg, paths)
+    src = paths.stage_file("augmented")
     t0 = time.perf_counter()
-    out = ParquetSink(paths.stage_file("tokenized"))
-    read = windows = 0
-    for batch in iter_batches(paths.stage_file("augmented"), cfg.batch_size):
-        enc = encode_records(batch, tok, cfg.tokenizer.max_length)
-        out.write(enc)
-        read += batch.height
-        windows += enc.height
-        log(f"tokenize: {read} records -> {windows} windows")
-    if out.writer is None:
-        raise RuntimeError("no records left to tokenize: every input was dropped or quarantined (see the report)")
-    out.close()
-    st = StageStats("tokenize", read=read, kept=read, seconds=time.perf_counter() - t0)
+    windows = 0
+    with ParquetSink(paths.stage_file("tokenized")) as out, JsonlSink(paths.quarantine / "tokenize.jsonl") as bad:
+        try:
+            for batch in iter_batches(src, cfg.batch_size):
+                result = stage(batch)
+                out.write(result.kept)
+                bad.write(quarantine_entries(result.quarantined))
+                st.read += batch.height
+                st.kept += batch.height - result.quarantined.height
+                st.quarantined += result.quarantined.height
+                st.quarantine_reasons.update(result.quarantined["reason"].to_list())
+                windows += result.kept.height
+                log(f"tokenize: {st.read} records -> {windows} windows")
+                guard([st])
+        except StopRun:
+            bad.close()
+            raise
+        if out.writer is None:
+            if earlier_run(cfg) is None:
+                raise ValueError("no records left to tokenize: every input was dropped or quarantined (see the report)")
+            empty = pl.DataFrame(schema=pl.read_parquet_schema(src))
+            out.write(stage.process(empty).kept)  # a data drop that adds nothing: empty shards with the right columns
+        out.close()
+        bad.close()
+    if not st.quarantined:
+        (paths.quarantine / "tokenize.jsonl").unlink(missing_ok=True)
+    st.seconds = time.perf_counter() - t0
     st.extra = {"windows": windows}
     return st.to_dict()
 
@@ -236,15 +418,31 @@ STEPS: dict[str, Callable[[PipelineConfig, RunPaths, Log], dict | list[dict]]] =
 
 
 def run_step(name: str, cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict | list[dict]:
-    """One step of ``STEPS``, then the memory it freed goes back to the OS before the next one starts."""
+    """One step of ``STEPS``; then the quarantine share is checked (a stage checks it batch by batch as well), and
+    the memory the step freed goes back to the OS before the next one starts."""
     try:
-        return STEPS[name](cfg, paths, log)
+        result = STEPS[name](cfg, paths, log)
+        QuarantineGuard(cfg, paths)()
+        return result
     finally:
         release_memory()
 
 
+def start_run(cfg: PipelineConfig, out: str | Path) -> RunPaths:
+    """Check inputs, config and output folder (``flows.preflight``), make the layout, and clear what an earlier run
+    into the same folder quarantined (this run's quarantine files are counted against its limit)."""
+    from flows.preflight import preflight
+
+    preflight(cfg, out)
+    paths = RunPaths(out).make()
+    for f in paths.quarantine.glob("*.jsonl"):
+        f.unlink()
+    return paths
+
+
 def prepare(cfg: PipelineConfig, out: str | Path, log: Log = print) -> dict:
     """The whole data part without Prefect (for notebooks, benchmarks and tests); returns the manifest."""
-    paths = RunPaths(out).make()
-    results = {name: run_step(name, cfg, paths, log) for name in STEPS}
-    return finish(cfg, paths, results)
+    with RunLock(out):
+        paths = start_run(cfg, out)
+        results = {name: run_step(name, cfg, paths, log) for name in STEPS}
+        return finish(cfg, paths, results)

@@ -171,9 +171,7 @@ def check_inputs(inputs: list[str]) -> None:
     for item in inputs:
         if item.startswith(HUB_PREFIX):
             parse_hub_input(item)
-        elif is_remote(item):
-            continue
-        elif os.path.lexists(item):
+        elif is_remote(item) or os.path.lexists(item):
             continue
         elif glob.has_magic(item):
             if not any(True for _ in glob.iglob(item, recursive=True)):
@@ -772,7 +770,9 @@ def _iter_csv(
                     fields[0] = fields[0][1:]
                 if reason or not fields or "\x00" in raw or (_has_bad_bytes(raw) and not replace):
                     why = reason or ("nul_byte" if "\x00" in raw else "invalid_utf8" if fields else "empty_file")
-                    yield Quarantined(source, "", why, f"the header row cannot be read ({detail or why})", _excerpt(raw))
+                    yield Quarantined(
+                        source, "", why, f"the header row cannot be read ({detail or why})", _excerpt(raw)
+                    )
                     ledger.unread_rest = True
                     return
                 header = [_fix_bytes(h) for h in fields]

@@ -66,9 +66,8 @@ def holder_alive(info: dict) -> bool | None:
     if not isinstance(pid, int) or not _running(pid):
         return False
     started, now_started = info.get("started"), process_start_time(pid)
-    if started is not None and now_started is not None and abs(now_started - started) > 1.0:
-        return False  # the pid was reused by a later process
-    return True
+    reused = started is not None and now_started is not None and abs(now_started - started) > 1.0
+    return not reused  # a pid now held by a later process is not the holder
 
 
 def describe(info: dict) -> str:

@@ -142,6 +142,11 @@ def iter_batches(path: Path, batch_size: int) -> Iterator[pl.DataFrame]:
 EXCERPT_CHARS = 300
 
 
+class StopRun(RuntimeError):
+    """Raised by a ``check`` to stop a run on purpose (too much quarantined); the quarantine files written so far
+    are finished rather than discarded, since they say why."""
+
+
 def quarantine_entries(df: pl.DataFrame) -> Iterator[dict]:
     """Quarantine-file entries for records a stage could not handle: the ``Quarantined`` fields, the record's id as
     locator, an excerpt of its text, and the whole record (so nothing is lost: it can be fixed and fed again)."""
@@ -186,27 +191,32 @@ def run_stages(
         out = sinks.enter_context(ParquetSink(dst))
         drops = {s.name: sinks.enter_context(ParquetSink(dropped_dir / f"{s.name}.parquet")) for s in stages}
         bad: dict[str, JsonlSink] = {}
-        for batch in iter_batches(src, batch_size):
-            n_in = batch.height
-            for stage, st in zip(stages, stats, strict=True):
-                t0 = time.perf_counter()
-                result = stage(batch)
-                st.seconds += time.perf_counter() - t0
-                st.add(batch.height, result)
-                if result.dropped.height:
-                    drops[stage.name].write(conform(result.dropped, {**(extra_schema or {}), **DROP_COLUMNS}))
-                if result.quarantined.height:
-                    if stage.name not in bad:
-                        bad[stage.name] = sinks.enter_context(JsonlSink(quarantine_dir / f"{stage.name}.jsonl"))
-                    bad[stage.name].write(quarantine_entries(result.quarantined))
-                batch = result.kept
-                if getattr(stage, "adds_records", False):
-                    st.added = st.kept - (st.read - st.dropped - st.quarantined)
-            out.write(conform(batch, extra_schema))
-            if on_batch:
-                on_batch(n_in)
-            if check:
-                check(stats)
+        try:
+            for batch in iter_batches(src, batch_size):
+                n_in = batch.height
+                for stage, st in zip(stages, stats, strict=True):
+                    t0 = time.perf_counter()
+                    result = stage(batch)
+                    st.seconds += time.perf_counter() - t0
+                    st.add(batch.height, result)
+                    if result.dropped.height:
+                        drops[stage.name].write(conform(result.dropped, {**(extra_schema or {}), **DROP_COLUMNS}))
+                    if result.quarantined.height:
+                        if stage.name not in bad:
+                            bad[stage.name] = sinks.enter_context(JsonlSink(quarantine_dir / f"{stage.name}.jsonl"))
+                        bad[stage.name].write(quarantine_entries(result.quarantined))
+                    batch = result.kept
+                    if getattr(stage, "adds_records", False):
+                        st.added = st.kept - (st.read - st.dropped - st.quarantined)
+                out.write(conform(batch, extra_schema))
+                if on_batch:
+                    on_batch(n_in)
+                if check:
+                    check(stats)
+        except StopRun:
+            for sink in bad.values():
+                sink.close()
+            raise
         out.close(empty_like=empty)
         for stage, st in zip(stages, stats, strict=True):
             drops[stage.name].close(empty_like=conform(empty, {**(extra_schema or {}), **DROP_COLUMNS}))

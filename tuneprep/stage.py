@@ -21,7 +21,6 @@ import polars as pl
 
 from tuneprep.records import MESSAGE, document_text, with_drop_reason
 
-
 STAGE_ERROR = "stage_error"
 
 
@@ -125,7 +124,7 @@ class Stage(ABC):
         """What ``rollback`` needs to undo a ``process`` call that raised; stages without state return None."""
         return None
 
-    def rollback(self, state: object) -> None:
+    def rollback(self, state: object) -> None:  # noqa: B027 - a hook: stateless stages have nothing to undo
         """Return to the state ``checkpoint`` returned, before a failed batch is retried in parts."""
 
     def _attempt(self, batch: pl.DataFrame) -> StageOutput:
@@ -142,7 +141,9 @@ class Stage(ABC):
         parts = [self._attempt(batch.slice(0, half)), self._attempt(batch.slice(half))]
         return StageOutput(*(_concat([getattr(p, f) for p in parts]) for f in ("kept", "dropped", "quarantined")))
 
-    def quarantine(self, records: pl.DataFrame, error: BaseException | str, reason: str = STAGE_ERROR) -> pl.DataFrame:
+    def quarantine(
+        self, records: pl.DataFrame, error: BaseException | str, reason: str | pl.Expr = STAGE_ERROR
+    ) -> pl.DataFrame:
         """Mark records as quarantined by this stage, with a short summary of what went wrong."""
         detail = error if isinstance(error, str) else error_summary(error)
         return with_drop_reason(records, self.name, reason, detail)
