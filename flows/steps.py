@@ -34,6 +34,12 @@ from tuneprep.stage import StageStats
 
 Log = Callable[[str], None]
 
+# The augment stage reads its input in chunks of this many records whatever ``batch_size`` is: apertium's tagger
+# carries numeric state from one text to the next within a call, so a back-translation depends on the texts
+# before it in its chunk, and chunks cut at fixed positions of the (canonically ordered) input keep the variants,
+# hence the shards, the same for any batch_size.
+AUGMENT_CHUNK_ROWS = 256
+
 
 class QuarantineLimit(StopRun):
     """More of the input was quarantined than ``max_quarantine_fraction`` allows."""
@@ -65,12 +71,15 @@ class QuarantineGuard:
         if not self.total or quarantined <= self.limit * self.total:
             return
         current = Counter()
+        errors = []
         for s in stats or []:
             for reason, n in s.quarantine_reasons.items():
                 current[f"{s.name}:{reason}"] += n
+            errors += [f"{s.name}: {e}" for e in s.errors[:1]]
+        example = f"; e.g. {errors[0]}" if errors else ""
         raise QuarantineLimit(
             f"{quarantined:,} of {self.total:,} input units quarantined ({quarantined / self.total:.0%}), over "
-            f"max_quarantine_fraction={self.limit}; most from {worst_files(self.paths, current)}; "
+            f"max_quarantine_fraction={self.limit}; most from {worst_files(self.paths, current)}{example}; "
             f"see {self.paths.quarantine}/"
         )
 
@@ -268,7 +277,7 @@ def augment_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict
             src,
             unordered,
             paths.dropped,
-            cfg.batch_size,
+            AUGMENT_CHUNK_ROWS,
             quarantine_dir=paths.quarantine,
             check=QuarantineGuard(cfg, paths),
         )

@@ -65,6 +65,7 @@ class StageStats:
     quarantine_reasons: Counter = field(default_factory=Counter)  # why records were quarantined
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # a few distinct error summaries of quarantined records
 
     def add(self, read: int, out: StageOutput) -> None:
         self.read += read
@@ -75,6 +76,10 @@ class StageStats:
             if frame.height:
                 for reason, n in frame.group_by("reason").len().iter_rows():
                     counter[reason] += n
+        if out.quarantined.height and len(self.errors) < 3:
+            for detail in out.quarantined["detail"].drop_nulls().unique(maintain_order=True).to_list():
+                if detail and detail not in self.errors and len(self.errors) < 3:
+                    self.errors.append(detail)
 
     @property
     def balanced(self) -> bool:
@@ -91,6 +96,7 @@ class StageStats:
             "reasons": dict(sorted(self.reasons.items())),
             "quarantine_reasons": dict(sorted(self.quarantine_reasons.items())),
             "seconds": round(self.seconds, 3),
+            **({"errors": self.errors} if self.errors else {}),
             **({"extra": self.extra} if self.extra else {}),
         }
 
