@@ -525,6 +525,7 @@ class FileLedger:
     quarantined: int = 0
     lines: int | None = None  # physical lines read (JSONL, CSV)
     unread_rest: bool = False  # reading stopped midway; the rest of the file is one quarantine entry
+    covered: int = 0  # lines that belong to a unit (a record, a quarantine entry, the CSV header): equals ``lines``
 
     def to_dict(self) -> dict:
         out = {"records": self.records, "quarantined": self.quarantined}
@@ -620,6 +621,7 @@ def _iter_jsonl(
                 break
             n += 1
             ledger.lines = n
+            ledger.covered += 1
             locator = f"line {n}"
             if raw is _TOO_LONG:
                 yield Quarantined(source, locator, "too_large", f"line over load.max_file_bytes={cfg.max_file_bytes}")
@@ -709,8 +711,9 @@ def _has_bad_bytes(text: str) -> bool:
     return any("\udc80" <= c <= "\udcff" for c in text)
 
 
-def _csv_rows(src: _LineSource) -> Iterator[tuple[int, list[str] | None, str, str, str]]:
-    """(first line, fields, reason, detail, raw) per row, strictly parsed: a row that fails is one bad unit."""
+def _csv_rows(src: _LineSource) -> Iterator[tuple[int, int, list[str] | None, str, str, str]]:
+    """(first line, last line, fields, reason, detail, raw) per row, strictly parsed: a row that fails is one bad
+    unit, and every physical line belongs to exactly one row."""
     reader = csv.reader(src, strict=True)
     while True:
         src.taken = []
@@ -732,13 +735,14 @@ def _csv_rows(src: _LineSource) -> Iterator[tuple[int, list[str] | None, str, st
         if error and len(taken) > 1 and taken[-1][1] is not _TOO_LONG:
             # Only an open quote makes a row span lines: the row is the first line, the rest is read again.
             src.push_back(taken[1:])
-            yield first, None, "unterminated_quote", f"a quoted field opened on line {first} never closes", taken[0][1]
+            detail = f"a quoted field opened on line {first} never closes"
+            yield first, first, None, "unterminated_quote", detail, taken[0][1]
         elif error == "too_large":
-            yield first, None, "too_large", "a line over load.max_file_bytes", ""
+            yield first, taken[-1][0], None, "too_large", "a line over load.max_file_bytes", ""
         elif error:
-            yield first, None, "malformed_csv", error, raw
+            yield first, taken[-1][0], None, "malformed_csv", error, raw
         else:
-            yield first, fields, "", f"lines {first}-{taken[-1][0]}" if len(taken) > 1 else "", raw
+            yield first, taken[-1][0], fields, "", "", raw
 
 
 def _iter_csv(
@@ -763,7 +767,8 @@ def _iter_csv(
             ledger.lines = src.n
             if item is None:
                 break
-            line, fields, reason, detail, raw = item
+            line, last, fields, reason, detail, raw = item
+            ledger.covered += last - line + 1
             locator = f"line {line}"
             if header is None:
                 if fields and fields[0].startswith("\ufeff"):

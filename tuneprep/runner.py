@@ -232,36 +232,37 @@ def run_stages(
 SORT_BUCKET_BYTES = 256 << 20  # rows of about this much Arrow data are sorted in memory at once
 
 
-def _order_keys(ids: pl.Series) -> np.ndarray:
-    """A uint64 per id that orders ids as a string sort would: the first 64 bits of a hex id (record ids are 20 hex
-    characters), or for any other string an xxh3 hash (not a string order, but as deterministic)."""
-    hexed = ids.str.contains(r"^[0-9a-f]{16}").fill_null(False)
-    if hexed.all():
-        hi = ids.str.slice(0, 8).str.to_integer(base=16).cast(pl.UInt64).to_numpy()
-        lo = ids.str.slice(8, 8).str.to_integer(base=16).cast(pl.UInt64).to_numpy()
-        return (hi << np.uint64(32)) | lo
-    return np.array([xxhash.xxh3_64_intdigest((i or "").encode("utf-8", "surrogatepass")) for i in ids], np.uint64)
+def _order_keys(ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Two uint64 per id that order ids as a string sort would for record ids (20 hex characters: the first 64
+    and the last 16 bits); any other string is ordered by its xxh3 hash instead (not a string order, as
+    deterministic)."""
+    if ids.str.contains(r"^[0-9a-f]{20}$").fill_null(False).all():
+        part = [ids.str.slice(i, 8).str.to_integer(base=16).cast(pl.UInt64).to_numpy() for i in (0, 8)]
+        lo = ids.str.slice(16, 4).str.to_integer(base=16).cast(pl.UInt64).to_numpy()
+        return (part[0] << np.uint64(32)) | part[1], lo
+    hashed = [xxhash.xxh3_64_intdigest((i or "").encode("utf-8", "surrogatepass")) for i in ids]
+    return np.array(hashed, np.uint64), np.zeros(len(ids), np.uint64)
 
 
 def sort_parquet(src: Path, dst: Path, by: str = "id", batch_size: int = 4096) -> int:
     """Rewrite ``src`` as ``dst`` with its rows ordered by the column ``by`` (ties keep their file order).
 
     This is what makes a file's order canonical whatever order a stage wrote it in (batch by batch, worker by
-    worker). Memory stays bounded: only a 64-bit key per row is held whole (16 bytes a row with the ranks); the
+    worker). Memory stays bounded: only an 80-bit key per row is held whole (24 bytes a row with the ranks); the
     rows go through on-disk buckets of ``SORT_BUCKET_BYTES`` and each bucket is sorted on its own. Returns the
     number of rows.
     """
     pf = pq.ParquetFile(src, pre_buffer=False)
     n = pf.metadata.num_rows
-    keys = np.empty(n, np.uint64)
+    hi, lo = np.empty(n, np.uint64), np.empty(n, np.uint64)
     pos = 0
     for batch in pf.iter_batches(batch_size=batch_size, columns=[by]):
-        part = _order_keys(pl.from_arrow(batch)[by])
-        keys[pos : pos + part.size] = part
-        pos += part.size
+        h, low = _order_keys(pl.from_arrow(batch)[by])
+        hi[pos : pos + h.size], lo[pos : pos + h.size] = h, low
+        pos += h.size
     rank = np.empty(n, np.int64)
-    rank[np.argsort(keys, kind="stable")] = np.arange(n, dtype=np.int64)
-    del keys
+    rank[np.lexsort((lo, hi))] = np.arange(n, dtype=np.int64)  # stable: ties keep their file order
+    del hi, lo
     data_bytes = sum(pf.metadata.row_group(i).total_byte_size for i in range(pf.metadata.num_row_groups))
     bucket_rows = max(1, min(n, int(n * SORT_BUCKET_BYTES / max(data_bytes, 1)))) if n else 1
     n_buckets = max(1, -(-n // bucket_rows))
