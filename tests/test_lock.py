@@ -86,7 +86,10 @@ def test_cli_errors_come_before_prefect_starts(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("dedup: {threshold: 1.5}\nmax_quarantine_fraction: 2\n")
     cases.append(
-        (["prepare", str(data), "--out", str(tmp_path / "o"), "--config", str(bad)], "dedup.threshold: Input should be less than 1")
+        (
+            ["prepare", str(data), "--out", str(tmp_path / "o"), "--config", str(bad)],
+            "dedup.threshold: Input should be less than 1",
+        )
     )
     broken = tmp_path / "broken.yaml"
     broken.write_text("dedup: [threshold\n")
