@@ -31,8 +31,9 @@ class PipelineConfig(Settings):
     seed: int = 1234
     batch_size: int = Field(2048, ge=1)
     # The run stops when more than this share of the input's units (files, lines, rows, pages) has been
-    # quarantined, by loading and every stage together: past it, the config or the data is wrong.
-    max_quarantine_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    # quarantined, by loading and every stage together: past it the config is wrong (a text field misnamed, a
+    # stage failing on every record), not the odd file. A folder of mostly broken files still runs below it.
+    max_quarantine_fraction: float = Field(0.9, ge=0.0, le=1.0)
     load: LoadConfig = LoadConfig()
     scrape: ScrapeConfig = ScrapeConfig()
     clean: CleanConfig = CleanConfig()
