@@ -109,7 +109,7 @@ class HtmlConfig(Settings):
     # the DOM extractors (whose time grows with depth squared) for the plain-text fallback, and any page taking
     # longer than timeout_s is stopped (extraction runs in a worker process that is killed; C code included).
     max_depth: int = Field(
-        512, ge=1, description="Tag nesting (as counted on the markup) past which a page falls back."
+        2000, ge=1, description="Tag nesting (as counted on the markup) past which a page falls back."
     )
     max_page_chars: int = Field(5_000_000, ge=1, description="Pages longer than this fall back.")
     timeout_s: float | None = Field(

@@ -34,6 +34,7 @@ import weakref
 from collections import Counter
 from functools import cache, lru_cache
 
+import numpy as np
 import polars as pl
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import CData, Comment, Declaration, Doctype, ProcessingInstruction
@@ -354,7 +355,7 @@ def strip_html(html: str | None, cfg: HtmlConfig | None = None) -> str:
     return drop_boilerplate_lines(text, cfg) if cfg.drop_boilerplate_lines else text
 
 
-_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^<>]*?(/?)>")
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)(?:[^<>]*[^<>/])?(/?)>")
 # Tags that never hold others, or that parsers close implicitly: they do not deepen the tree.
 _FLAT_TAGS = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
@@ -362,21 +363,19 @@ _FLAT_TAGS = frozenset(
 )
 
 
-def page_depth(html: str, stop: int | None = None) -> int:
-    """How deep the page's tags nest, counted on the markup in one linear pass (no DOM); stops counting past ``stop``."""
-    depth = deepest = 0
-    for m in _TAG.finditer(html):
-        if m.group(3) or m.group(2).lower() in _FLAT_TAGS:
-            continue
-        if m.group(1):
-            depth = max(0, depth - 1)
-            continue
-        depth += 1
-        if depth > deepest:
-            deepest = depth
-            if stop is not None and deepest > stop:
-                break
-    return deepest
+def page_depth(html: str) -> int:
+    """How deep the page's tags nest, counted on the markup in linear time (no DOM): +1 per opening tag, -1 per
+    closing one, never below 0 (a stray closing tag), void, self-closed and implicitly closed tags not counted."""
+    tags = _TAG.findall(html)
+    if not tags:
+        return 0
+    steps = np.fromiter(
+        (0 if end or name.lower() in _FLAT_TAGS else -1 if close else 1 for close, name, end in tags),
+        np.int64,
+        len(tags),
+    )
+    level = np.cumsum(steps)
+    return int((level - np.minimum.accumulate(np.minimum(level, 0))).max())  # the walk clamped at 0
 
 
 _HIDDEN_OPEN = re.compile(r"<!--|<(script|style|noscript|template|svg|math|head)\b")  # on ASCII-lowered markup
@@ -520,7 +519,7 @@ class StripHtml(Stage):
         cfg = self.cfg
         if len(page) > cfg.max_page_chars:
             return plain_text(page), "too_large"
-        if page_depth(page, cfg.max_depth) > cfg.max_depth:
+        if page_depth(page) > cfg.max_depth:
             return plain_text(page), "too_deep"
         try:
             return (strip_html(page, cfg) if self.worker is None else self.worker.extract(page)), None

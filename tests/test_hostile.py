@@ -118,7 +118,8 @@ def test_deep_and_long_pages_fall_back_to_plain_text_or_are_quarantined():
     deep = (
         "<html><body>" + "<div>" * 100_000 + f"<p>{hostile.DEEP_PAGE_TEXT}</p>" + "</div>" * 100_000 + "</body></html>"
     )
-    assert page_depth(deep, stop=512) == 513 and page_depth(NORMAL_PAGE) == 4
+    assert page_depth(deep) == 100_002 and page_depth(NORMAL_PAGE) == 4
+    assert page_depth("</div>" * 50 + "<div>" * 3 + '<br><img/><svg><path d="x"/></svg>') == 4
     assert plain_text("<p>a &amp; b<script>x</script><!-- c --></p><div>d</div><style>") == "a & b\n\nd"
     assert plain_text("<" * 1000 + "text") == "<" * 1000 + "text"  # no tag, no loss, linear time
     stage = StripHtml(HtmlConfig(timeout_s=None, max_page_chars=2_000_000))
@@ -130,13 +131,13 @@ def test_deep_and_long_pages_fall_back_to_plain_text_or_are_quarantined():
     strict = StripHtml(HtmlConfig(timeout_s=None, on_limit="quarantine", max_page_chars=2_000_000))
     out = strict(_html_batch([deep, NORMAL_PAGE, "<p>" + "long page " * 250_000 + "</p>"]))
     assert out.quarantined["reason"].to_list() == ["page_too_deep", "page_too_large"]
-    assert "max_depth=512" in out.quarantined["detail"][0] and out.kept.height == 1
+    assert "max_depth=2000" in out.quarantined["detail"][0] and out.kept.height == 1
 
 
 def test_a_page_over_the_time_limit_is_stopped_in_its_worker():
     from cleaners.html import StripHtml
 
-    slow = "<html><body>" + "<div>" * 500 + "<p>nested text</p>" + "</div>" * 500 + "</body></html>"
+    slow = "<html><body>" + "<div>" * 1500 + "<p>nested text</p>" + "</div>" * 1500 + "</body></html>"
     stage = StripHtml(HtmlConfig(timeout_s=0.0001))  # nothing is extracted that fast; the worker is killed
     try:
         out = stage(_html_batch([slow, NORMAL_PAGE]))
