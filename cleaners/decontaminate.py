@@ -370,6 +370,11 @@ class Decontaminator(Stage):
         self._train_seen, self.flagged, n_examples = state
         del self.examples[n_examples:]
 
+    def passed_over(self, records: pl.DataFrame) -> None:
+        """A quarantined train record was counted by ``count_train``: the next one is numbered after it."""
+        if self.train_counted is not None:
+            self._train_seen += int((records["split"] == "train").fill_null(False).sum())
+
     def summary(self) -> dict:
         return {
             "heldout_records": self.heldout,

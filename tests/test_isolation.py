@@ -166,3 +166,36 @@ def test_tokenize_step_quarantines_a_record_it_cannot_encode(tmp_path, monkeypat
     (entry,) = [json.loads(line) for line in (paths.quarantine / "tokenize.jsonl").read_text().splitlines()]
     assert entry["stage"] == "tokenize" and "prefixes" in entry["detail"]
     assert pl.read_parquet(paths.stage_file("tokenized"))["id"].n_unique() == 19
+
+
+def test_a_stage_that_numbers_records_stays_aligned_past_a_quarantined_one(monkeypatch):
+    """The decontaminator numbers train records against a first pass; a record quarantined in between must not
+    shift the records after it onto the wrong hits."""
+    from cleaners.decontaminate import DecontamConfig, Decontaminator
+    from cleaners.dedup import MinHasher
+    from cleaners.heldout import HeldoutIndex
+
+    held = "The replacement strap for the Ridgeline pack ships in five days and fits every model made since 2019"
+    other = "Our stores open at nine on weekdays and at ten on Sundays, except on public holidays when they close"
+    index = HeldoutIndex(MinHasher(128, 3, "word", 1), 0.9)
+    stage = Decontaminator(DecontamConfig(), index)
+    texts = [other + f" note {i}." for i in range(6)]
+    texts[2] = "boom " + other
+    texts[4] = "Intro words. " + held + " and more words after it."
+    batch = make_records(
+        [{"id": f"t{i}", "source": "s", "format": "text", "text": t, "split": "train"} for i, t in enumerate(texts)]
+        + [{"id": "v1", "source": "s", "format": "text", "text": held, "split": "validation"}]
+    )
+    stage.fit(lambda: [batch])
+    real = HeldoutIndex.best_matches
+
+    def fragile(self, texts):
+        if any(t.startswith("boom") for t in texts):
+            raise ValueError("boom")
+        return real(self, texts)
+
+    monkeypatch.setattr(HeldoutIndex, "best_matches", fragile)
+    out = stage(batch)
+    assert out.quarantined["id"].to_list() == ["t2"]
+    assert out.dropped["id"].to_list() == ["t4"] and "v1" in out.dropped["detail"][0]
+    assert out.kept["id"].to_list() == ["t0", "t1", "t3", "t5", "v1"]

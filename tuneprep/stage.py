@@ -133,6 +133,10 @@ class Stage(ABC):
     def rollback(self, state: object) -> None:  # noqa: B027 - a hook: stateless stages have nothing to undo
         """Return to the state ``checkpoint`` returned, before a failed batch is retried in parts."""
 
+    def passed_over(self, records: pl.DataFrame) -> None:  # noqa: B027 - a hook, like rollback
+        """Records about to be quarantined after failing on their own: a stage that numbers the records it sees
+        (against a count made in an earlier pass) moves past them here."""
+
     def _attempt(self, batch: pl.DataFrame) -> StageOutput:
         state = self.checkpoint()
         try:
@@ -142,6 +146,7 @@ class Stage(ABC):
                 raise RuntimeError(f"stage {self.name} failed on a batch of {batch.height}: {error_summary(e)}") from e
             self.rollback(state)
             if batch.height <= 1:
+                self.passed_over(batch)
                 return StageOutput(batch.clear(), self.drop(batch.clear(), "none"), self.quarantine(batch, e))
         half = batch.height // 2
         parts = [self._attempt(batch.slice(0, half)), self._attempt(batch.slice(half))]
