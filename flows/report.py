@@ -98,6 +98,12 @@ def _cleaning_details(stages: list[dict]) -> list[str]:
     """PII replaced, languages seen, dedup index and decontamination figures, where those stages ran."""
     by_name = {s["name"]: s.get("extra", {}) for s in stages}
     lines = []
+    fallback = by_name.get("strip_html", {}).get("fallback")
+    if fallback:
+        why = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(fallback.items()))
+        lines.append(
+            f"- HTML pages given the plain-text fallback (past a bound of `clean.html`, or the extractor failed): {why}"
+        )
     pii = by_name.get("pii_redaction", {}).get("pii")
     if pii is not None:
         found = ", ".join(f"{k} {v}" for k, v in pii.items() if v) or "none"
