@@ -203,15 +203,21 @@ def _quarantine_link(paths: RunPaths, stage: str) -> Raw:
 def reasons_section(manifest: Mapping, paths: RunPaths) -> str:
     items = []
     for s in manifest.get("stages") or []:
+        # Drop reasons are under "reasons", quarantine reasons under "quarantine_reasons"; an older manifest
+        # kept the loader's quarantine reasons under "reasons".
+        legacy = "quarantine_reasons" not in s and s["quarantined"] and not s["dropped"]
         for reason, n in (s.get("reasons") or {}).items():
-            if not n:
-                continue
-            kind = "quarantined" if s["quarantined"] and not s["dropped"] else "dropped"
-            link = _quarantine_link(paths, s["name"]) if kind == "quarantined" else None
-            dropped_file = file_link(paths, f"dropped/{s['name']}.parquet")
-            if s["quarantined"] and s["dropped"]:
-                link = Raw(f"{dropped_file} {_quarantine_link(paths, s['name'])}")
-            items.append((s["name"], reason, n, kind, link or dropped_file))
+            if n:
+                quarantined = legacy
+                link = (
+                    _quarantine_link(paths, s["name"])
+                    if quarantined
+                    else file_link(paths, f"dropped/{s['name']}.parquet")
+                )
+                items.append((s["name"], reason, n, "quarantined" if quarantined else "dropped", link))
+        for reason, n in (s.get("quarantine_reasons") or {}).items():
+            if n:
+                items.append((s["name"], reason, n, "quarantined", _quarantine_link(paths, s["name"])))
     if not items:
         return section("reasons", "Why records left", para("Every record read was kept."))
     items.sort(key=lambda r: (-r[2], r[0], r[1]))
