@@ -3,6 +3,8 @@
 tuneprep run [--config FILE] [--out DIR]
 tuneprep prepare INPUT... --out DIR [--config FILE]
 tuneprep finetune DATA_DIR --out DIR [--config FILE]
+tuneprep generate MODEL_DIR "prompt" [--chat] [--max-new-tokens N] [--do-sample --temperature T --top-p P ...]
+tuneprep serve MODEL_DIR [--host 127.0.0.1] [--port 8000]
 tuneprep report RUN_DIR [--open]
 tuneprep setup
 """
@@ -21,18 +23,54 @@ def _config(args: argparse.Namespace, **overrides):
     return load_config(args.config, **overrides)
 
 
+def _ppl(m: dict | None) -> str:
+    return "–" if not m or m.get("perplexity") is None else f"{m['perplexity']:.1f}"
+
+
+def _score(m: dict | None, key: str, digits: int) -> str:
+    value = ((m or {}).get("generation") or {}).get(key)
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def model_summary(metrics_path: Path) -> list[str]:
+    """Base -> final perplexity per held-out split (and per format when both occur), BLEU/ROUGE-L of answers."""
+    m = json.loads(metrics_path.read_text())
+    base, final = m.get("base") or {}, m.get("final") or {}
+    lines = []
+    for split in ("validation", "test"):
+        before, after = base.get(split), final.get(split)
+        if not after:
+            continue
+        line = f"{split} perplexity {_ppl(before)} -> {_ppl(after)}"
+        formats = after.get("by_format") or {}
+        if len(formats) > 1:
+            parts = [
+                f"{name} {_ppl(((before or {}).get('by_format') or {}).get(name))} -> {_ppl(fm)}"
+                for name, fm in formats.items()
+            ]
+            line += f" ({', '.join(parts)})"
+        lines.append(line)
+        gen = after.get("generation")
+        if gen and gen.get("n"):
+            lines.append(
+                f"  conversations, {gen['n']} answers: BLEU {_score(before, 'bleu', 1)} -> {_score(after, 'bleu', 1)}, "
+                f"ROUGE-L {_score(before, 'rouge_l', 3)} -> {_score(after, 'rouge_l', 3)}"
+            )
+    early = " (stopped early)" if m.get("stopped_early") else ""
+    lines.append(
+        f"exported step {m.get('best_step')}{early}; {m.get('train_tokens', 0):,} loss tokens at "
+        f"{m.get('tokens_per_s') or 0:,.0f}/s"
+    )
+    return lines
+
+
 def _summary(out: Path) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     splits = ", ".join(f"{k} {v['rows']}" for k, v in manifest["splits"].items())
     print(f"\nshards: {splits}  (accounting {'OK' if manifest['accounting']['ok'] else 'BROKEN'})")
     metrics = out / "model" / "metrics.json"
     if metrics.exists():
-        m = json.loads(metrics.read_text())
-        before = m.get("initial", {}).get("validation") or {}
-        after = m.get("validation") or {}
-        print(
-            f"validation perplexity {before.get('perplexity', float('nan')):.1f} -> {after.get('perplexity', float('nan')):.1f}"
-        )
+        print("\n".join(model_summary(metrics)))
     print(f"report: {out / 'report.md'}  (with plots: {out / 'report.html'})")
 
 
@@ -87,8 +125,40 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     cfg = _config(args)
     from flows.finetune import finetune_flow
 
-    metrics = finetune_flow(data_dir=args.data_dir, out=args.out, config=cfg.finetune)
-    print(Path(metrics).read_text())
+    metrics = Path(finetune_flow(data_dir=args.data_dir, out=args.out, config=cfg.finetune))
+    print("\n".join(model_summary(metrics)))
+    print(f"model: {metrics.parent}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from finetune.generate import Sampling, chat_prompt, complete, load, text_prompt
+
+    model, tokenizer = load(args.model_dir, args.device)
+    if args.chat:
+        messages = [{"role": "system", "content": args.system}] if args.system else []
+        prompt = chat_prompt(tokenizer, [*messages, {"role": "user", "content": args.prompt}])
+    else:
+        prompt = text_prompt(tokenizer, args.prompt)
+    sampling = Sampling(
+        max_new_tokens=args.max_new_tokens,
+        do_sample=args.do_sample,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        repetition_penalty=args.repetition_penalty,
+        seed=args.seed,
+        stop=tuple(args.stop or ()),
+    )
+    (done,) = complete(model, tokenizer, [prompt], sampling)
+    print(done.text)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from finetune.serve import serve
+
+    serve(args.model_dir, host=args.host, port=args.port, device=args.device, max_tokens_cap=args.max_tokens_cap)
     return 0
 
 
@@ -149,6 +219,30 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", required=True, help="model folder")
     f.add_argument("--config", type=Path)
     f.set_defaults(func=cmd_finetune)
+
+    g = sub.add_parser("generate", help="complete a prompt with an exported model")
+    g.add_argument("model_dir", help="a `tuneprep finetune` output folder (or any causal LM folder)")
+    g.add_argument("prompt")
+    g.add_argument("--chat", action="store_true", help="the prompt is a user turn under the chat template")
+    g.add_argument("--system", help="a system turn before the user's (with --chat)")
+    g.add_argument("--max-new-tokens", type=int, default=128)
+    g.add_argument("--do-sample", action="store_true", help="sample (else greedy)")
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--top-k", type=int, default=50)
+    g.add_argument("--repetition-penalty", type=float, default=1.0)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--stop", action="append", help="stop at this string (repeatable)")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    g.set_defaults(func=cmd_generate)
+
+    sv = sub.add_parser("serve", help="serve a model over an OpenAI-style HTTP API")
+    sv.add_argument("model_dir")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    sv.add_argument("--max-tokens-cap", type=int, default=1024, help="largest max_tokens a request may ask for")
+    sv.set_defaults(func=cmd_serve)
 
     rep = sub.add_parser("report", help="rebuild report.md and report.html for a finished run")
     rep.add_argument("run_dir")

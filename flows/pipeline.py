@@ -11,7 +11,7 @@ from pathlib import Path
 from prefect import flow
 
 from flows.config import PipelineConfig
-from flows.finetune import finetune_task
+from flows.finetune import finetune_model
 from flows.layout import default_out
 from flows.prepare import prepare_data, report
 from tuneprep.lock import RunLock
@@ -25,7 +25,7 @@ def run_flow(config: PipelineConfig = PipelineConfig(), out: str | None = None) 
         manifest = prepare_data(config, out)
         if manifest.get("nothing_new"):  # a data drop that added nothing: the earlier model stands
             return report(out)
-        metrics = finetune_task(out, str(Path(out) / "model"), config.finetune)
+        metrics = finetune_model(out, str(Path(out) / "model"), config.finetune)
         return report(out, metrics)
 
 

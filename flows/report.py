@@ -149,7 +149,12 @@ def _quarantine_details(quarantine: dict) -> list[str]:
     )
 
 
-def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[int]] | None = None) -> str:
+def render(
+    manifest: dict,
+    metrics: dict | None,
+    token_lengths: dict[str, list[int]] | None = None,
+    model_files: dict | None = None,
+) -> str:
     stages = manifest["stages"]
     first = stages[0]
     splits = manifest.get("splits") or {}
@@ -171,13 +176,7 @@ def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[i
             "",
         ]
     if metrics:
-        init, val, test = metrics.get("initial", {}).get("validation"), metrics.get("validation"), metrics.get("test")
-        if val:
-            out += [
-                f"Model: validation perplexity **{_fmt(init and init['perplexity'], 1)} → {_fmt(val['perplexity'], 1)}** "
-                f"after training; test perplexity **{_fmt(test and test['perplexity'], 1)}**.",
-                "",
-            ]
+        out += [_model_headline(metrics), ""]
 
     out += ["## Stages", ""]
     top = max(s["read"] for s in stages) or 1
@@ -309,24 +308,7 @@ def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[i
             out += [""]
 
     if metrics:
-        out += ["## Model", ""]
-        rows = []
-        for name, m in (
-            ("validation, before training", metrics.get("initial", {}).get("validation")),
-            ("validation", metrics.get("validation")),
-            ("test", metrics.get("test")),
-        ):
-            if m:
-                rows.append([name, _fmt(m["loss"]), _fmt(m["perplexity"], 2), _fmt(m.get("tokens"))])
-        out += [table(["split", "loss", "perplexity", "tokens"], rows), ""]
-        tr = metrics.get("train", {})
-        model = metrics.get("model", {})
-        out += [
-            f"Trained {tr.get('steps', '?')} steps on {_fmt(tr.get('tokens'))} tokens in "
-            f"{_fmt(tr.get('seconds'), 1)} s ({_fmt(tr.get('tokens_per_s'), 0)} tokens/s) on `{metrics.get('device')}`; "
-            f"model `{model.get('name_or_scratch')}` with {_fmt(model.get('parameters'))} parameters.",
-            "",
-        ]
+        out += model_section(metrics, model_files or {})
 
     tok = manifest.get("tokenizer", {})
     out += [
@@ -337,17 +319,154 @@ def render(manifest: dict, metrics: dict | None, token_lengths: dict[str, list[i
         "- `manifest.json` — inputs with sha256, config, versions, accounting, shard sha256s",
         "- `dropped/<stage>.parquet`, `quarantine/<stage>.jsonl` — every record not kept, with stage and reason",
         f"- `tokenizer/` — {tok.get('name')}, vocab {tok.get('vocab_size')}, sha256 `{str(tok.get('sha256'))[:12]}…`",
-        "- `model/` — `from_pretrained`-ready weights, `metrics.json`, TensorBoard logs in `model/tb/`",
+        "- `model/` — `from_pretrained`-ready weights and tokenizer, model card `README.md`, `metrics.json`, "
+        "`training.json`, `samples.json`, TensorBoard logs in `model/tb/`",
         "",
     ]
     return "\n".join(out)
 
 
 def write_report(paths: RunPaths, metrics_path: Path | None = None) -> str:
-    """Write ``report.md`` from the manifest and, when there is one, the model's metrics."""
+    """Write ``report.md`` from the manifest and, when there is one, the model's metrics and the files beside them."""
     manifest = json.loads(paths.manifest.read_text())
     metrics = json.loads(metrics_path.read_text()) if metrics_path and metrics_path.exists() else None
+    model_files = {}
+    if metrics_path is not None:
+        for name in ("training", "samples", "trials"):
+            f = metrics_path.parent / f"{name}.json"
+            if f.exists():
+                model_files[name] = json.loads(f.read_text())
     lengths = dataset_profile(paths, lengths=True)["token_lengths"] if paths.stage_file("tokenized").exists() else None
-    text = render(manifest, metrics, lengths)
+    text = render(manifest, metrics, lengths, model_files)
     atomic_write_text(paths.report, text)
     return text
+
+
+# ---- the model --------------------------------------------------------------------------------------------------
+
+
+def _ppl(m: dict | None) -> str:
+    return _fmt(m and m.get("perplexity"), 1)
+
+
+def _gen(m: dict | None, key: str, digits: int) -> str:
+    return _fmt(((m or {}).get("generation") or {}).get(key), digits)
+
+
+def _model_headline(metrics: dict) -> str:
+    base, final = metrics.get("base") or {}, metrics.get("final") or {}
+    parts = []
+    for split in ("validation", "test"):
+        if final.get(split):
+            parts.append(f"{split} perplexity **{_ppl(base.get(split))} → {_ppl(final[split])}**")
+    for split in ("validation", "test"):
+        gen = (final.get(split) or {}).get("generation")
+        if gen and gen.get("n"):
+            parts.append(
+                f"{split} conversations BLEU **{_gen(base.get(split), 'bleu', 1)} → {_gen(final[split], 'bleu', 1)}**, "
+                f"ROUGE-L **{_gen(base.get(split), 'rouge_l', 3)} → {_gen(final[split], 'rouge_l', 3)}**"
+            )
+            break
+    return f"Model (before → after fine-tuning): {'; '.join(parts) or 'no held-out examples to score'}."
+
+
+def _cell(text: str | None, limit: int = 160) -> str:
+    if text is None:
+        return "–"
+    text = " ".join(text.split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return html.escape(text, quote=False).replace("|", "\\|") or "(empty)"
+
+
+def model_section(metrics: dict, files: dict) -> list[str]:
+    """Base vs final per split and format, generation scores, a few answers side by side, the grid's trials."""
+    base, final = metrics.get("base") or {}, metrics.get("final") or {}
+    out = ["## Model", ""]
+    rows = []
+    for split in ("validation", "test"):
+        after, before = final.get(split), base.get(split) or {}
+        if not after:
+            continue
+        views = [("all", before, after)]
+        formats = after.get("by_format") or {}
+        if len(formats) > 1:
+            views += [(name, (before.get("by_format") or {}).get(name), m) for name, m in formats.items()]
+        for name, b, a in views:
+            rows.append(
+                [
+                    split,
+                    name,
+                    _fmt(a.get("tokens")),
+                    f"{_fmt((b or {}).get('loss'))} → {_fmt(a['loss'])}",
+                    f"{_ppl(b)} → {_ppl(a)}",
+                    f"{_fmt((b or {}).get('token_accuracy'))} → {_fmt(a['token_accuracy'])}",
+                ]
+            )
+    out += [
+        "Loss, perplexity and next-token accuracy on loss tokens (every token of a document, the assistant turns "
+        "of a conversation), before → after fine-tuning.",
+        "",
+        table(["split", "format", "loss tokens", "loss", "perplexity", "token accuracy"], rows),
+        "",
+    ]
+    gen_rows = []
+    for split in ("validation", "test"):
+        after = final.get(split) or {}
+        gen = after.get("generation")
+        if gen and gen.get("n"):
+            b = base.get(split)
+            gen_rows.append(
+                [
+                    split,
+                    gen["n"],
+                    f"{_gen(b, 'bleu', 2)} → {_gen(after, 'bleu', 2)}",
+                    f"{_gen(b, 'rouge_l', 3)} → {_gen(after, 'rouge_l', 3)}",
+                    f"{_gen(b, 'f1', 3)} → {_gen(after, 'f1', 3)}",
+                ]
+            )
+    if gen_rows:
+        out += [
+            "Held-out conversations: the last assistant turn generated (greedy) from the turns before it, against "
+            "the reference: corpus BLEU (sacrebleu, 0–100), ROUGE-L F and token F1 (0–1).",
+            "",
+            table(["split", "answers", "BLEU", "ROUGE-L", "F1"], gen_rows),
+            "",
+        ]
+    training = files.get("training") or {}
+    if training:
+        model = training.get("model", {})
+        early = " (stopped early)" if metrics.get("stopped_early") else ""
+        out += [
+            f"Trained `{model.get('source')}` ({model.get('mode')}, {_fmt(model.get('parameters'))} parameters, "
+            f"{_fmt(model.get('trained'))} trained) for {training.get('steps')} of {training.get('max_steps')} steps"
+            f"{early} on `{training.get('device')}` ({training.get('precision')}): {_fmt(metrics.get('train_tokens'))} "
+            f"loss tokens at {_fmt(metrics.get('tokens_per_s'), 0)}/s; exported the weights of step "
+            f"{metrics.get('best_step')} (lowest validation loss).",
+            "",
+        ]
+    samples = [s for s in files.get("samples") or [] if s.get("final") is not None][:4]
+    if samples:
+        out += ["Answers beside their references (before → after fine-tuning):", ""]
+        out += [
+            table(
+                ["conversation so far (last turn)", "reference", "base model", "fine-tuned"],
+                [
+                    [_cell(s["context"][-1]["content"]), _cell(s["reference"]), _cell(s["base"]), _cell(s["final"])]
+                    for s in samples
+                ],
+            ),
+            "",
+        ]
+    trials = files.get("trials")
+    if trials:
+        from finetune.grid import table_rows
+
+        flat = table_rows(trials["trials"])
+        headers = list(flat[0]) if flat else []
+        out += [
+            f"### Grid search: {len(flat)} trials, trial {trials['best_trial']} exported (lowest validation loss)",
+            "",
+            table(headers, [[_fmt(r[h], 4) if isinstance(r[h], float) else r[h] for h in headers] for r in flat]),
+            "",
+        ]
+    return out
