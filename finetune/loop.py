@@ -44,6 +44,7 @@ from finetune.model import (
     autocast,
     build_model,
     count_parameters,
+    hf_model,
     mask_mode,
     max_positions,
     merged,
@@ -201,7 +202,7 @@ def train(
     block_size = data_block_size(cfg, data_dir, splits)
     model = build_model(cfg, tokenizer, block_size).to(device)
     block_size = min(block_size, max_positions(model) or block_size)
-    vocab = model.get_input_embeddings().num_embeddings
+    vocab = hf_model(model).config.get_text_config().vocab_size
     for split in splits.values():
         if split is not None:
             check_examples(split, block_size, vocab, tokenizer.bos_token_id)

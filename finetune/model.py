@@ -197,7 +197,11 @@ def build_model(cfg: FinetuneConfig, tokenizer, block_size: int) -> nn.Module:
         model, added = pretrained_model(cfg, tokenizer)
     model.config.use_cache = False  # training forwards never use a cache (and a cache disables packed masking)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.x; older: gradient_
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.train_top_layers is not None:
         freeze_all_but_top(model, cfg.train_top_layers)
     if cfg.lora is not None:
