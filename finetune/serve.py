@@ -38,10 +38,24 @@ class _Request(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    n: int = Field(1, ge=1, le=1)  # one choice per request
-    stream: Literal[False] = False  # streaming is not offered
+    n: int = 1
+    stream: bool = False
     stop: str | list[str] | None = None
     seed: int | None = None
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, v: int) -> int:
+        if v != 1:
+            raise ValueError("only n=1 (one choice per request) is served")
+        return v
+
+    @field_validator("stream")
+    @classmethod
+    def _no_stream(cls, v: bool) -> bool:
+        if v:
+            raise ValueError("streaming is not served; send stream: false")
+        return v
 
     @field_validator("stop")
     @classmethod
@@ -156,13 +170,15 @@ def create_app(server: Server):
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for e in exc.errors():
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSONResponse(status_code=400, content=_error("the request body is not valid JSON"))
+        problems, params = [], []
+        for e in errors:
             where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
-            problems.append(f"{where}: {e.get('msg')}")
-        first = exc.errors()[0].get("loc", ()) if exc.errors() else ()
-        param = ".".join(str(p) for p in first if p != "body") or None
-        return JSONResponse(status_code=400, content=_error("; ".join(problems), param))
+            problems.append(f"{where}: {str(e.get('msg')).removeprefix('Value error, ')}")
+            params.append(where)
+        return JSONResponse(status_code=400, content=_error("; ".join(problems), params[0] if params else None))
 
     @app.exception_handler(BadRequest)
     async def _bad(_: Request, exc: BadRequest) -> JSONResponse:
