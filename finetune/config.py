@@ -48,7 +48,7 @@ class FinetuneConfig(Settings):
     # data
     block_size: int | None = Field(None, ge=2)  # None = the data's tokenizer.max_length (from the manifest)
     packing: bool = True  # several examples share a row, each attending only to itself
-    batch_size: int = Field(8, ge=1)  # rows per micro-batch (a packed row holds several examples)
+    batch_size: int = Field(4, ge=1)  # rows per micro-batch (a packed row holds several examples)
     eval_batch_size: int | None = Field(None, ge=1)  # None = batch_size
     use_augmented: bool = True  # false = train on original rows only (aug_of is null)
 
@@ -61,13 +61,13 @@ class FinetuneConfig(Settings):
     beta2: float = 0.99
     warmup_steps: int = Field(10, ge=0)
     max_steps: int | None = Field(None, ge=1)  # set = train exactly this many optimizer steps, ignoring epochs
-    epochs: float = Field(3.0, gt=0)
+    epochs: float = Field(5.0, gt=0)
     grad_clip: float = Field(1.0, ge=0.0)  # 0 disables clipping
 
     # evaluation, early stopping, checkpoints, logging
-    eval_every: int = Field(100, ge=0)  # optimizer steps between validation evals; 0 = only at the end
+    eval_every: int = Field(50, ge=0)  # optimizer steps between validation evals; 0 = only at the end
     eval_max_batches: int | None = Field(None, ge=1)  # cap periodic evals (base and final evals see everything)
-    patience: int | None = Field(None, ge=1)  # evals without improvement before stopping; None = never stop early
+    patience: int | None = Field(3, ge=1)  # evals without improvement before stopping; None = never stop early
     min_delta: float = Field(0.0, ge=0.0)  # an eval improves on the best only by more than this
     checkpoint_every: int | None = Field(None, ge=1)  # steps between resumable checkpoints; None = at every eval
     generate_n: int = Field(16, ge=0)  # held-out conversations per split to answer and score (0 = none)

@@ -466,7 +466,7 @@ def model_section(metrics: dict, files: dict) -> list[str]:
         out += [
             f"### Grid search: {len(flat)} trials, trial {trials['best_trial']} exported (lowest validation loss)",
             "",
-            table(headers, [[_fmt(r[h], 4) if isinstance(r[h], float) else r[h] for h in headers] for r in flat]),
+            table(headers, [[f"{r[h]:.4g}" if isinstance(r[h], float) else r[h] for h in headers] for r in flat]),
             "",
         ]
     return out

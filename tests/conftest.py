@@ -32,7 +32,17 @@ def fast_config(**finetune):
     from flows.config import PipelineConfig
 
     return PipelineConfig.model_validate(
-        {"name": "e2e", "finetune": {"max_steps": 60, "eval_every": 0, "batch_size": 16, **finetune}}
+        {
+            "name": "e2e",
+            "finetune": {
+                "max_steps": 40,
+                "eval_every": 20,
+                "batch_size": 4,
+                "generate_n": 4,
+                "generate_max_new_tokens": 16,
+                **finetune,
+            },
+        }
     )
 
 

@@ -32,6 +32,7 @@ FAST = {
     "log_every": 10,
     "generate_n": 4,
     "generate_max_new_tokens": 12,
+    "patience": None,
     "num_threads": 1,
     "device": "cpu",
 }
