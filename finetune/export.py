@@ -89,8 +89,8 @@ def model_card(
             "",
             f"# {name}",
             "",
-            f"A causal language model {'fine-tuned from `' + source + '`' if source else 'trained from scratch'} "
-            f"({mode}) by tuneprep on prepared shards.",
+            f"A causal language model {'fine-tuned from `' + source + '` (' + mode + ')' if source else 'trained from scratch'}"
+            " by tuneprep on prepared shards.",
             "",
             "## Data",
             "",

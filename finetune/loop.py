@@ -221,7 +221,7 @@ def train(
     n_params, n_trained = count_parameters(model), sum(p.numel() for p in trainable_parameters(model).values())
     what = training_mode(cfg)
     log(
-        f"model {cfg.model or 'GPT-2-shaped, from scratch'} ({what}): {n_params / 1e6:.2f}M parameters, "
+        f"model {cfg.model or 'GPT-2-shaped'} ({what}): {n_params / 1e6:.2f}M parameters, "
         f"{n_trained / 1e6:.2f}M trained, on {device}; {len(splits['train'])} train examples in "
         f"{len(train_rows.rows)} rows of <= {block_size} tokens ({'packed' if cfg.packing else 'one per row'}); "
         f"{max_steps} steps of {cfg.batch_size}x{cfg.grad_accum} rows, peak lr {cfg.resolved_lr():.1e}"
