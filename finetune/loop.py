@@ -162,6 +162,8 @@ class Evaluator:
                     autocast(self.cfg, self.device),
                 )
                 outputs[split] = [None if c is None else c.text for c in done]
+                if skipped := sum(c is None for c in done):
+                    log(f"  {split}: {skipped} conversations too long to answer within the model's context: not scored")
             metrics[split] = m
             log(f"  {split}: {describe(m)}")
         return metrics, outputs
@@ -213,8 +215,8 @@ def train(
         for name, split in splits.items()
         if split is not None
     }
-    train_rows = batchers["train"]
-    order = BatchOrder(len(train_rows.rows), cfg.batch_size, cfg.resolved_seed())
+    train_batcher = batchers["train"]
+    order = BatchOrder(len(train_batcher.rows), cfg.batch_size, cfg.resolved_seed())
     max_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * order.per_epoch / cfg.grad_accum))
     evaluator = Evaluator(cfg, device, tokenizer, batchers)
     head = LossHead(model)
@@ -223,7 +225,7 @@ def train(
     log(
         f"model {cfg.model or 'GPT-2-shaped'} ({what}): {n_params / 1e6:.2f}M parameters, "
         f"{n_trained / 1e6:.2f}M trained, on {device}; {len(splits['train'])} train examples in "
-        f"{len(train_rows.rows)} rows of <= {block_size} tokens ({'packed' if cfg.packing else 'one per row'}); "
+        f"{len(train_batcher.rows)} rows of <= {block_size} tokens ({'packed' if cfg.packing else 'one per row'}); "
         f"{max_steps} steps of {cfg.batch_size}x{cfg.grad_accum} rows, peak lr {cfg.resolved_lr():.1e}"
     )
 
@@ -261,7 +263,7 @@ def train(
         micro = []
         for _ in range(cfg.grad_accum):
             epoch, cursor, rows = next(stream)
-            micro.append(train_rows.batch(rows))
+            micro.append(train_batcher.batch(rows))
         step_tokens, step_loss = accumulate_gradients(head, micro, device, ctx)
         window_loss += step_loss
         if cfg.grad_clip > 0:
@@ -328,7 +330,7 @@ def train(
         "manifest_sha256": manifest_sha,
         "tokenizer_sha256": _manifest(data_dir).get("tokenizer", {}).get("sha256"),
         "train_examples": len(splits["train"]),
-        "train_rows": len(train_rows.rows),
+        "train_rows": len(train_batcher.rows),
     }
     training = {
         "device": str(device),

@@ -131,7 +131,10 @@ class Server:
         return done, usage
 
     def chat(self, req: ChatRequest) -> dict[str, Any]:
-        prompt = chat_prompt(self.tokenizer, [m.model_dump() for m in req.messages])
+        try:
+            prompt = chat_prompt(self.tokenizer, [m.model_dump() for m in req.messages])
+        except ValueError as e:  # no chat template
+            raise BadRequest(f"{e}: use /v1/completions", "messages") from e
         done, usage = self._run(prompt, req, DEFAULT_MAX_TOKENS)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
