@@ -19,6 +19,17 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import pytest  # noqa: E402
 
+# absl (imported by rouge-score) makes its log handler at import, on whatever sys.stderr is then: under pytest,
+# a capture file. logging.config.dictConfig (import-linter, Prefect) closes existing handlers, and absl's handler
+# closes its stream unless it is sys.stderr/stdout of that moment: pytest's capture file got closed and the
+# session died ("I/O operation on closed file", "lost sys.stderr"). Point it at the real stderr, never closed.
+try:
+    from absl import logging as absl_logging
+except ImportError:  # pragma: no cover - absl comes with rouge-score
+    pass
+else:
+    absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
+
 
 @pytest.fixture(scope="session")
 def prefect_harness():
