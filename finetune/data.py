@@ -67,8 +67,8 @@ def load_split(data_dir: Path, split: str, *, use_augmented: bool = True) -> Spl
     table = full.select([c for c in ("input_ids", "loss_mask") if c in full.column_names])
     lengths = pc.list_value_length(table.column("input_ids")).to_numpy()[rows].astype(np.int64)
     if "format" in ds.column_names:
-        fmt = np.asarray(full.column("format").to_pylist(), dtype=object)[rows]
-        formats = (fmt == "chat").astype(np.int8)
+        is_chat = pc.fill_null(pc.equal(full.column("format"), "chat"), False)
+        formats = is_chat.to_numpy(zero_copy_only=False)[rows].astype(np.int8)
     else:
         formats = np.zeros(len(rows), dtype=np.int8)
     return SplitData(split, ds, table, rows, lengths, formats)
@@ -90,21 +90,27 @@ def check_examples(split: SplitData, block_size: int, vocab_size: int, bos_id: i
             f"{int(split.lengths.max())} tokens); nothing is truncated: re-run prepare with tokenizer.max_length "
             f"<= {block_size}, or raise finetune.block_size (the model allows its max_position_embeddings)"
         )
-    ids = split.table.column("input_ids").combine_chunks().take(pa.array(split.rows))
-    top = pc.max(ids.flatten()).as_py()
+    ids = split.table.column("input_ids")  # memory-mapped: read chunk by chunk, never copied whole
+    top = max(
+        (pc.max(pc.list_flatten(chunk)).as_py() for chunk in ids.chunks if len(chunk)), key=_or_minus_one, default=None
+    )
     if top is not None and top >= vocab_size:
         raise ValueError(f"{where}: token id {top} is outside the model's vocabulary of {vocab_size}")
     if bos_id is not None:
-        two = split.lengths >= 2
-        if two.any():
-            firsts = pc.list_element(ids.filter(pa.array(two)), 0).to_numpy()
-            seconds = pc.list_element(ids.filter(pa.array(two)), 1).to_numpy()
-            doubled = int(((firsts == bos_id) & (seconds == bos_id)).sum())
-            if doubled:
-                raise ValueError(
-                    f"{where}: {doubled} examples start with two BOS tokens (the chat template and the "
-                    "tokenizer both add one); fix the template or the tokenizer and re-run prepare"
-                )
+        heads = pc.list_slice(ids, 0, 2).combine_chunks()  # at most 2 ids a row: small
+        starts = heads.offsets.to_numpy()[:-1]
+        values = np.append(heads.values.to_numpy(zero_copy_only=False), -1)
+        two = pc.list_value_length(heads).to_numpy(zero_copy_only=False) == 2
+        doubled = two & (values[starts] == bos_id) & (values[np.minimum(starts + 1, len(values) - 1)] == bos_id)
+        if n := int(doubled[split.rows].sum()):
+            raise ValueError(
+                f"{where}: {n} examples start with two BOS tokens (the chat template and the "
+                "tokenizer both add one); fix the template or the tokenizer and re-run prepare"
+            )
+
+
+def _or_minus_one(x: int | None) -> int:
+    return -1 if x is None else x
 
 
 # ---- rows -------------------------------------------------------------------------------------------------------
