@@ -330,6 +330,7 @@ def write_report(paths: RunPaths, metrics_path: Path | None = None) -> str:
     """Write ``report.md`` from the manifest and, when there is one, the model's metrics and the files beside them."""
     manifest = json.loads(paths.manifest.read_text())
     metrics = json.loads(metrics_path.read_text()) if metrics_path and metrics_path.exists() else None
+    metrics = _current_shape(metrics)
     model_files = {}
     if metrics_path is not None:
         for name in ("training", "samples", "trials"):
@@ -340,6 +341,22 @@ def write_report(paths: RunPaths, metrics_path: Path | None = None) -> str:
     text = render(manifest, metrics, lengths, model_files)
     atomic_write_text(paths.report, text)
     return text
+
+
+def _current_shape(metrics: dict | None) -> dict | None:
+    """A run folder from before base/final metrics (``initial``, ``validation``, ``test``, ``train``) in today's
+    shape, so ``tuneprep report`` still renders it."""
+    if not metrics or "base" in metrics or "initial" not in metrics:
+        return metrics
+    train = metrics.get("train") or {}
+    return {
+        "base": {"validation": (metrics.get("initial") or {}).get("validation")},
+        "final": {"validation": metrics.get("validation"), "test": metrics.get("test")},
+        "best_step": train.get("steps"),
+        "stopped_early": False,
+        "train_tokens": train.get("tokens"),
+        "tokens_per_s": train.get("tokens_per_s"),
+    }
 
 
 # ---- the model --------------------------------------------------------------------------------------------------

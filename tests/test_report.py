@@ -110,3 +110,17 @@ def test_histogram_and_word_diff():
     assert h.splitlines()[0].split()[1] == "3" and "█" in h
     left, right = word_diff("keep this word", "keep that word")
     assert left == "keep <del>this</del> word" and right == "keep <ins>that</ins> word"
+
+
+def test_a_run_from_before_base_final_metrics_still_reports(tmp_path):
+    from flows.report import _current_shape
+
+    old = {
+        "initial": {"validation": {"loss": 6.0, "perplexity": 403.4, "token_accuracy": 0.1}},
+        "validation": {"loss": 3.0, "perplexity": 20.1, "token_accuracy": 0.4},
+        "test": {"loss": 3.1, "perplexity": 22.2, "token_accuracy": 0.4},
+        "train": {"steps": 5, "tokens": 100, "seconds": 1.0, "tokens_per_s": 100.0},
+    }
+    new = _current_shape(old)
+    assert new["base"]["validation"]["perplexity"] == 403.4 and new["final"]["test"]["loss"] == 3.1
+    assert new["best_step"] == 5 and _current_shape(new) is new
