@@ -272,6 +272,7 @@ def augment_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict
     holdout = HeldoutIndex.load(paths.heldout_index, paths.work / "heldout.sigs") if gate else None
     stage = Augment(cfg.augment, seed=cfg.seed, log=log, holdout=holdout)
     try:
+        stage.fit(partial(iter_batches, src, cfg.batch_size))  # corpus terms, before the first batch is augmented
         (st,) = run_stages(
             [stage],
             src,
