@@ -22,12 +22,12 @@ from augment import (
     BackTranslationConfig,
     BackTranslator,
     CharNoise,
+    TextBatch,
     TransformersBackend,
     WordNoise,
     apertium_available,
     ensure_wordnet,
     make_backend,
-    TextBatch,
     protected_spans,
     seed_for,
 )
