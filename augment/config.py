@@ -87,10 +87,14 @@ class ProtectConfig(Settings):
     times: bool = Field(True, description='times and days: "noon", "6:30 pm", "quarter to 12", "tomorrow morning"')
     names: bool = Field(True, description="runs of capitalised words that are not only a sentence's first word")
     echoes: bool = Field(True, description="words that recur across turns of one conversation, in every turn")
+    negations: bool = Field(True, description='"not", "no", "never", "don\'t": a variant without one says the opposite')
     corpus_terms: bool = Field(
         True,
-        description="words the augmented split uses as a name (capitalised mid-sentence) or counts (after a number)"
-        " are protected wherever they occur, in any case",
+        description="words the augmented split uses as a name (capitalised mid-sentence) or counts (after a number),"
+        " and two-word terms it repeats, are protected wherever they occur, in any case",
+    )
+    term_min_records: int = Field(
+        2, ge=1, description="records a two-content-word phrase must occur in to be a term (black tea, oil change)"
     )
     spacy_model: str | None = Field(
         None, description="a trained spaCy pipeline (name or path, e.g. en_core_web_sm) whose entities are protected"

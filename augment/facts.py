@@ -7,7 +7,9 @@ sentence. :class:`FactFinder` adds what one text cannot know, once per record fo
 - echoes: a word that recurs across the turns of one conversation (the user says "Villa Romano", the
   assistant repeats it) is protected in every turn, so a variant never contradicts a later turn;
 - corpus terms: a word the augmented split uses as a name somewhere (capitalised mid-sentence) or counts
-  ("two mochas") is protected wherever it occurs, in any case ("latte" because another order says "Latte");
+  ("two mochas") is protected wherever it occurs, in any case ("latte" because another order says "Latte"),
+  and so is a phrase of two content words that recurs across records ("black tea", "oil change"): the
+  terms of a domain, which a synonym or a typo would turn into another product or service;
 - entities of a trained spaCy pipeline (``protect.spacy_model``, e.g. ``en_core_web_sm``), when installed.
 
 :func:`spacy_reference` states the per-text rules as spaCy ``Matcher`` patterns over a ``spacy.blank("en")``
@@ -18,7 +20,7 @@ run in numpy and spaCy is their specification and the optional NER.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -41,7 +43,7 @@ from augment.vocab import (
 
 
 def rules_of(cfg: ProtectConfig) -> FactRules:
-    return FactRules(numbers=cfg.numbers, times=cfg.times, names=cfg.names, echoes=cfg.echoes)
+    return FactRules(numbers=cfg.numbers, times=cfg.times, names=cfg.names, echoes=cfg.echoes, negations=cfg.negations)
 
 
 class FactFinder:
@@ -58,46 +60,59 @@ class FactFinder:
         self.extra_words = list(extra_words)
         self.rules = rules_of(self.cfg)
         self._term_keys: list[np.ndarray] = []
+        self._pair_keys: list[np.ndarray] = []  # (pair key, record) rows, one per record holding the pair
         self._lexicon: KeySet | None = None
+        self._pairs: KeySet | None = None
         self._nlp: Any = None
         if self.cfg.spacy_model:
             self._nlp = load_pipeline(self.cfg.spacy_model)
 
-    def fit(self, texts: Iterable[str], batch_size: int = 2048) -> None:
-        """Add the names and counted words of ``texts`` to the corpus lexicon (call before ``spans``)."""
+    def fit(self, texts: Sequence[str], records: Sequence[int] | None = None, batch_size: int = 2048) -> None:
+        """Add the names, counted words and two-word phrases of ``texts`` to the corpus lexicon; ``records``
+        numbers the record each text belongs to (texts of one conversation share it; default: one each),
+        and must keep counting up across calls. Call before ``spans``."""
         if not self.cfg.corpus_terms:
             return
-        chunk: list[str] = []
-        for text in texts:
-            chunk.append(text or "")
-            if len(chunk) >= batch_size:
-                self._fit_chunk(chunk)
-                chunk = []
-        if chunk:
-            self._fit_chunk(chunk)
-        self._lexicon = None
+        owners = np.arange(len(texts)) if records is None else np.asarray(records, np.int64)
+        for lo in range(0, len(texts), batch_size):
+            self._fit_chunk([t or "" for t in texts[lo : lo + batch_size]], owners[lo : lo + batch_size])
+        self._lexicon = self._pairs = None
 
-    def _fit_chunk(self, texts: list[str]) -> None:
-        rules = FactRules(numbers=True, times=False, names=True, echoes=False)
-        keys = TextBatch(texts, rules=rules).term_keys()
-        self._term_keys.append(keys)
-        if sum(k.size for k in self._term_keys) > 1 << 20:  # keep the pending keys compact
+    def _fit_chunk(self, texts: list[str], owners: np.ndarray) -> None:
+        rules = FactRules(numbers=True, times=False, names=True, echoes=False, negations=False)
+        batch = TextBatch(texts, rules=rules, collect=True)
+        self._term_keys.append(batch.term_keys())
+        keys, text = batch.term_pairs()
+        rows = np.unique(np.stack([keys.view(np.int64), owners[text]], axis=1), axis=0) if keys.size else None
+        if rows is not None:
+            self._pair_keys.append(rows)
+        if sum(k.size for k in self._term_keys) > 1 << 20:  # keep what is pending compact
             self._term_keys = [np.unique(np.concatenate(self._term_keys))]
+        if sum(len(k) for k in self._pair_keys) > 1 << 20:
+            self._pair_keys = [np.unique(np.concatenate(self._pair_keys), axis=0)]
 
     @property
     def lexicon(self) -> KeySet | None:
-        """Stem keys of the corpus terms, or None when there are none."""
+        """Stem keys of the corpus's one-word terms, or None when there are none."""
         if self._lexicon is None and self._term_keys:
             self._lexicon = KeySet(np.concatenate(self._term_keys))
         return self._lexicon
 
+    @property
+    def pairs(self) -> KeySet | None:
+        """Keys of the two-word terms: phrases found in at least ``term_min_records`` records."""
+        if self._pairs is None and self._pair_keys:
+            rows = np.unique(np.concatenate(self._pair_keys), axis=0)
+            keys, counts = np.unique(rows[:, 0], return_counts=True)
+            self._pairs = KeySet(keys[counts >= self.cfg.term_min_records].view(np.uint64))
+        return self._pairs
+
     def __len__(self) -> int:
-        lexicon = self.lexicon
-        return len(lexicon) if lexicon is not None else 0
+        return sum(len(k) for k in (self.lexicon, self.pairs) if k is not None)
 
     def spans(self, texts: Sequence[str], groups: Sequence[int] | None = None) -> list[list[Span]]:
         """Protected spans of each text; texts sharing a ``groups`` number (>= 0) are one conversation."""
-        batch = TextBatch(texts, self.extra_words, self.rules, keys=self.lexicon, groups=groups)
+        batch = TextBatch(texts, self.extra_words, self.rules, keys=self.lexicon, groups=groups, pairs=self.pairs)
         out = [batch.spans(i) if batch.usable[i] else [] for i in range(len(texts))]
         if self._nlp is not None:
             for i, extra in enumerate(entity_spans(self._nlp, texts, self.cfg.entity_labels, self.cfg.batch_size)):

@@ -205,13 +205,14 @@ class Augment(Stage):
         seen = 0
         for batch in read_batches():
             rows = self._eligible(batch, offset=seen)
+            texts: list[str] = []
+            records: list[int] = []
+            for r, (fmt, text, messages) in enumerate(rows.select("format", "text", "messages").iter_rows()):
+                strings = [m["content"] or "" for m in messages or []] if fmt == "chat" else [text or ""]
+                texts += strings
+                records += [seen + r] * len(strings)
+            self.facts.fit(texts, records)
             seen += rows.height
-            texts = rows["text"].fill_null("").to_list()
-            turns = rows.select(pl.col("messages").list.eval(pl.element().struct.field("content"))).to_series()
-            self.facts.fit(
-                [t for t, fmt in zip(texts, rows["format"].to_list(), strict=True) if fmt != "chat"]
-                + [c or "" for conv in turns.to_list() if conv for c in conv]
-            )
         return seen
 
     def _with_params(self, df: pl.DataFrame) -> pl.DataFrame:
@@ -444,7 +445,9 @@ class Augment(Stage):
             "params": {a.kind: a.params() for a in self.augmenters},
             "holdout_indexed": len(self.holdout) if self.holdout is not None else 0,
             "protect": {
-                **self.cfg.protect.model_dump(include={"numbers", "times", "names", "echoes", "corpus_terms"}),
+                **self.cfg.protect.model_dump(
+                    include={"numbers", "times", "names", "echoes", "negations", "corpus_terms"}
+                ),
                 "spacy_model": self.cfg.protect.spacy_model,
                 "corpus_terms_found": len(self.facts) if self.facts is not None else 0,
             },

@@ -34,10 +34,13 @@ from augment.vocab import (
     CLOCK_HEADS,
     CLOCK_LINKS,
     CLOCK_WORDS,
+    DAY_MODIFIERS,
     DAY_PARTS,
     DAY_WORDS,
     NAME_CONNECTORS,
+    NEGATIONS,
     PRONOUN_I,
+    QUANTIFIERS,
     TITLE_ABBREVIATIONS,
     number_words,
     stop_words,
@@ -182,7 +185,7 @@ def _shape_table() -> np.ndarray:
     cps = np.frombuffer("".join(words).encode("utf-32-le"), np.uint32)
     starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
     own = classify(word_keys(words))
-    wanted = (own & ~np.uint16(W_STOP | W_CONNECTOR | W_CLOCK_LINK | W_I | W_TITLE)) > 0
+    wanted = (own & ~np.uint16(W_STOP | W_CONNECTOR | W_CLOCK_LINK | W_I | W_TITLE | W_DAY_MODIFIER)) > 0
     table[_shape(np.minimum(cps, 0xFFFF), starts[wanted], (starts + lens)[wanted])] = True
     return table
 
@@ -200,20 +203,22 @@ def ranges(counts: np.ndarray) -> np.ndarray:
 class FactRules:
     """Which fact rules protect words beyond the format facts (numbers with digits, dates, codes, URLs…).
 
-    ``numbers``: number words, ordinals, multipliers and quantities (a number with the word after it:
-    "two mochas", "12 oz", "4 people"); ``times``: "noon", "6:30 pm", "two pm", "quarter to 12", days
-    ("tomorrow morning", "Friday"); ``names``: runs of capitalised words that are not only a sentence's
-    first word; ``echoes``: words that recur across texts of one group (the turns of a conversation).
+    ``numbers``: number words, ordinals, multipliers and quantities (a number or an amount word with the
+    word after it: "two mochas", "12 oz", "4 people", "extra foam", "whole milk"); ``times``: "noon",
+    "6:30 pm", "two pm", "quarter to 12", days ("next Tuesday", "tomorrow morning"); ``names``: runs of
+    capitalised words that are not only a sentence's first word; ``echoes``: words that recur across
+    texts of one group (the turns of a conversation); ``negations``: "not", "no", "never", "don't"….
     """
 
     numbers: bool = True
     times: bool = True
     names: bool = True
     echoes: bool = True
+    negations: bool = True
 
 
 ALL_RULES = FactRules()
-FORMAT_ONLY = FactRules(numbers=False, times=False, names=False, echoes=False)
+FORMAT_ONLY = FactRules(numbers=False, times=False, names=False, echoes=False, negations=False)
 
 
 def _weights(n: int) -> np.ndarray:
@@ -294,7 +299,10 @@ def _stem(w: str) -> str:
     W_TITLE,
     W_AM_PM,
     W_M,
-) = (1 << k for k in range(13))
+    W_QUANTIFIER,
+    W_NEGATION,
+    W_DAY_MODIFIER,
+) = (1 << k for k in range(16))
 
 
 @cache
@@ -324,6 +332,9 @@ def _vocab_classes() -> dict[str, int]:
         (W_TITLE, TITLE_ABBREVIATIONS.split()),
         (W_AM_PM, ("a", "p")),
         (W_M, ("m",)),
+        (W_QUANTIFIER, QUANTIFIERS.split()),
+        (W_NEGATION, NEGATIONS.split()),
+        (W_DAY_MODIFIER, DAY_MODIFIERS.split()),
     ):
         for w in words:
             classes_of[w] = classes_of.get(w, 0) | bit
@@ -404,6 +415,8 @@ class TextBatch:
         keys: KeySet | None = None,
         groups: Sequence[int] | np.ndarray | None = None,
         spans: Sequence[Sequence[Span]] | None = None,
+        pairs: KeySet | None = None,
+        collect: bool = False,
     ) -> None:
         self.texts = list(texts)
         self.usable = [SEP not in t for t in self.texts]
@@ -419,13 +432,16 @@ class TextBatch:
         self.space = (self.flags & SPACE) > 0
         self._words: tuple[np.ndarray, np.ndarray] | None = None
         self._terms: list[np.ndarray] = []  # token (start, end) pairs that name or count something
+        self._collect = collect
+        self._pair_keys = np.empty(0, np.uint64)
+        self._pair_starts = np.empty(0, np.int64)
         self.rules = ALL_RULES if rules is None else rules
         if spans is not None:
             if len(spans) != len(self.texts):
                 raise ValueError(f"{len(spans)} span lists for {len(self.texts)} texts")
             self.span_starts, self.span_ends = self._given(spans)
         else:
-            self.span_starts, self.span_ends = self._protected_spans(extra_words, keys, groups)
+            self.span_starts, self.span_ends = self._protected_spans(extra_words, keys, groups, pairs)
 
     def _given(self, spans: Sequence[Sequence[Span]]) -> tuple[np.ndarray, np.ndarray]:
         flat = [
@@ -460,7 +476,11 @@ class TextBatch:
     # --- protected spans ----------------------------------------------------------------------
 
     def _protected_spans(
-        self, extra_words: Sequence[str], keys: KeySet | None, groups: Sequence[int] | np.ndarray | None
+        self,
+        extra_words: Sequence[str],
+        keys: KeySet | None,
+        groups: Sequence[int] | np.ndarray | None,
+        pairs: KeySet | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Sorted, merged global (starts, ends) of the protected spans."""
         n = self.cps.size
@@ -503,7 +523,7 @@ class TextBatch:
             closes.append(arr[:, 1])
         fmt_s, fmt_e = _merge_arrays(np.concatenate(opens), np.concatenate(closes))
         name_starts, name_ends = self._names(extra_words, word, rs, re_)
-        fact_s, fact_e = self._facts(starts, ends, self._counts(starts, link), fmt_s, fmt_e, keys, groups)
+        fact_s, fact_e = self._facts(starts, ends, self._counts(starts, link), fmt_s, fmt_e, keys, groups, pairs)
         return _merge_arrays(np.concatenate((fmt_s, name_starts, fact_s)), np.concatenate((fmt_e, name_ends, fact_e)))
 
     # --- the fact rules -----------------------------------------------------------------------
@@ -535,13 +555,15 @@ class TextBatch:
         fmt_e: np.ndarray,
         keys: KeySet | None,
         groups: Sequence[int] | np.ndarray | None,
+        pairs: KeySet | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Spans of the fact rules over one token stream: words (letter runs) and numbers (\\w runs with a digit)."""
         rules = self.rules
         empty = np.empty(0, np.int64)
         use_keys = keys is not None and len(keys) > 0
+        use_pairs = pairs is not None and len(pairs) > 0
         use_echo = rules.echoes and groups is not None
-        if not (rules.numbers or rules.times or rules.names or use_keys or use_echo):
+        if not (rules.numbers or rules.times or rules.names or rules.negations or use_keys or use_pairs or use_echo):
             return empty, empty
         ws, we = self.words()
         # "oz" of "12oz" belongs to its number: a word glued to other \\w characters, in a run with a digit
@@ -578,7 +600,7 @@ class TextBatch:
         key = np.zeros(total, np.uint64)
         cls = np.zeros(total, np.uint16)
         sums = None
-        if use_keys or use_echo:
+        if use_keys or use_echo or use_pairs or self._collect:
             sums = segment_sums(self._bmp, ws, we)
             key[at_w] = finish_key(sums, we - ws)
             cls[at_w] = classify(key[at_w])
@@ -610,10 +632,24 @@ class TextBatch:
             counted = count[nums_next] & glued[nums_next] & is_word[nxt] & ((cls[nxt] & W_STOP) == 0) & ~number[nxt]
             add(nums_next[counted], nxt[counted])  # "two mochas", "12 oz", "4 people"
             self._terms += [ts[nxt[counted]], te[nxt[counted]]]
+            amounts = np.flatnonzero((cls[:last] & W_QUANTIFIER) > 0)
+            amounts = amounts[glued[amounts] & is_word[amounts + 1] & ((cls[amounts + 1] & (W_STOP | W_NUMBER)) == 0)]
+            if amounts.size:  # the next word's class may not be known yet: is it a stop word?
+                self._classify_tokens(amounts[key[amounts + 1] == 0] + 1, ts, te, key, cls)
+                amounts = amounts[(cls[amounts + 1] & W_STOP) == 0]
+            add(amounts, amounts + 1)  # "extra foam", "whole milk", "no sugar"
+        if rules.negations:
+            add(np.flatnonzero((cls & W_NEGATION) > 0))
+            add(self._contractions(ts, te, is_word))
         if rules.times:
             add(np.flatnonzero((cls & (W_CLOCK | W_DAY)) > 0))
             days = np.flatnonzero(((cls[:last] & W_DAY) > 0) & one_space[:last] & ((cls[1:] & W_DAY_PART) > 0))
             add(days, days + 1)  # "tomorrow morning"
+            days = np.flatnonzero((cls[1:] & W_DAY) > 0)  # the token before a day: "next Tuesday"
+            days = days[one_space[days] & is_word[days]]
+            self._classify_tokens(days[key[days] == 0], ts, te, key, cls)
+            days = days[(cls[days] & W_DAY_MODIFIER) > 0]
+            add(days, days + 1)
             after = glued[nums_next] & ((cls[nxt] & W_AFTER_NUMBER) > 0)
             add(nums_next[after], nxt[after])  # "6:30 pm", "two pm"
             # "a.m." / "p.m." after a number: tokens "a" and "m" with a dot between
@@ -642,6 +678,15 @@ class TextBatch:
             k = np.flatnonzero(keys.contains(stems))  # type: ignore[union-attr]
             opens.append(ws[k])
             closes.append(we[k])
+        if use_pairs or self._collect:
+            o, c, pk = self._pairs(ts, te, at_w, is_word, key, cls, one_space, ws, we, sums)  # type: ignore[arg-type]
+            if use_pairs:
+                hit = pairs.contains(pk)  # type: ignore[union-attr]
+                opens.append(o[hit])
+                closes.append(c[hit])
+            if self._collect:
+                self._pair_keys = pk
+                self._pair_starts = o
         if use_echo:
             skip = (cls[at_w] & (W_NUMBER | W_STOP)) > 0
             o, c = self._echoes(skip, ws, we, sums, groups)  # type: ignore[arg-type]
@@ -650,6 +695,38 @@ class TextBatch:
         if not opens:
             return empty, empty
         return np.concatenate(opens), np.concatenate(closes)
+
+    def _contractions(self, ts: np.ndarray, te: np.ndarray, is_word: np.ndarray) -> np.ndarray:
+        """Word tokens ending in "n't" (don't, isn't, can’t): deleting or rewriting one negates the sentence."""
+        cps = self.cps
+        ok = is_word & ((te - ts) >= 3)
+        k = np.flatnonzero(ok)
+        e = te[k]
+        apostrophe = (cps[e - 2] == ord("'")) | (cps[e - 2] == 0x2019)
+        return k[apostrophe & ((cps[e - 1] | 32) == ord("t")) & ((cps[e - 3] | 32) == ord("n"))]
+
+    def _pairs(
+        self,
+        ts: np.ndarray,
+        te: np.ndarray,
+        at_w: np.ndarray,
+        is_word: np.ndarray,
+        key: np.ndarray,
+        cls: np.ndarray,
+        one_space: np.ndarray,
+        ws: np.ndarray,
+        we: np.ndarray,
+        sums: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Two content words one space apart ("black tea", "oil change"): starts, ends and a key of the pair
+        (the first word, the second word's stem, so "herbal teas" is "herbal tea")."""
+        stem = np.zeros(ts.size, np.uint64)
+        stem[at_w] = self._stems(ws, we, sums)
+        content = is_word & ((cls & (W_STOP | W_NUMBER)) == 0)
+        k = np.flatnonzero(content[:-1] & content[1:] & one_space[:-1])
+        with np.errstate(over="ignore"):
+            pk = mix64(key[k] * np.uint64(0x9E3779B97F4A7C15) + stem[k + 1])
+        return ts[k], te[k + 1], pk
 
     def _closed_class_shape(self, ws: np.ndarray, we: np.ndarray) -> np.ndarray:
         """Per word: could it be a closed-class word other than a stop word (same first and last letter, length)?"""
@@ -920,6 +997,10 @@ class TextBatch:
         stop = (classify(finish_key(sums, ends - starts)) & W_STOP) > 0
         starts, ends, sums = starts[~stop], ends[~stop], sums[~stop]
         return np.unique(self._stems(starts, ends, sums))
+
+    def term_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Keys of the two-content-word phrases of a batch built with ``collect=True``, and the text each is in."""
+        return self._pair_keys, self.text_of(self._pair_starts, ordered=True)
 
     def _lowering_grows(self) -> bool:
         wide = self._bmp[self._bmp > 127]

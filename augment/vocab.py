@@ -24,6 +24,11 @@ DAY_WORDS = (
     "mondays tuesdays wednesdays thursdays fridays saturdays sundays"
 )
 AFTER_NUMBER = "am pm o'clock o’clock oclock"  # "6:30 pm", "two pm", "five o'clock"
+DAY_MODIFIERS = "next this last coming following"  # "next Tuesday"
+# Amounts in words: with the word after them they are a fact ("extra foam", "whole milk", "no sugar").
+QUANTIFIERS = "extra more less fewer whole full lots plenty several few many enough no"
+# A variant without them says the opposite; "n't" endings are found by their letters.
+NEGATIONS = "not no never none nothing nobody nowhere neither nor without cannot"
 DAY_PARTS = "morning afternoon evening night"  # kept after a day: "tomorrow morning", "Friday night"
 CLOCK_HEADS = "quarter half"  # with a number: "twenty past six"
 CLOCK_LINKS = "past to after till til before of"
