@@ -94,10 +94,11 @@ def quarantine_summary(paths: RunPaths, top: int = 5) -> dict:
 def dataset_profile(paths: RunPaths, lengths: bool = False) -> dict:
     """Per-split counts by label and origin (original or augmented), and optionally every example's length.
 
-    Documents are counted once (their first window); the queries run lazily over the Parquet file.
+    Documents are counted once (one row per record id, whichever of its windows were kept); the queries
+    run lazily over the Parquet file.
     """
     rows = pl.scan_parquet(paths.stage_file("tokenized"))
-    docs = rows.filter(pl.col("window") == 0)
+    docs = rows.unique(subset="id")
     labels = (
         docs.select("split", pl.col("label").fill_null("(none)"))
         .group_by("split", "label")

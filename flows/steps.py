@@ -355,7 +355,9 @@ def _manifest(run: Path) -> dict:
 
 
 def tokenize_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
-    """Encode every record into windows; one the tokenizer cannot encode goes to ``quarantine/tokenize.jsonl``."""
+    """Records -> windows of token ids. The unit from here on is the window: a record cut into k windows adds
+    k - 1, a window with no loss token is dropped (``dropped/tokenize.parquet``), and a record the tokenizer
+    cannot encode goes to ``quarantine/tokenize.jsonl``."""
     from transformers import AutoTokenizer
 
     from shards.encode import Tokenize
@@ -366,19 +368,32 @@ def tokenize_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dic
     guard = QuarantineGuard(cfg, paths)
     src = paths.stage_file("augmented")
     t0 = time.perf_counter()
-    windows = 0
-    with ParquetSink(paths.stage_file("tokenized")) as out, JsonlSink(paths.quarantine / "tokenize.jsonl") as bad:
+    windows = cut = 0
+    with (
+        ParquetSink(paths.stage_file("tokenized")) as out,
+        JsonlSink(paths.quarantine / "tokenize.jsonl") as bad,
+        ParquetSink(paths.dropped / "tokenize.parquet") as dropped,
+    ):
         try:
             for batch in iter_batches(src, cfg.batch_size):
                 result = stage(batch)
                 out.write(result.kept)
+                if result.dropped.height:
+                    dropped.write(result.dropped)
                 bad.write(quarantine_entries(result.quarantined))
+                made = result.kept.height + result.dropped.height
                 st.read += batch.height
-                st.kept += batch.height - result.quarantined.height
+                st.kept += result.kept.height
+                st.dropped += result.dropped.height
+                st.added += made - (batch.height - result.quarantined.height)
                 st.quarantined += result.quarantined.height
                 st.quarantine_reasons.update(result.quarantined["reason"].to_list())
-                windows += result.kept.height
-                log(f"tokenize: {st.read} records -> {windows} windows")
+                st.reasons.update(result.dropped["reason"].to_list())
+                windows += made
+                if made:
+                    ids = pl.concat([result.kept["id"], result.dropped["id"]])
+                    cut += int((ids.value_counts()["count"] > 1).sum())
+                log(f"tokenize: {st.read} records -> {windows} windows ({st.dropped} without a loss token)")
                 guard([st])
         except StopRun:
             bad.close()
@@ -390,10 +405,11 @@ def tokenize_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dic
             out.write(stage.process(empty).kept)  # a data drop that adds nothing: empty shards with the right columns
         out.close()
         bad.close()
+        dropped.close(empty_like=stage.process(pl.DataFrame(schema=pl.read_parquet_schema(src))).dropped)
     if not st.quarantined:
         (paths.quarantine / "tokenize.jsonl").unlink(missing_ok=True)
     st.seconds = time.perf_counter() - t0
-    st.extra = {"windows": windows}
+    st.extra = {"windows": windows, "records_cut": cut, "windows_without_loss": st.dropped}
     return st.to_dict()
 
 

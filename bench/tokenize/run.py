@@ -81,7 +81,7 @@ def main() -> None:
         return sum(len(e.ids) for e in raw.encode_batch(texts, add_special_tokens=False))
 
     def ours() -> int:
-        return int(encode_records(df, tok, args.max_length)["n_tokens"].sum())
+        return int(encode_records(df, tok, args.max_length).kept["n_tokens"].sum())
 
     times: dict[str, list[float]] = {"tokenizers.encode_batch": [], "tuneprep.encode_records": []}
     tokens = {}
