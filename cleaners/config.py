@@ -342,11 +342,36 @@ class HeldoutConfig(Settings):
 
 
 class DecontamConfig(Settings):
+    """Leakage out of the train split (``cleaners.decontaminate``).
+
+    Near-duplicates of held-out records are dropped (``action``); n-grams shared with the corpus's own
+    held-out records are a domain's phrasing and only reported unless ``heldout_ngrams: drop``; n-grams
+    shared with external evaluation sets (``against``) drop their train record (``action``).
+    """
+
     enabled: bool = True
     ngram: int = Field(13, ge=3)
     min_shared: int = Field(1, ge=1, description="shared n-grams that make a train record contaminated")
-    max_train_docs: int | None = Field(
-        10, ge=1, description="a held-out n-gram found in more train records than this is stock phrasing, not leakage"
+    action: Literal["drop", "report"] = Field(
+        "drop", description="what happens to near-duplicates of held-out records and to matches with `against`"
     )
-    action: Literal["drop", "report"] = "drop"
+    heldout_ngrams: Literal["report", "drop"] = Field(
+        "report", description="n-grams shared with the corpus's own validation/test records: report, or drop"
+    )
+    against: list[str] = Field(
+        default_factory=list,
+        description="files or folders of external evaluation sets (read like inputs): train records sharing an"
+        " n-gram with them are dropped",
+    )
+    stock_share: float = Field(
+        0.01, ge=0.0, le=1.0, description="an n-gram in more than this share of train records is stock phrasing"
+    )
+    stock_min_records: int = Field(10, ge=1, description="...but never in fewer train records than this")
+    max_train_docs: int | None = Field(
+        None, ge=1, description="a fixed stock-phrase cut-off in train records, instead of the two above"
+    )
+    top_ngrams: int = Field(10, ge=0, description="most shared n-grams listed in the report")
+    max_split_shift: float = Field(
+        0.02, ge=0.0, le=1.0, description="warn when decontamination moves a split's share of originals this far"
+    )
     gram_sample: int = Field(1, ge=1, description="keep 1 in k n-grams (by hash) to bound memory; 1 = exact")

@@ -123,10 +123,13 @@ def _cleaning_details(stages: list[dict]) -> list[str]:
         )
     dec = by_name.get("decontaminate", {})
     if dec:
+        lines += _decontamination(dec)
+    tok = by_name.get("tokenize", {})
+    if tok:
         lines.append(
-            f"- Decontamination against {dec.get('heldout_records', 0)} validation/test records: "
-            f"{dec.get('flagged', 0)} train records flagged ({dec.get('action')}); "
-            f"{dec.get('common_ngrams_ignored', 0)} stock-phrase n-grams ignored"
+            f"- Tokenize: {tok.get('records_cut', 0):,} records longer than a window were cut at sentence or word "
+            f"starts into {tok.get('windows', 0):,} windows in all; {tok.get('windows_without_loss', 0):,} windows "
+            "without a loss token were dropped (`dropped/tokenize.parquet`)"
         )
     return ["## Cleaning", "", *lines, ""] if lines else []
 
@@ -147,6 +150,45 @@ def _quarantine_details(quarantine: dict) -> list[str]:
         if lines
         else []
     )
+
+
+def _decontamination(dec: dict) -> list[str]:
+    """What decontamination flagged, what it removed, the most shared n-grams, and a loud line if it moved the split."""
+    reasons = ", ".join(f"{k} {v:,}" for k, v in (dec.get("by_reason") or {}).items()) or "none"
+    against = dec.get("against")
+    done = {"drop": "dropped", "report": "reported"}
+    lines = [
+        f"- Decontamination against {dec.get('heldout_records', 0):,} validation/test records"
+        + (f" and {against['records']:,} records of {', '.join(against['inputs'])}" if against else "")
+        + f": {dec.get('flagged', 0):,} train records flagged ({reasons}), {dec.get('removed', 0):,} removed. "
+        f"Near-duplicates{' and matches with `against`' if against else ''} are {done.get(dec.get('action'), '?')}; "
+        f"n-grams shared with the corpus's own held-out records are "
+        f"{done.get(dec.get('heldout_ngrams_action', 'drop'), '?')}. "
+        f"{dec.get('common_ngrams_ignored', 0):,} n-grams found in more than {dec.get('stock_cutoff')} train "
+        "records are stock phrasing and ignored."
+    ]
+    shift = dec.get("split_shift") or {}
+    if "warning" in shift:
+        lines.insert(0, f"- **⚠ WARNING: {shift['warning']}.** See `dropped/decontaminate.parquet`.")
+    top = dec.get("top_ngrams") or []
+    if top:
+        lines += ["", "Most shared n-grams (train records holding each; stock phrasing is ignored):", ""]
+        lines += [
+            table(
+                ["n-gram", "train records", "shared with", "stock"],
+                [
+                    [
+                        html.escape(t["ngram"]).replace("|", "\\|"),
+                        f"{t['train_records']:,}",
+                        t["with"],
+                        "yes" if t["stock"] else "",
+                    ]
+                    for t in top
+                ],
+            ),
+            "",
+        ]
+    return lines
 
 
 def render(

@@ -222,19 +222,69 @@ def split_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
     return st.to_dict()
 
 
+def _originals_per_split(path: Path) -> dict[str, int]:
+    counts = pl.scan_parquet(path).filter(pl.col("aug_of").is_null()).group_by("split").len().collect()
+    return {s: 0 for s in SPLITS} | {k: int(v) for k, v in counts.iter_rows() if k is not None}
+
+
+def split_shift(before: dict[str, int], after: dict[str, int], ratios: dict[str, float], limit: float) -> dict:
+    """Each split's share of originals before and after a step, against the configured ratios; ``warning`` names
+    the splits the step moved more than ``limit`` away from their ratio (and further than they were)."""
+    total_b, total_a = sum(before.values()) or 1, sum(after.values()) or 1
+    shares = {
+        s: {
+            "configured": r,
+            "before": round(before.get(s, 0) / total_b, 4),
+            "after": round(after.get(s, 0) / total_a, 4),
+        }
+        for s, r in ratios.items()
+    }
+    moved = [
+        s
+        for s, v in shares.items()
+        if abs(v["after"] - v["configured"]) > limit
+        and abs(v["after"] - v["configured"]) > abs(v["before"] - v["configured"])
+    ]
+    out: dict = {"shares": shares}
+    if moved:
+        out["warning"] = (
+            "decontamination moved the split of originals more than "
+            f"{limit:.0%} from the configured ratios: "
+            + ", ".join(
+                f"{s} {shares[s]['before']:.1%} -> {shares[s]['after']:.1%} (configured {shares[s]['configured']:.0%})"
+                for s in moved
+            )
+        )
+    return out
+
+
 def decontaminate_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
-    """Drop (or report) train records that overlap validation/test text.
+    """Drop train records that leak held-out text: near-duplicates of validation/test records, and records sharing
+    n-grams with the external evaluation sets of ``decontaminate.against``; n-grams shared with the corpus's own
+    held-out records are reported.
 
     The n-gram join spills to ``work/decontaminate``, removed when the step ends (and at the start of a rerun).
     """
     from cleaners.decontaminate import Decontaminator
     from cleaners.heldout import HeldoutIndex
+    from ingest.sources import LoadStats, iter_record_batches
 
     src = paths.stage_file("split")
+    dcfg = cfg.decontaminate
     heldout = HeldoutIndex.from_config(cfg.heldout, cfg.dedup, sig_path=paths.work / "heldout.sigs")
-    stage = Decontaminator(cfg.decontaminate, heldout, cfg.heldout.splits, workdir=paths.work / "decontaminate")
+    stage = Decontaminator(dcfg, heldout, cfg.heldout.splits, workdir=paths.work / "decontaminate")
+    loads: list[LoadStats] = []  # one per pass over the `against` files
+    quarantined: Counter = Counter()
+
+    def external():
+        loads.append(LoadStats())
+        for batch, bad in iter_record_batches(dcfg.against, cfg.load, cfg.batch_size, loads[-1]):
+            if len(loads) == 1:
+                quarantined.update(q.reason for q in bad)
+            yield batch.with_columns((pl.col("source") + pl.lit(":") + pl.col("id")).alias("id"))
+
     try:
-        stage.fit(partial(iter_batches, src, cfg.batch_size))
+        stage.fit(partial(iter_batches, src, cfg.batch_size), external if dcfg.against else None)
         (st,) = run_stages(
             [stage],
             src,
@@ -250,9 +300,24 @@ def decontaminate_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -
         stage.close()
         if heldout is not None:
             heldout.close()
-    log(
-        f"decontaminate: {st.extra.get('flagged', 0)} train records overlap validation/test ({cfg.decontaminate.action})"
+    if dcfg.against:
+        st.extra["against"] = {
+            "inputs": list(dcfg.against),
+            "files": loads[0].files if loads else 0,
+            "records": len(stage.sides["x"].ids),
+            "quarantined": dict(quarantined),
+        }
+    shift = split_shift(
+        _originals_per_split(src),
+        _originals_per_split(paths.stage_file("decontaminated")),
+        cfg.split.ratios,
+        dcfg.max_split_shift,
     )
+    st.extra["split_shift"] = shift
+    reasons = ", ".join(f"{k} {v}" for k, v in st.extra.get("by_reason", {}).items()) or "none"
+    log(f"decontaminate: {st.extra.get('flagged', 0)} train records flagged ({reasons}); {st.dropped} dropped")
+    if "warning" in shift:
+        log(f"WARNING: {shift['warning']}")
     return st.to_dict()
 
 
