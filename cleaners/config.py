@@ -205,8 +205,19 @@ class LanguageConfig(Settings):
     max_chars: int = Field(1000, ge=1, description="Only the first characters are classified: speed on long docs.")
 
 
+class PIIRoleConfig(Settings):
+    """Redaction settings for the turns of one chat role; a kind left unset follows the base setting."""
+
+    email: bool | None = None
+    phone: bool | None = None
+    card: bool | None = None
+    iban: bool | None = None
+    ip: bool | None = None
+    allow: list[str] = Field(default_factory=list, description="more values that stay in this role's turns")
+
+
 class PIIConfig(Settings):
-    """Which kinds of personal data are replaced, and by what."""
+    """Which kinds of personal data are replaced, and by what; what stays (``allow``), and per chat role."""
 
     email: bool = True
     phone: bool = True
@@ -221,6 +232,17 @@ class PIIConfig(Settings):
             "iban": "<IBAN>",
             "ip": "<IP>",
         }
+    )
+    allow: list[str] = Field(
+        default_factory=list,
+        description="values that stay: an exact string (numbers compare by their digits, so '+1 415 555 0132'"
+        " also keeps '(415) 555-0132'), a domain ('@example.com' or 'example.com': every address there and"
+        " its subdomains), or 're:<pattern>', a regular expression the whole value must match",
+    )
+    roles: dict[str, PIIRoleConfig] = Field(
+        default_factory=dict,
+        description="per chat role (user, assistant, system): kinds to turn on or off and more allowed values,"
+        " e.g. {assistant: {phone: false}} keeps the business numbers an agent gives out",
     )
 
 

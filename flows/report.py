@@ -107,8 +107,11 @@ def _cleaning_details(stages: list[dict]) -> list[str]:
     pii = by_name.get("pii_redaction", {}).get("pii")
     if pii is not None:
         found = ", ".join(f"{k} {v}" for k, v in pii.items() if v) or "none"
+        kept = by_name["pii_redaction"].get("allowed") or {}
+        allowed = f"; kept by the allow-list: {', '.join(f'{k} {v}' for k, v in kept.items())}" if kept else ""
         lines.append(
             f"- PII replaced by placeholders: {found} (in {by_name['pii_redaction'].get('records_with_pii', 0)} records)"
+            + allowed
         )
     langs = by_name.get("language_filter", {}).get("languages")
     if langs is not None:
