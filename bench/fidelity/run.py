@@ -146,9 +146,9 @@ def echoed(messages: list[dict], facts: list[list[str]], stop: frozenset[str]) -
         if m["role"] != "user" or not later:
             out.append(set())
             continue
-        items = {f.lower() for f in facts[t] if re.search(rf"(?<!\w){re.escape(f.lower())}(?!\w)", later)}
-        items |= {w for w in _words(m["content"]) - stop if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", later)}
-        out.append(items)
+        items = {f.lower() for f in facts[t] if _has(later, f)}
+        items |= {w for w in _words(m["content"]) - stop if _has(later, w)}
+        out.append({i for i in items if _has(m["content"], i)})  # as a word in this turn too
     return out
 
 
@@ -181,6 +181,7 @@ def measure(convs, protect: bool, seed: int = 0) -> dict:
     pairs = kept = 0
     per_kind: dict[str, Counter] = {}
     lost_examples: list[dict] = []
+    echo_examples: list[dict] = []
     echo_changed = 0
     for row in variants.select("aug_of", "aug_kind", "messages").iter_rows(named=True):
         messages, facts = by_id[row["aug_of"]]
@@ -201,8 +202,18 @@ def measure(convs, protect: bool, seed: int = 0) -> dict:
                     lost_examples.append(
                         {"kind": row["aug_kind"], "fact": fact, "source": src["content"], "variant": var["content"]}
                     )
-            if any(not _has(var["content"], item) for item in echoes[t]):
+            changed = [item for item in echoes[t] if not _has(var["content"], item)]
+            if changed:
                 contradicts = True
+                if len(echo_examples) < 50:
+                    echo_examples.append(
+                        {
+                            "kind": row["aug_kind"],
+                            "changed": changed,
+                            "source": src["content"],
+                            "variant": var["content"],
+                        }
+                    )
         echo_changed += contradicts
         counts["echo_changed"] += contradicts
     reasons = Counter(out.dropped["reason"].to_list()) if out.dropped.height else Counter()
@@ -229,6 +240,7 @@ def measure(convs, protect: bool, seed: int = 0) -> dict:
         "corpus_terms": stage.summary()["protect"]["corpus_terms_found"],
         "seconds": round(seconds, 1),
         "lost_examples": lost_examples,
+        "echo_examples": echo_examples,
     }
 
 
