@@ -20,7 +20,7 @@ import numpy as np
 
 from augment.base import Augmenter, Output, Spans, Units, UnitSlots, batch_units, edit_count, unit_arrays, unit_slots
 from augment.synonym import SynonymSwap
-from augment.text import UPPER, FactRules, SplitMix, TextBatch, draws, ranges, tables_lower, tables_upper
+from augment.text import UPPER, FactRules, SplitMix, TextBatch, draws, ranges, running_count, tables_lower, tables_upper
 
 CHAR_OPS = ("keyboard", "insert", "delete", "substitute", "swap")
 WORD_OPS = ("swap", "delete", "insert")
@@ -144,7 +144,7 @@ class CharNoise(Augmenter):
         near = np.abs(cand[:, :, None] - cand[:, None, :]) <= 1
         blocked = (near & (cols[None, :] < cols[:, None])[None, :, :]).any(axis=2)
         valid = ~blocked
-        taken = valid & (np.cumsum(valid, axis=1) <= k[rows][:, None])
+        taken = valid & (np.cumsum(valid.view(np.int8), axis=1, dtype=np.int32) <= k[rows][:, None])
         short = np.flatnonzero(taken.sum(axis=1) < k[rows])
         chosen = [cand[taken]]
         for r in short.tolist():  # rare: many edits for few letters
@@ -378,7 +378,7 @@ class WordNoise(_UnitNoise):
         # sentence groups of free units: a new group where the text or the sentence changes
         new_group = np.ones(free.size, bool)
         new_group[1:] = (f_owner[1:] != f_owner[:-1]) | (sid[free][1:] != sid[free][:-1])
-        group = np.cumsum(new_group) - 1
+        group = running_count(new_group) - 1
         g_start = np.flatnonzero(new_group)
         g_size = np.diff(np.append(g_start, free.size))
         per_text = np.bincount(f_owner, minlength=n_texts)[:n_texts]

@@ -190,6 +190,11 @@ def _shape_table() -> np.ndarray:
     return table
 
 
+def running_count(mask: np.ndarray) -> np.ndarray:
+    """``np.cumsum`` of a bool array, ~15x faster: numpy accumulates bools into int64 through a slow cast."""
+    return np.cumsum(mask.view(np.int8), dtype=np.int32)
+
+
 def ranges(counts: np.ndarray) -> np.ndarray:
     """[0..c0-1, 0..c1-1, …] without a Python loop."""
     total = int(counts.sum()) if counts.size else 0
@@ -429,7 +434,6 @@ class TextBatch:
         self._bmp = np.minimum(self.cps, 0xFFFF)  # U+FFFF and above: no class at all
         self.flags = classes()[self._bmp]
         self.letter = (self.flags & LETTER) > 0
-        self.space = (self.flags & SPACE) > 0
         self._words: tuple[np.ndarray, np.ndarray] | None = None
         self._terms: list[np.ndarray] = []  # token (start, end) pairs that name or count something
         self._collect = collect
@@ -490,7 +494,7 @@ class TextBatch:
         word = (f & WORD) > 0
         digit = (f & DIGIT) > 0
         rs, re_ = _runs(word)
-        digits_before = np.concatenate(([0], np.cumsum(digit, dtype=np.int64)))
+        digits_before = np.concatenate(([0], running_count(digit)))
         numeric = digits_before[re_] > digits_before[rs]
         num_idx = np.flatnonzero(numeric)
         starts, ends = rs[num_idx], re_[num_idx]
@@ -536,7 +540,7 @@ class TextBatch:
         if starts.size == 0:
             return np.zeros(0, bool)
         f, cps = self.flags, self.cps
-        chain = np.concatenate(([0], np.cumsum(~link)))
+        chain = np.concatenate(([0], running_count(~link)))
         first = starts[np.flatnonzero(np.concatenate(([True], chain[1:] != chain[:-1])))]
         before = f[np.maximum(first - 1, 0)]
         price = (first >= 1) & ((before & CURRENCY) > 0)
@@ -786,7 +790,7 @@ class TextBatch:
         member = np.flatnonzero(in_run)
         is_cap = in_run[member] == 1
         join = (member[1:] == member[:-1] + 1) & one_space[member[:-1]]
-        run = np.concatenate(([0], np.cumsum(~join)))
+        run = np.concatenate(([0], running_count(~join)))
         initial = self._initial_tokens(member, ts, te, key, cls, fmt_s, fmt_e)
         n_cap = np.bincount(run, weights=is_cap.astype(np.float64))
         late = np.bincount(run, weights=(is_cap & ~initial).astype(np.float64))
@@ -853,7 +857,7 @@ class TextBatch:
         p_sorted, o_sorted = pair[order], o[order]
         new_pair = np.concatenate(([True], p_sorted[1:] != p_sorted[:-1]))
         new_owner = new_pair | np.concatenate(([True], o_sorted[1:] != o_sorted[:-1]))
-        pair_id = np.cumsum(new_pair) - 1
+        pair_id = running_count(new_pair) - 1
         texts_per_pair = np.bincount(pair_id, weights=new_owner.astype(np.float64))
         hit = idx[order[texts_per_pair[pair_id] >= 2]]
         return ws[hit], we[hit]
@@ -1111,7 +1115,7 @@ def _name_index(names: tuple[str, ...]) -> _NameIndex:
     heads = KeySet(head_keys)
     slot = heads.index(head_keys)
     order = np.argsort(slot, kind="stable")
-    slot, h_owner, h_starts = slot[order], h_owner[order], h_starts[order]
+    slot, h_owner, h_starts, h_lens = slot[order], h_owner[order], h_starts[order], h_lens[order]
     bounds = np.searchsorted(slot, np.arange(len(heads) + 1))
     lengths = np.array([len(n) for n in names], np.int64)
     shape_ok = np.zeros(27 * 27 * 16, bool)

@@ -181,7 +181,7 @@ def cut_points(text: str, starts: np.ndarray, lo: int = 0, hi: int | None = None
     solid = np.flatnonzero(~ws & ~np.isin(cps, _CLOSERS))
     k = np.searchsorted(solid, starts) - 1
     last = np.where(k >= 0, cps[solid[np.maximum(k, 0)]], 0)
-    newlines = np.concatenate(([0], np.cumsum(cps == 10)))
+    newlines = np.concatenate(([0], np.cumsum((cps == 10).view(np.int8), dtype=np.int32)))
     since = np.where(k >= 0, solid[np.maximum(k, 0)] + 1, 0)
     broke = newlines[np.minimum(starts, n)] > newlines[np.minimum(since, n)]
     sentence = word & (np.isin(last, _SENTENCE_END) | broke)

@@ -97,6 +97,17 @@ def test_batch_spans_match_the_reference_regex() -> None:
         assert batch.spans(i) == reference_spans(text, NAMES), text
     covered = [texts[-3][s:e] for s, e in batch.spans(len(texts) - 3)]
     assert "ROSALIND" in covered and "northwind pro" in covered and "Northwind Professional" not in " ".join(covered)
+    many = ["Rosalind", "Marcus", "Priya", "Tomasz", "Aiko", "Fatima", "Jonas", "Lucia", "Kwame", "Ingrid"]
+    many += ["Northwind Pro", "Cedar Hollow", "Glowworm 300", "Brookside Filter", "Summit Lite", "Ember Stove"]
+    many += ["#1 Choice", "O'Neil"]
+    texts = [t for t in texts if "İ" not in t]  # the numpy path, not the regex one
+    texts += [f"{p} met {q} at the {r} stand, not the Summit Lite." for p, q, r in zip(many, many[::-1], many[9:])]
+    texts += ["The strong jacket from Brookside Filter costs $46.33, but Jonas says the new orders arrived."]
+    texts += ["O'Neil bought a Glowworm 300 and the #1 Choice kit; glowworm 3000 is not one.", "Rosalind"]
+    batch = TextBatch(texts, many, rules=FORMAT_ONLY)
+    for i, text in enumerate(texts):
+        if batch.usable[i]:
+            assert batch.spans(i) == reference_spans(text, many), text
 
 
 def test_edit_count_clamps() -> None:
