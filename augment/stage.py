@@ -314,11 +314,11 @@ class Augment(Stage):
         outputs = augmenter(texts, seeds, unit_spans) if texts else []
         changed: dict[tuple[int, int], dict[int | None, str]] = {}
         rejected: dict[tuple[int, int], tuple[str, str]] = {}
-        for (v, r, t), out in zip(units, outputs, strict=True):
+        for (v, r, t), text, out in zip(units, texts, outputs, strict=True):
             if isinstance(out, Rejected):
                 changed.setdefault((v, r), {})[t] = out.text
                 rejected.setdefault((v, r), (out.reason, out.detail))
-            elif out is not None:
+            elif out is not None and out != text:  # the same text back is no variant: the augmenter failed
                 changed.setdefault((v, r), {})[t] = out
         stats = self.stats.setdefault(kind, self._empty_stats())
         stats["failed"] += n * len(records) - len(changed)

@@ -560,15 +560,26 @@ class _Never(Augmenter):
         return [None] * len(texts)
 
 
+class _Shout(Augmenter):
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def augment(self, texts: Sequence[str], seeds: Sequence[int], spans=None) -> list[str | None]:
+        return [t + "!" for t in texts]
+
+
 def test_stage_counts_identical_and_failed() -> None:
+    """The text back unchanged is no variant (failed); a variant equal to another one is dropped as identical."""
     df = _frame()
-    stage = Augment(AugmentConfig(), augmenters=[_Echo(), _Never()])
+    stage = Augment(AugmentConfig(), augmenters=[_Echo(), _Never(), _Shout("shout"), _Shout("again")])
     out = stage(df)
-    assert out.kept.equals(df)
+    assert out.kept.height == df.height + 3 and out.kept.head(df.height).equals(df)
     assert out.dropped.height == 3 and set(out.dropped["reason"]) == {"aug_identical"}
     assert set(out.dropped["aug_of"]) == {"t1", "c1", "t3"} and (out.dropped["stage"] == "augment").all()
-    assert stage.stats["echo"]["made"] == 0 and stage.stats["echo"]["aug_identical"] == 3
+    assert stage.stats["echo"]["made"] == 0 and stage.stats["echo"]["failed"] == 3
     assert stage.stats["never"]["failed"] == 3 and stage.stats["never"]["made"] == 0
+    assert stage.stats["shout"]["made"] == 3 and stage.stats["again"]["aug_identical"] == 3
 
 
 def test_stage_options() -> None:

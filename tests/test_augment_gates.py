@@ -303,7 +303,7 @@ def test_no_variant_crosses_splits_and_accounting_balances(tmp_path: Path) -> No
     holdout.append(train[0] + " Thanks!")  # makes one train record's variants leak
     stage = Augment(
         AugmentConfig(variants_per_record=2),
-        augmenters=[_Fixed(lambda t: t), WordNoise(rate=0.02, ops=["swap"], protect_names=NAMES)],
+        augmenters=[_Fixed(lambda t: t + " Indeed."), WordNoise(rate=0.02, ops=["swap"], protect_names=NAMES)],
         holdout_texts=holdout,
     )
     (st,) = run_stages([stage], src, tmp_path / "out.parquet", tmp_path / "dropped", batch_size=16)
@@ -316,9 +316,9 @@ def test_no_variant_crosses_splits_and_accounting_balances(tmp_path: Path) -> No
     assert st.read == df.height and st.kept == out.height and st.dropped == dropped.height
     assert st.added == variants.height + dropped.height and st.balanced
     assert {"aug_identical", "aug_near_holdout"} <= set(dropped["reason"])
-    assert json.loads(variants["aug_params"][0])["kind"] == "word_noise"
+    assert {json.loads(p)["kind"] for p in variants["aug_params"]} == {"fixed", "word_noise"}
     summary = st.extra
-    assert summary["per_kind"]["word_noise"]["made"] == variants.height
+    assert summary["per_kind"]["word_noise"]["made"] + summary["per_kind"]["fixed"]["made"] == variants.height
     assert 0 < summary["diversity"]["word_noise"]["edit_rate"] < 1
 
 
