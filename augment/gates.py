@@ -1,8 +1,9 @@
 """Quality gates for variants, and the figures the report shows about them.
 
-A variant is rejected, with a reason, when it is the same as its source or as
-another variant (``aug_identical``), loses a protected span (``aug_protected_lost``: a fact of the
-source, found by ``augment.facts``, is no longer in the variant verbatim and as often), comes back from
+A variant is rejected, with a reason, when it is the same as another variant of
+its source (``aug_identical``; one equal to the source is no variant at all), loses a
+protected span (``aug_protected_lost``: a fact of the source, found by ``augment.facts``,
+is no longer in the variant verbatim and as often), comes back from
 back-translation without its placeholders (``aug_placeholder_lost``),
 grows or shrinks too much (``aug_length_ratio``), drifts in meaning under a
 configured sentence-embedding model (``aug_low_similarity``), or near-duplicates a

@@ -101,7 +101,10 @@ def test_batch_spans_match_the_reference_regex() -> None:
     many += ["Northwind Pro", "Cedar Hollow", "Glowworm 300", "Brookside Filter", "Summit Lite", "Ember Stove"]
     many += ["#1 Choice", "O'Neil"]
     texts = [t for t in texts if "İ" not in t]  # the numpy path, not the regex one
-    texts += [f"{p} met {q} at the {r} stand, not the Summit Lite." for p, q, r in zip(many, many[::-1], many[9:])]
+    texts += [
+        f"{p} met {q} at the {r} stand, not the Summit Lite."
+        for p, q, r in zip(many, many[::-1], many[9:], strict=False)
+    ]
     texts += ["The strong jacket from Brookside Filter costs $46.33, but Jonas says the new orders arrived."]
     texts += ["O'Neil bought a Glowworm 300 and the #1 Choice kit; glowworm 3000 is not one.", "Rosalind"]
     batch = TextBatch(texts, many, rules=FORMAT_ONLY)
