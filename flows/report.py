@@ -316,6 +316,17 @@ def render(
         extra = aug.get("extra", {})
         per_kind = extra.get("per_kind") or {}
         diversity = extra.get("diversity") or {}
+        protect = extra.get("protect") or {}
+        if protect:
+            rules = ", ".join(k.replace("_", " ") for k, v in protect.items() if v is True) or "formats only"
+            lost = sum(c.get("aug_protected_lost", 0) + c.get("aug_placeholder_lost", 0) for c in per_kind.values())
+            out += [
+                f"Facts protected by rules: {rules}"
+                + (f", entities of `{protect['spacy_model']}`" if protect.get("spacy_model") else "")
+                + f"; {protect.get('corpus_terms_found', 0):,} corpus terms found. {lost:,} variants lost a fact "
+                "and were dropped (`aug_protected_lost`, `aug_placeholder_lost`).",
+                "",
+            ]
         if per_kind:
             out += [
                 "Per augmenter: variants kept, sources it could not change, variants rejected by a quality "
