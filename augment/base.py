@@ -17,7 +17,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import xxhash
 
-from augment.text import SENTENCE_END, FactRules, TextBatch, merge
+from augment.text import FactRules, TextBatch, merge
 
 Span = tuple[int, int]
 WORD_RE = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
@@ -163,7 +163,7 @@ def unit_arrays(batch: TextBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     starts[at_p], ends[at_p] = ps, pe
     starts[at_w], ends[at_w] = ws, we
     owner = batch.text_of(starts, ordered=True)
-    marks = np.flatnonzero((batch.flags & SENTENCE_END) > 0)
+    marks = batch.sentence_marks()
     k = np.searchsorted(starts, marks, side="right") - 1  # the unit at or before each mark
     in_unit = (k >= 0) & (ends[np.maximum(k, 0)] > marks) if starts.size else np.zeros(marks.size, bool)
     # sentence ends in the gaps before each unit: count the marks by the unit that follows them

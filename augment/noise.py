@@ -141,7 +141,8 @@ class CharNoise(Augmenter):
         cols = np.arange(m)
         pick = draws(seed_arr[rows][:, None], cols[None, :], 1) % per_text[rows][:, None].astype(np.uint64)
         cand = eligible[first[rows][:, None] + pick.astype(np.int64)]
-        near = np.abs(cand[:, :, None] - cand[:, None, :]) <= 1
+        c32 = cand.astype(np.int32) if cand.size and cand.max() < 1 << 31 else cand
+        near = (c32[:, :, None] - c32[:, None, :] + 1).view(np.uint32 if c32.dtype == np.int32 else np.uint64) <= 2
         blocked = (near & (cols[None, :] < cols[:, None])[None, :, :]).any(axis=2)
         valid = ~blocked
         taken = valid & (np.cumsum(valid.view(np.int8), axis=1, dtype=np.int32) <= k[rows][:, None])
@@ -211,9 +212,12 @@ class CharNoise(Augmenter):
         cps[pos[sb]] = cased(sub[sb], sb)
         sp, pp = pos[is_swap], partner[is_swap]
         cps[sp], cps[pp] = batch.cps[pp], batch.cps[sp]
-        counts = np.ones(n, np.int64)
-        counts[pos[ops == "delete"]] = 0
         ins = ops == "insert"
+        dele = ops == "delete"
+        if not (ins.any() or dele.any()):  # letters replaced in place: no text changes length
+            return cps.tobytes().decode("utf-32-le", "surrogatepass")
+        counts = np.ones(n, np.int64)
+        counts[pos[dele]] = 0
         counts[pos[ins]] = 2
         out = np.repeat(cps, counts)
         if ins.any():

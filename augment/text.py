@@ -435,6 +435,7 @@ class TextBatch:
         self.flags = classes()[self._bmp]
         self.letter = (self.flags & LETTER) > 0
         self._words: tuple[np.ndarray, np.ndarray] | None = None
+        self._marks: np.ndarray | None = None
         self._terms: list[np.ndarray] = []  # token (start, end) pairs that name or count something
         self._collect = collect
         self._pair_keys = np.empty(0, np.uint64)
@@ -813,7 +814,7 @@ class TextBatch:
     ) -> np.ndarray:
         """Per token of ``idx``: first of its text, or after . ! ? : ; or a newline since the token before
         (outside format spans, and not the dot of "Dr." or "St.")."""
-        marks = np.flatnonzero((self.flags & CLAUSE_END) > 0)
+        marks = self.clause_marks()
         if marks.size and fmt_s.size:
             marks = marks[~_touches(fmt_s, fmt_e, marks, marks + 1)]
         short = idx[((te[idx] - ts[idx]) <= 4) & (self.cps[np.minimum(te[idx], self.cps.size - 1)] == ord("."))]
@@ -911,7 +912,9 @@ class TextBatch:
                 p = j.find("${", p + 1)
         # Capitalised codes: an upper-case run followed by a hyphen (NW-48213, NW-BROOKSIDE-FILTER).
         if n > 1:
-            cand = np.flatnonzero(((f[:-1] & UPPER) > 0) & (self.cps[1:] == ord("-")))
+            hyphens = np.flatnonzero(self.cps == ord("-"))
+            hyphens = hyphens[hyphens > 0]
+            cand = hyphens[(f[hyphens - 1] & UPPER) > 0] - 1
             last = -1
             for p in cand.tolist():
                 start = p
@@ -1023,18 +1026,29 @@ class TextBatch:
     def words(self) -> tuple[np.ndarray, np.ndarray]:
         """Global starts/ends of words: letters, with ' ’ - inside (don't, e-mail, three-season)."""
         if self._words is None:
-            n = self.cps.size
-            if n < 3:
-                self._words = _runs(self.letter)
-            else:
-                inner = np.zeros(n, bool)
-                inner[1:-1] = ((self.flags[1:-1] & WORD_JOINER) > 0) & self.letter[:-2] & self.letter[2:]
-                self._words = _runs(self.letter | inner)
+            ls, le = _runs(self.letter)
+            if ls.size > 1:  # letter runs one joiner apart are one word: decided per run, not per character
+                one = ls[1:] == le[:-1] + 1
+                joins = np.zeros(ls.size - 1, bool)
+                joins[one] = (self.flags[le[:-1][one]] & WORD_JOINER) > 0
+                ls, le = ls[np.concatenate(([True], ~joins))], le[np.concatenate((~joins, [True]))]
+            self._words = ls, le
         return self._words
+
+    def clause_marks(self) -> np.ndarray:
+        """Positions of . ! ? : ; and newlines (sentence and clause ends), found once per batch."""
+        if self._marks is None:
+            self._marks = np.flatnonzero((self.flags & CLAUSE_END) > 0)
+        return self._marks
+
+    def sentence_marks(self) -> np.ndarray:
+        """Positions of . ! ? and newlines."""
+        marks = self.clause_marks()
+        return marks[(self.flags[marks] & SENTENCE_END) > 0]
 
     def initial_words(self, ws: np.ndarray, we: np.ndarray) -> np.ndarray:
         """Per word (in order): first of its text, or after . ! ? : ; or a newline outside protected spans."""
-        marks = np.flatnonzero((self.flags & CLAUSE_END) > 0)
+        marks = self.clause_marks()
         if marks.size and self.span_starts.size:
             marks = marks[~self.touches_protected(marks, marks + 1)]
         before = np.searchsorted(marks, ws)

@@ -388,3 +388,14 @@ def test_report_renders_augmentation_figures() -> None:
     assert "| synonym | 2 | 1 | 1 |" in section and "near_holdout 1" in section
     assert "0.800" in section and "0.120" in section
     assert "<del>big</del>" in section and "backtranslation skipped" in section
+
+
+def test_many_addresses_take_the_numpy_domain_rule_and_match_the_regex_one() -> None:
+    """A batch with many @ finds e-mail domains in numpy; one text at a time, a regex per @: the same spans."""
+    rng = random.Random(0)
+    parts = ["a@b.c", "x.y+z@mail.example.", "a@b..c", "a@.b.c", "me@host", "u@-x.y", "u@x-.y", "u@x.y."]
+    parts += ["u@x_y.z-w", "q@@a.b", "@a.b", "a@b.c@d.e", "é@ü.de", "1@2.3", "a@b.c.d..e", "x@y.z,", "m@n.o\n"]
+    texts = [" ".join(rng.choice(parts) for _ in range(4)) + " end." for _ in range(100)]
+    batch = TextBatch(texts, rules=FORMAT_ONLY)
+    assert all(batch.spans(i) == TextBatch([t], rules=FORMAT_ONLY).spans(0) for i, t in enumerate(texts))
+
