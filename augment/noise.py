@@ -460,7 +460,7 @@ class WordNoise(_UnitNoise):
             q = slot_start[moved]
             out[q] = low[np.minimum(out[q], 0xFFFF)]
         result = batch.split(out.tobytes().decode("utf-32-le", "surrogatepass"))
-        return [o if done[i] > 0 and batch.usable[i] else None for i, o in enumerate(result)]
+        return [o if d > 0 and ok else None for o, d, ok in zip(result, done.tolist(), batch.usable, strict=True)]
 
     def _insertion(
         self, text: str, alive: list[int], s_: list[int], e_: list[int], word: str, rng: SplitMix

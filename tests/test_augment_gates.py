@@ -398,4 +398,3 @@ def test_many_addresses_take_the_numpy_domain_rule_and_match_the_regex_one() -> 
     texts = [" ".join(rng.choice(parts) for _ in range(4)) + " end." for _ in range(100)]
     batch = TextBatch(texts, rules=FORMAT_ONLY)
     assert all(batch.spans(i) == TextBatch([t], rules=FORMAT_ONLY).spans(0) for i, t in enumerate(texts))
-
