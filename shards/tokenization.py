@@ -360,17 +360,22 @@ def encode_chat(messages: list[dict], tok, max_length: int) -> list[Window]:
 _ENCODE_CHUNK = 256  # texts per Rust call: its Encodings (ids, offsets, token strings) cost ~100 bytes a token
 
 
-def _encode_batch(tok, texts: list[str]) -> list[tuple[np.ndarray, list | None]]:
+def _encode_batch(tok, texts: list[str], long_from: int | None = None) -> list[tuple[np.ndarray, list | None]]:
     """Token ids per text (int32 arrays: a list of Python ints costs 4x more) through the Rust tokenizer's
-    parallel batch path when there is one, with the offsets of texts long enough to be cut."""
+    parallel batch path when there is one, with the offsets of the texts of ``long_from`` tokens or more
+    (those that will be cut; reading every text's offsets would cost a Python tuple per token)."""
     backend = getattr(tok, "backend_tokenizer", None)
+    limit = long_from if long_from is not None else 1 << 62
     if backend is None:
         enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True)
-        return [(np.asarray(i, np.int32), o) for i, o in zip(enc["input_ids"], enc["offset_mapping"], strict=True)]
+        return [
+            (np.asarray(i, np.int32), o if len(i) >= limit else None)
+            for i, o in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+        ]
     out: list[tuple[np.ndarray, list | None]] = []
     for lo in range(0, len(texts), _ENCODE_CHUNK):
         chunk = backend.encode_batch(texts[lo : lo + _ENCODE_CHUNK], add_special_tokens=False)
-        out.extend((np.asarray(e.ids, np.int32), e.offsets if len(e.ids) > 0 else None) for e in chunk)
+        out.extend((np.asarray(e.ids, np.int32), e.offsets if len(e.ids) >= limit else None) for e in chunk)
     return out
 
 
@@ -400,7 +405,7 @@ def encode_records(df: pl.DataFrame, tok, max_length: int) -> Encoded:
     if text_rows:
         texts = [t or "" for t in df["text"].gather(text_rows).to_list()]
         eos = tok.eos_token_id
-        for i, text, (ids, offsets) in zip(text_rows, texts, _encode_batch(tok, texts), strict=True):
+        for i, text, (ids, offsets) in zip(text_rows, texts, _encode_batch(tok, texts, max_length), strict=True):
             if len(ids) < max_length:
                 pieces[i] = [Window([*ids.tolist(), eos], [1] * (len(ids) + 1), None)]
             else:
