@@ -152,10 +152,10 @@ _CLOSERS = np.array([ord(c) for c in "\"')]}”’»"], np.uint32)
 
 
 class Window(NamedTuple):
-    """One training example: token ids, loss mask, and the text or turns those ids encode."""
+    """One training example: token ids, loss mask (None: every token), and the text or turns those ids encode."""
 
-    ids: list[int]
-    mask: list[int]
+    ids: list[int] | np.ndarray
+    mask: list[int] | np.ndarray | None
     text: str | None = None
     messages: list[dict] | None = None
 
@@ -221,13 +221,16 @@ def encode_text(text: str, tok, max_length: int) -> list[Window]:
     else:
         enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = np.asarray(enc["input_ids"], np.int32), enc["offset_mapping"]
-    return _text_windows(text, ids, offsets, tok, max_length)
+    return [
+        Window(np.asarray(w.ids).tolist(), [1] * len(w.ids) if w.mask is None else np.asarray(w.mask).tolist(), w.text)
+        for w in _text_windows(text, ids, offsets, tok, max_length)
+    ]
 
 
 def _text_windows(text: str, ids: np.ndarray, offsets, tok, max_length: int) -> list[Window]:
-    eos = tok.eos_token_id
-    if len(ids) < max_length:  # the common case: one window, the text as it is
-        return [Window([*ids.tolist(), eos], [1] * (len(ids) + 1), text)]
+    eos = np.int32(tok.eos_token_id)
+    if len(ids) < max_length:  # the common case: one window, the text as it is, every token in the loss
+        return [Window(np.append(ids, eos), None, text)]
     starts = np.fromiter((o[0] for o in offsets), np.int64, len(offsets))
     sentences, words = cut_points(text, starts)
     capacity = max_length - 1
@@ -237,9 +240,10 @@ def _text_windows(text: str, ids: np.ndarray, offsets, tok, max_length: int) -> 
         end = (
             len(ids) if len(ids) - start <= capacity else _choose_end(start, capacity, [(sentences, 0.5), (words, 0.0)])
         )
-        last = end == len(ids)
-        piece = ids[start:end].tolist()
-        out.append(Window([*piece, eos], [1] * len(piece) + [1 if last else 0], _decode(tok, piece)))
+        piece = ids[start:end]
+        mask = np.ones(len(piece) + 1, np.int8)
+        mask[-1] = end == len(ids)
+        out.append(Window(np.append(piece, eos), mask, _decode(tok, piece.tolist())))
         start = end
     return out
 
@@ -404,10 +408,10 @@ def encode_records(df: pl.DataFrame, tok, max_length: int) -> Encoded:
     text_rows = [i for i, f in enumerate(fmt) if f != "chat"]
     if text_rows:
         texts = [t or "" for t in df["text"].gather(text_rows).to_list()]
-        eos = tok.eos_token_id
+        eos = np.int32(tok.eos_token_id)
         for i, text, (ids, offsets) in zip(text_rows, texts, _encode_batch(tok, texts, max_length), strict=True):
             if len(ids) < max_length:
-                pieces[i] = [Window([*ids.tolist(), eos], [1] * (len(ids) + 1), None)]
+                pieces[i] = [Window(np.append(ids, eos), None, None)]
             else:
                 pieces[i] = _text_windows(text, ids, offsets, tok, max_length)
     for i in (i for i, f in enumerate(fmt) if f == "chat"):
@@ -418,7 +422,12 @@ def encode_records(df: pl.DataFrame, tok, max_length: int) -> Encoded:
     multi = np.array([len(p) > 1 for p in pieces for _ in p], dtype=bool)
     lengths = np.array([len(w.ids) for w in flat], dtype=np.int64)
     ids_flat = np.concatenate([np.asarray(w.ids, dtype=np.int32) for w in flat]) if flat else np.empty(0, np.int32)
-    mask_flat = np.concatenate([np.asarray(w.mask, dtype=np.int8) for w in flat]) if flat else np.empty(0, np.int8)
+    mask_flat = np.ones(len(ids_flat), dtype=np.int8)
+    pos = 0
+    for w, n in zip(flat, lengths.tolist(), strict=True):
+        if w.mask is not None:
+            mask_flat[pos : pos + n] = w.mask
+        pos += n
     out = df[rows_idx] if rows_idx else df.clear()
     columns = [
         pl.Series("window", windows, dtype=pl.Int32),
