@@ -93,6 +93,13 @@ class ProtectConfig(Settings):
         description="words the augmented split uses as a name (capitalised mid-sentence) or counts (after a number),"
         " and two-word terms it repeats, are protected wherever they occur, in any case",
     )
+    rare_share: float = Field(
+        0.025,
+        ge=0.0,
+        le=1.0,
+        description="corpus terms include rare words: a content word found in at most this share of the augmented"
+        " records (at least one) carries what a record is about (a product, a misspelt drink); 0 turns it off",
+    )
     term_min_records: int = Field(
         2, ge=1, description="records a two-content-word phrase must occur in to be a term (black tea, oil change)"
     )

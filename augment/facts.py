@@ -8,8 +8,10 @@ sentence. :class:`FactFinder` adds what one text cannot know, once per record fo
   assistant repeats it) is protected in every turn, so a variant never contradicts a later turn;
 - corpus terms: a word the augmented split uses as a name somewhere (capitalised mid-sentence) or counts
   ("two mochas") is protected wherever it occurs, in any case ("latte" because another order says "Latte"),
-  and so is a phrase of two content words that recurs across records ("black tea", "oil change"): the
-  terms of a domain, which a synonym or a typo would turn into another product or service;
+  and so is a phrase of two content words that recurs across records ("black tea", "oil change"), and a
+  rare word, one found in few of the records (``protect.rare_share``, 2.5%): the terms of a domain, and the
+  words that tell one record from the others (a product, a misspelt drink), which a synonym or a typo
+  would turn into another thing;
 - entities of a trained spaCy pipeline (``protect.spacy_model``, e.g. ``en_core_web_sm``), when installed.
 
 :func:`spacy_reference` states the per-text rules as spaCy ``Matcher`` patterns over a ``spacy.blank("en")``
@@ -61,6 +63,8 @@ class FactFinder:
         self.rules = rules_of(self.cfg)
         self._term_keys: list[np.ndarray] = []
         self._pair_keys: list[np.ndarray] = []  # (pair key, record) rows, one per record holding the pair
+        self._word_keys: list[np.ndarray] = []  # (content word key, record) rows, one per record using the word
+        self._records = 0
         self._lexicon: KeySet | None = None
         self._pairs: KeySet | None = None
         self._nlp: Any = None
@@ -82,21 +86,31 @@ class FactFinder:
         rules = FactRules(numbers=True, times=False, names=True, echoes=False, negations=False)
         batch = TextBatch(texts, rules=rules, collect=True)
         self._term_keys.append(batch.term_keys())
-        keys, text = batch.term_pairs()
-        rows = np.unique(np.stack([keys.view(np.int64), owners[text]], axis=1), axis=0) if keys.size else None
-        if rows is not None:
-            self._pair_keys.append(rows)
-        if sum(k.size for k in self._term_keys) > 1 << 20:  # keep what is pending compact
+        for store, (keys, text) in ((self._pair_keys, batch.term_pairs()), (self._word_keys, batch.content_words())):
+            if keys.size:
+                store.append(np.unique(np.stack([keys.view(np.int64), owners[text]], axis=1), axis=0))
+            if sum(len(k) for k in store) > 1 << 20:  # keep what is pending compact
+                store[:] = [np.unique(np.concatenate(store), axis=0)]
+        if owners.size:
+            self._records = max(self._records, int(owners.max()) + 1)
+        if sum(k.size for k in self._term_keys) > 1 << 20:
             self._term_keys = [np.unique(np.concatenate(self._term_keys))]
-        if sum(len(k) for k in self._pair_keys) > 1 << 20:
-            self._pair_keys = [np.unique(np.concatenate(self._pair_keys), axis=0)]
 
     @property
     def lexicon(self) -> KeySet | None:
-        """Stem keys of the corpus's one-word terms, or None when there are none."""
-        if self._lexicon is None and self._term_keys:
-            self._lexicon = KeySet(np.concatenate(self._term_keys))
+        """Stem keys of the corpus's one-word terms (names, counted words and rare words), or None when none."""
+        if self._lexicon is None and (self._term_keys or self._word_keys):
+            keys = list(self._term_keys)
+            if self._word_keys and self.cfg.rare_share > 0:
+                rows = np.unique(np.concatenate(self._word_keys), axis=0)
+                words, counts = np.unique(rows[:, 0], return_counts=True)
+                keys.append(words[counts <= self.rare_cutoff()].view(np.uint64))
+            self._lexicon = KeySet(np.concatenate(keys)) if keys else None
         return self._lexicon
+
+    def rare_cutoff(self) -> int:
+        """Records a content word may be found in and still be rare."""
+        return max(1, int(self.cfg.rare_share * self._records))
 
     @property
     def pairs(self) -> KeySet | None:

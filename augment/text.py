@@ -440,6 +440,7 @@ class TextBatch:
         self._collect = collect
         self._pair_keys = np.empty(0, np.uint64)
         self._pair_starts = np.empty(0, np.int64)
+        self._content = (np.empty(0, np.uint64), np.empty(0, np.int64))
         self.rules = ALL_RULES if rules is None else rules
         if spans is not None:
             if len(spans) != len(self.texts):
@@ -683,6 +684,9 @@ class TextBatch:
             k = np.flatnonzero(keys.contains(stems))  # type: ignore[union-attr]
             opens.append(ws[k])
             closes.append(we[k])
+        if self._collect:  # every content word, for the corpus's rare words
+            content = ((cls[at_w] & (W_STOP | W_NUMBER)) == 0) & ((we - ws) >= 3)
+            self._content = (self._stems(ws[content], we[content], sums[content]), ws[content])  # type: ignore[index]
         if use_pairs or self._collect:
             o, c, pk = self._pairs(ts, te, at_w, is_word, key, cls, one_space, ws, we, sums)  # type: ignore[arg-type]
             if use_pairs:
@@ -1004,6 +1008,12 @@ class TextBatch:
         stop = (classify(finish_key(sums, ends - starts)) & W_STOP) > 0
         starts, ends, sums = starts[~stop], ends[~stop], sums[~stop]
         return np.unique(self._stems(starts, ends, sums))
+
+    def content_words(self) -> tuple[np.ndarray, np.ndarray]:
+        """Stem keys of the content words (no stop word or number, three letters or more) of a batch built with
+        ``collect=True``, and the text each is in."""
+        keys, starts = self._content
+        return keys, self.text_of(starts, ordered=True)
 
     def term_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """Keys of the two-content-word phrases of a batch built with ``collect=True``, and the text each is in."""

@@ -249,6 +249,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--sets", default="taskmaster,bitext,fixtures")
     ap.add_argument("--no-baseline", action="store_true", help="skip the run with the fact rules off")
+    ap.add_argument(
+        "--seeds", default="0", help="run seeds, comma-separated (the rules on; the baseline uses the first)"
+    )
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     loaders = {"taskmaster": lambda: taskmaster(args.data), "bitext": lambda: bitext(args.data), "fixtures": fixtures}
@@ -260,8 +263,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
         convs = loaders[name]()
         n_facts = sum(len(f) for _, facts in convs for f in facts)
         report[name] = {"conversations": len(convs), "facts": n_facts, "runs": []}
-        for protect in (True,) if args.no_baseline else (True, False):
-            r = measure(convs, protect)
+        seeds = [int(x) for x in args.seeds.split(",")]
+        plan = [(True, seed) for seed in seeds] + ([] if args.no_baseline else [(False, seeds[0])])
+        for protect, seed in plan:
+            r = measure(convs, protect, seed)
+            r["seed"] = seed
             report[name]["runs"].append(r)
             print(
                 f"{name} protect={protect}: {r['kept']:.2%} kept of {r['pairs']} pairs; "
@@ -276,14 +282,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 def render(report: dict) -> str:
     lines = [
-        "| set | fact rules | facts kept (pairs) | variants changing an echoed value | variants / record | per augmenter kept |",
-        "|---|---|---|---:|---:|---|",
+        "| set | fact rules | seed | facts kept (pairs) | variants changing an echoed value | variants / record | per augmenter kept |",
+        "|---|---|---:|---|---:|---:|---|",
     ]
     for name, r in report.items():
         for run in r["runs"]:
             kinds = ", ".join(f"{k} {v['kept']:.1%}" for k, v in run["per_kind"].items())
             lines.append(
-                f"| {name} ({r['conversations']} conversations) | {'on' if run['protect'] else 'off'} | "
+                f"| {name} ({r['conversations']} conversations) | {'on' if run['protect'] else 'off'} | {run['seed']} | "
                 f"{run['kept']:.2%} ({run['pairs']:,}) | {run['echo_changed']} of {run['variants']:,} | "
                 f"{run['variants_per_record']} | {kinds} |"
             )
