@@ -98,7 +98,8 @@ def dataset_profile(paths: RunPaths, lengths: bool = False) -> dict:
     run lazily over the Parquet file.
     """
     rows = pl.scan_parquet(paths.stage_file("tokenized"))
-    docs = rows.unique(subset="id")
+    has_id = "id" in rows.collect_schema().names()  # a run folder written without ids counts first windows
+    docs = rows.unique(subset="id") if has_id else rows.filter(pl.col("window") == 0)
     labels = (
         docs.select("split", pl.col("label").fill_null("(none)"))
         .group_by("split", "label")

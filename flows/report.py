@@ -173,7 +173,7 @@ def _decontamination(dec: dict) -> list[str]:
     shift = dec.get("split_shift") or {}
     if "warning" in shift:
         lines.insert(0, f"- **⚠ WARNING: {shift['warning']}.** See `dropped/decontaminate.parquet`.")
-    top = dec.get("top_ngrams") or []
+    top = [t for t in dec.get("top_ngrams") or [] if isinstance(t, dict) and "train_records" in t]
     if top:
         lines += ["", "Most shared n-grams (train records holding each; stock phrasing is ignored):", ""]
         lines += [
@@ -181,10 +181,10 @@ def _decontamination(dec: dict) -> list[str]:
                 ["n-gram", "train records", "shared with", "stock"],
                 [
                     [
-                        html.escape(t["ngram"]).replace("|", "\\|"),
+                        html.escape(str(t.get("ngram"))).replace("|", "\\|"),
                         f"{t['train_records']:,}",
-                        t["with"],
-                        "yes" if t["stock"] else "",
+                        t.get("with", ""),
+                        "yes" if t.get("stock") else "",
                     ]
                     for t in top
                 ],
