@@ -589,9 +589,15 @@ class MinHashDeduper(Stage):
         same numbers, only slower; ``summary`` says when the feed was given up)."""
         if self.feed is not None:
             try:
-                return self.feed.take(ids)
+                sigs, have = self.feed.take(ids)
             except FeedOutOfStep as e:
                 self.feed, self.feed_lost = None, str(e)
+            else:
+                if not have.all():  # not computed ahead: hash here, where a failure is this record's alone
+                    missing = np.flatnonzero(~have)
+                    texts = document_text(batch[missing.tolist()]).to_list()
+                    sigs[missing] = self.hasher(texts)
+                return sigs
         return self.hasher(document_text(batch).to_list())
 
     def process(self, batch: pl.DataFrame) -> StageOutput:
@@ -675,7 +681,9 @@ class SignatureFeed:
     Computing signatures is the costly, parallel half of near-dedup; assigning duplicates against the
     index is the sequential half. The files hold every cleaned record's id and signature; near-dedup asks
     for the signatures of each batch it sees, whose ids come in the same order (exact dedup before it only
-    removes records), so one forward walk over the files serves the whole pass.
+    removes records), so one forward walk over the files serves the whole pass. A record whose signature
+    could not be computed ahead is marked missing, and near-dedup hashes it itself (where a failure
+    quarantines that record alone).
     """
 
     def __init__(self, files: Sequence[str | Path]) -> None:
@@ -684,57 +692,76 @@ class SignatureFeed:
         self._next = 0
         self._ids: list[str] = []
         self._sigs = np.empty((0, 0), np.uint32)
+        self._ok = np.empty(0, bool)
         self._pos = 0
 
     @staticmethod
-    def write(path: str | Path, ids: Sequence[str], sigs: np.ndarray, hasher: MinHasher) -> None:
-        """Save one partition's ids and signatures (atomically) with the hasher settings that made them."""
+    def write(path: str | Path, ids: Sequence[str], sigs: np.ndarray, ok: np.ndarray, hasher: MinHasher) -> None:
+        """Save one partition's ids and signatures (``ok``: computed) atomically, with the hasher's settings."""
         path = Path(path)
         params = json.dumps({**hasher.params(), "scheme": hasher.scheme}, sort_keys=True)
         tmp = tmp_name(path)
         with open(tmp, "wb") as f:
-            np.savez(f, ids=np.array(list(ids), dtype=np.str_), sigs=sigs, params=np.array(params))
+            np.savez(f, ids=np.array(list(ids), dtype=np.str_), sigs=sigs, ok=ok, params=np.array(params))
         os.replace(tmp, path)
 
     def position(self) -> tuple:
         """Where the walk is, for ``seek`` (a batch retried after a failure reads its signatures again)."""
-        return self._next, self._pos, self._ids, self._sigs
+        return self._next, self._pos, self._ids, self._sigs, self._ok
 
     def seek(self, position: tuple) -> None:
-        self._next, self._pos, self._ids, self._sigs = position
+        self._next, self._pos, self._ids, self._sigs, self._ok = position
 
     @staticmethod
-    def _load(path: Path) -> tuple[list[str], np.ndarray, dict]:
+    def _load(path: Path) -> tuple[list[str], np.ndarray, dict, np.ndarray]:
         with np.load(path, allow_pickle=False) as z:
-            return z["ids"].tolist(), z["sigs"], json.loads(str(z["params"]))
+            return z["ids"].tolist(), z["sigs"], json.loads(str(z["params"])), z["ok"]
 
-    def take(self, ids: Sequence[str]) -> np.ndarray:
-        """Signatures of ``ids``, which must follow the files' order (records may be skipped, not reordered)."""
-        rows = []
+    def take(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Signatures of ``ids`` (which follow the files' order: records may be skipped, not reordered), and
+        which of them were computed ahead (the others' rows are zeros)."""
+        rows, have = [], []
         for rid in ids:
             while True:
                 while self._pos >= len(self._ids):
                     if self._next >= len(self.files):
                         raise FeedOutOfStep(f"record {rid} not found in the precomputed signatures (out of step)")
-                    self._ids, self._sigs, _ = self._load(self.files[self._next])
+                    self._ids, self._sigs, _, self._ok = self._load(self.files[self._next])
                     self._next, self._pos = self._next + 1, 0
                 self._pos += 1
                 if self._ids[self._pos - 1] == rid:
                     rows.append(self._sigs[self._pos - 1])
+                    have.append(bool(self._ok[self._pos - 1]))
                     break
         width = self._sigs.shape[1] if self._sigs.ndim == 2 else 0
-        return np.stack(rows).astype(np.uint32, copy=False) if rows else np.empty((0, width), np.uint32)
+        sigs = np.stack(rows).astype(np.uint32) if rows else np.empty((0, width), np.uint32)
+        return sigs, np.array(have, bool)
+
+
+def _isolated_signatures(hasher: MinHasher, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Signatures of the texts, and which were computed: a batch that fails is retried in halves, so one
+    text the hasher cannot handle is left out alone (near-dedup then meets the failure and quarantines it)."""
+    try:
+        return hasher(texts), np.ones(len(texts), bool)
+    except Exception:  # noqa: BLE001 - isolated here, raised again by near-dedup on that record alone
+        if len(texts) <= 1:
+            return np.zeros((len(texts), hasher.num_perm), np.uint32), np.zeros(len(texts), bool)
+        half = len(texts) // 2
+        (a, ok_a), (b, ok_b) = _isolated_signatures(hasher, texts[:half]), _isolated_signatures(hasher, texts[half:])
+        return np.concatenate([a, b]), np.concatenate([ok_a, ok_b])
 
 
 def write_signatures(src: str | Path, dst: str | Path, cfg: DedupConfig, batch_size: int) -> int:
     """MinHash every record of a Parquet file (its document text, as near-dedup will see it) into ``dst``."""
     hasher = MinHasher.from_config(cfg)
     ids: list[str] = []
-    sigs = [np.empty((0, cfg.num_perm), np.uint32)]
+    sigs, oks = [np.empty((0, cfg.num_perm), np.uint32)], [np.empty(0, bool)]
     for batch in iter_batches(Path(src), batch_size):
         ids += batch["id"].to_list()
-        sigs.append(hasher(document_text(batch).to_list()))
-    SignatureFeed.write(dst, ids, np.concatenate(sigs), hasher)
+        sig, ok = _isolated_signatures(hasher, document_text(batch).to_list())
+        sigs.append(sig)
+        oks.append(ok)
+    SignatureFeed.write(dst, ids, np.concatenate(sigs), np.concatenate(oks), hasher)
     return len(ids)
 
 

@@ -61,7 +61,7 @@ def arm(point: str) -> None:
     elif point == "augment":
         from augment.stage import Augment
 
-        kill_on_call(Augment, "process", 3)  # the first batch of the second partition
+        kill_on_call(Augment, "process", 2)  # the first chunk of the second partition
     elif point == "shards":
         from shards.writer import SplitWriter
 

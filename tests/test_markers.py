@@ -188,3 +188,32 @@ def test_cli_runner_options_reach_the_config(tmp_path):
     assert (cfg.runner.kind, cfg.runner.workers, cfg.runner.partition_rows) == ("dask", 3, 500)
     args = build_parser().parse_args(["prepare", "x", "--out", "o"])
     assert _config(args).runner.kind == "local"
+
+
+def test_a_record_the_hasher_fails_on_is_hashed_again_by_near_dedup(tmp_path):
+    """Signatures made ahead leave out a record the hasher fails on; near-dedup meets the failure itself, so
+    the record is quarantined by near-dedup alone (as without the feed) and the others are deduplicated."""
+    from cleaners.config import DedupConfig
+    from cleaners.dedup import MinHashDeduper, MinHasher, SignatureFeed, write_signatures
+
+    texts = [" ".join(words(i, 30)) for i in range(6)] + ["BOOM " + " ".join(words(99, 30))]
+    df = text_rows(texts)
+    df.write_parquet(tmp_path / "p.parquet")
+    real = MinHasher.__call__
+
+    def hasher(self, batch_texts):
+        if any("BOOM" in t for t in batch_texts):
+            raise MemoryError("signature buffer")
+        return real(self, batch_texts)
+
+    MinHasher.__call__ = hasher
+    try:
+        write_signatures(tmp_path / "p.parquet", tmp_path / "p.npz", DedupConfig(), 4)
+        assert np.load(tmp_path / "p.npz")["ok"].tolist() == [True] * 6 + [False]
+        stage = MinHashDeduper(DedupConfig())
+        stage.use_feed(SignatureFeed([tmp_path / "p.npz"]))
+        out = stage(df)
+    finally:
+        MinHasher.__call__ = real
+    assert out.kept.height == 6 and out.quarantined["id"].to_list() == ["d6"]
+    assert out.quarantined["detail"][0].startswith("MemoryError")
