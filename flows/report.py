@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from flows.layout import RunPaths
-from flows.manifest import dataset_profile
+from flows.manifest import dataset_profile, read_manifest
 from tuneprep.files import atomic_write_text
 
 BAR = "█"
@@ -384,7 +384,7 @@ def render(
 
 def write_report(paths: RunPaths, metrics_path: Path | None = None) -> str:
     """Write ``report.md`` from the manifest and, when there is one, the model's metrics and the files beside them."""
-    manifest = json.loads(paths.manifest.read_text())
+    manifest = read_manifest(paths)  # with the durations timings.json keeps
     metrics = json.loads(metrics_path.read_text()) if metrics_path and metrics_path.exists() else None
     metrics = _current_shape(metrics)
     model_files = {}

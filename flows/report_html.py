@@ -19,6 +19,7 @@ from typing import Any
 
 from flows import plots
 from flows.layout import RunPaths
+from flows.manifest import read_manifest
 from flows.report import marked_words
 from flows.report_data import (
     generated_samples,
@@ -754,7 +755,7 @@ def write_html_report(paths: RunPaths, metrics_path: Path | None = None) -> Path
     """Write ``report.html`` from the manifest, the shards' lengths and, when there is one, the model's run."""
     if not paths.manifest.exists():
         raise FileNotFoundError(f"{paths.manifest}: not a finished tuneprep run folder (no manifest.json)")
-    manifest = json.loads(paths.manifest.read_text())
+    manifest = read_manifest(paths)  # with the durations timings.json keeps
     metrics = read_json(metrics_path) if metrics_path and metrics_path.exists() else None
     model_dir = metrics_path.parent if metrics is not None else None
     page = render_html(paths, manifest, token_lengths(paths), metrics, model_dir)
