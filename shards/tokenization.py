@@ -298,7 +298,10 @@ def encode_chat(messages: list[dict], tok, max_length: int) -> list[Window]:
             window, wmask = window + [eos], wmask + [0]
         return [Window(window, wmask, None, [dict(m) for m in messages])]
     n_turns = len(messages)
+    bos = [int(ids[0])] if tok.bos_token_id is not None and len(ids) and ids[0] == tok.bos_token_id else []
     turn_tok = np.searchsorted(starts, np.asarray(turn_starts, np.int64))  # first token of each turn
+    # Some tokenizers give the template's BOS the offset of the first turn: a turn never starts before it.
+    turn_tok = np.maximum(turn_tok, len(bos))
     body_tok = np.searchsorted(starts, np.asarray([c[0] for c in contents], np.int64))  # first content token
     body_end = np.searchsorted(starts, np.asarray([c[1] for c in contents], np.int64))  # past the last one
     turn_of = np.searchsorted(np.asarray(turn_starts, np.int64), starts, side="right") - 1
@@ -312,7 +315,6 @@ def encode_chat(messages: list[dict], tok, max_length: int) -> list[Window]:
         words.append(w)
     sentence_cuts = np.concatenate(sentences) if sentences else np.empty(0, np.int64)
     word_cuts = np.concatenate(words) if words else np.empty(0, np.int64)
-    bos = [int(ids[0])] if tok.bos_token_id is not None and len(ids) and ids[0] == tok.bos_token_id else []
     system: list[int] = []
     if messages[0]["role"] == "system" and n_turns > 1:
         sys_ids = ids[turn_tok[0] : turn_tok[1]].tolist()

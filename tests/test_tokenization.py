@@ -103,6 +103,7 @@ def test_long_chat_is_cut_at_turn_boundaries(tok):
     assert len(windows) > 1
     for ids, mask, _, messages in windows:
         assert len(ids) <= 160 and ids[0] == tok.bos_token_id and len(ids) == len(mask) and ids[-1] == tok.eos_token_id
+        assert ids[1] != tok.bos_token_id  # the repeated system prompt brings no second BOS
         assert messages[0] == CHAT[0]  # the short system prompt opens every window
         contents = [m["content"] for m in CHAT]
         assert all(m["content"] in contents for m in messages)  # whole turns: every cut fell between turns
