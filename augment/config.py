@@ -88,6 +88,10 @@ class ProtectConfig(Settings):
     names: bool = Field(True, description="runs of capitalised words that are not only a sentence's first word")
     echoes: bool = Field(True, description="words that recur across turns of one conversation, in every turn")
     negations: bool = Field(True, description='"not", "no", "never", "don\'t": a variant without one says the opposite')
+    phrases: bool = Field(
+        True,
+        description='one or two small words (of, on, the, to…) between protected words join them ("Bank of America")',
+    )
     corpus_terms: bool = Field(
         True,
         description="words the augmented split uses as a name (capitalised mid-sentence) or counts (after a number),"

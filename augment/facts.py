@@ -45,7 +45,14 @@ from augment.vocab import (
 
 
 def rules_of(cfg: ProtectConfig) -> FactRules:
-    return FactRules(numbers=cfg.numbers, times=cfg.times, names=cfg.names, echoes=cfg.echoes, negations=cfg.negations)
+    return FactRules(
+        numbers=cfg.numbers,
+        times=cfg.times,
+        names=cfg.names,
+        echoes=cfg.echoes,
+        negations=cfg.negations,
+        phrases=cfg.phrases,
+    )
 
 
 class FactFinder:
@@ -83,7 +90,7 @@ class FactFinder:
         self._lexicon = self._pairs = None
 
     def _fit_chunk(self, texts: list[str], owners: np.ndarray) -> None:
-        rules = FactRules(numbers=True, times=False, names=True, echoes=False, negations=False)
+        rules = FactRules(numbers=True, times=False, names=True, echoes=False, negations=False, phrases=False)
         batch = TextBatch(texts, rules=rules, collect=True)
         self._term_keys.append(batch.term_keys())
         for store, (keys, text) in ((self._pair_keys, batch.term_pairs()), (self._word_keys, batch.content_words())):

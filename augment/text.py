@@ -212,7 +212,10 @@ class FactRules:
     word after it: "two mochas", "12 oz", "4 people", "extra foam", "whole milk"); ``times``: "noon",
     "6:30 pm", "two pm", "quarter to 12", days ("next Tuesday", "tomorrow morning"); ``names``: runs of
     capitalised words that are not only a sentence's first word; ``echoes``: words that recur across
-    texts of one group (the turns of a conversation); ``negations``: "not", "no", "never", "don't"….
+    texts of one group (the turns of a conversation); ``negations``: "not", "no", "never", "don't"…;
+    ``phrases``: one or two small words (of, on, the, to, with, de…) between two protected words join them
+    into one fact ("light on the chocolate", "Bank of America"): deleting or moving the small word would
+    change what the phrase says.
     """
 
     numbers: bool = True
@@ -220,10 +223,17 @@ class FactRules:
     names: bool = True
     echoes: bool = True
     negations: bool = True
+    phrases: bool = True
 
 
 ALL_RULES = FactRules()
-FORMAT_ONLY = FactRules(numbers=False, times=False, names=False, echoes=False, negations=False)
+FORMAT_ONLY = FactRules(numbers=False, times=False, names=False, echoes=False, negations=False, phrases=False)
+_MAX_BRIDGE = 2  # small words a phrase may hold between two protected words
+# Words inside a phrase ("light on the chocolate", "Bank of America", "Villa de la Paz"); not "and", "or",
+# "for": two facts joined by them are two facts ("Santa Clara or San Jose", "42 for $129.99").
+_BRIDGE_WORDS = frozenset(
+    "of on the a an in at to with de del la le du da des di von van der den y".split()  # noqa: SIM905
+)
 
 
 def _weights(n: int) -> np.ndarray:
@@ -530,7 +540,32 @@ class TextBatch:
         fmt_s, fmt_e = _merge_arrays(np.concatenate(opens), np.concatenate(closes))
         name_starts, name_ends = self._names(extra_words, word, rs, re_)
         fact_s, fact_e = self._facts(starts, ends, self._counts(starts, link), fmt_s, fmt_e, keys, groups, pairs)
-        return _merge_arrays(np.concatenate((fmt_s, name_starts, fact_s)), np.concatenate((fmt_e, name_ends, fact_e)))
+        ps, pe = _merge_arrays(np.concatenate((fmt_s, name_starts, fact_s)), np.concatenate((fmt_e, name_ends, fact_e)))
+        if self.rules.phrases and ps.size > 1:
+            ps, pe = self._bridged(ps, pe)
+        return ps, pe
+
+    def _bridged(self, ps: np.ndarray, pe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Join two protected spans of one text separated only by spaces and one or two ``_BRIDGE_WORDS``."""
+        gap = ps[1:] - pe[:-1]
+        near = np.flatnonzero((gap >= 3) & (gap <= 16) & ((self.flags[pe[:-1]] & SPACE) > 0))
+        if near.size == 0:
+            return ps, pe
+        owner = self.text_of(np.concatenate((pe[:-1][near], ps[1:][near] - 1)))
+        near = near[owner[: near.size] == owner[near.size :]]
+        j = self.joined
+        joins = [
+            i
+            for i in near.tolist()
+            if (g := j[pe[i] : ps[i + 1]])[0] == " " == g[-1]
+            and 1 <= len(w := g.split()) <= _MAX_BRIDGE
+            and len(g) == sum(map(len, w)) + len(w) + 1
+            and all(x.lower() in _BRIDGE_WORDS for x in w)
+        ]
+        if not joins:
+            return ps, pe
+        k = np.asarray(joins, np.int64)
+        return _merge_arrays(np.concatenate((ps, pe[k])), np.concatenate((pe, ps[k + 1])))
 
     # --- the fact rules -----------------------------------------------------------------------
 

@@ -191,3 +191,14 @@ def test_a_value_the_assistant_repeats_is_never_changed_in_the_user_turn() -> No
         augmenters=[CharNoise(rate=0.5), WordNoise(rate=0.6, ops=["delete", "swap"])],
     )(df).kept.filter(pl.col("aug_of").is_not_null())
     assert any("livermore" not in m[0]["content"] for m in off["messages"].to_list())  # today's behaviour
+
+
+def test_small_words_inside_a_protected_phrase_are_protected() -> None:
+    conv = ["can i get the mocha light on the chocolate", "One mocha, light on the chocolate.", "thanks"]
+    spans = FactFinder().spans(conv, groups=[0, 0, 0])[0]
+    assert _protects(conv[0], spans, "light on the chocolate")  # deleting "on" would change the order
+    both = "i'm in Santa Clara or San Jose"
+    covered = _covered(both, FactFinder().spans([both])[0])
+    assert "Santa Clara" in covered and "San Jose" in covered  # "or" joins two facts, not one phrase
+    off = FactFinder(ProtectConfig(phrases=False)).spans(conv, groups=[0, 0, 0])[0]
+    assert not _protects(conv[0], off, "light on the chocolate")
