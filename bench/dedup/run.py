@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import headline, skip
 from bench.dedup.corpus import Corpus, generate, jaccard
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -325,15 +326,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true", help="5,000 docs, each method once")
     args = ap.parse_args(argv)
     if args.worker:
         worker_main(args.worker, args.corpus, args.result)
         return
+    if args.quick:
+        args.docs, args.repeat, args.slow_repeat = 5_000, 1, 1
 
     missing = [m for m in args.methods if not _available(m)]
     if missing:
-        print(f"skipping {missing}: install with  .venv/bin/pip install 'datatrove[io,processing]' datasketch rensa")
+        print(f"skipping {missing}: not installed (`make bench-setup` installs the baselines; rensa: the rensa extra)")
         args.methods = [m for m in args.methods if m not in missing]
+    if "datatrove" in missing:
+        skip("datatrove is not installed: `make bench-setup` (or pip install -e '.[bench]')")
     t0 = time.perf_counter()
     corpus, data = load_corpus(args.docs, args.seed)
     print(f"corpus: {len(corpus)} docs, {len(corpus.pairs)} planted pairs ({time.perf_counter() - t0:.1f}s)")
@@ -380,6 +386,10 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    if "tuneprep" in results and "datatrove" in results:
+        headline(report["ratios"]["tuneprep/datatrove"], "x", "tuneprep / datatrove MinHash docs/s, defaults", ">=", 5)
+        fr = results["tuneprep"]["quality"]["j5"]["false_removals"]
+        headline(fr, "", "false removals by tuneprep (planted corpus)", "<=", 0)
 
 
 def _available(method: str) -> bool:
