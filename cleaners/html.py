@@ -15,21 +15,32 @@ annotated English pages by ``bench/extract/run.py`` (figures and caveats in benc
 
 Every extractor's output then loses call-to-action and legal lines (``boilerplate_lines``) that sit
 inside article containers where no DOM rule sees them (F1 0.964 with them, measured in-sample).
+
+In the pipeline (``StripHtml``) every page is bounded: one longer than ``max_page_chars`` or nested deeper
+than ``max_depth`` (counted on the markup, in linear time) skips the DOM extractors, whose time grows with
+the square of the depth (a 1 MB page of 100,000 nested ``<div>`` took over 5 minutes), and one that takes
+longer than ``timeout_s`` is stopped by killing the worker process it runs in, which works inside C code
+too. Such a page gets ``plain_text``, a linear-time tag stripper, or with ``on_limit: quarantine`` is
+quarantined; an extractor that raises on a page also leaves that page to ``plain_text``.
 """
 
 from __future__ import annotations
 
 import html as html_lib
 import importlib.util
+import multiprocessing
 import re
+import weakref
+from collections import Counter
 from functools import cache, lru_cache
 
+import numpy as np
 import polars as pl
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import CData, Comment, Declaration, Doctype, ProcessingInstruction
 
 from cleaners.config import HtmlConfig
-from tuneprep.stage import Stage, StageOutput
+from tuneprep.stage import Stage, StageOutput, error_summary
 
 # Never article text, whatever the config says.
 NON_CONTENT_TAGS = frozenset(
@@ -344,24 +355,216 @@ def strip_html(html: str | None, cfg: HtmlConfig | None = None) -> str:
     return drop_boilerplate_lines(text, cfg) if cfg.drop_boilerplate_lines else text
 
 
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)(?:[^<>]*[^<>/])?(/?)>")
+# Tags that never hold others, or that parsers close implicitly: they do not deepen the tree.
+_FLAT_TAGS = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
+    | {"p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead", "tbody", "tfoot", "colgroup", "rp", "rt"}
+)
+
+
+def page_depth(html: str) -> int:
+    """How deep the page's tags nest, counted on the markup in linear time (no DOM): +1 per opening tag, -1 per
+    closing one, never below 0 (a stray closing tag), void, self-closed and implicitly closed tags not counted."""
+    tags = _TAG.findall(html)
+    if not tags:
+        return 0
+    steps = np.fromiter(
+        (0 if end or name.lower() in _FLAT_TAGS else -1 if close else 1 for close, name, end in tags),
+        np.int64,
+        len(tags),
+    )
+    level = np.cumsum(steps)
+    return int((level - np.minimum.accumulate(np.minimum(level, 0))).max())  # the walk clamped at 0
+
+
+_HIDDEN_OPEN = re.compile(r"<!--|<(script|style|noscript|template|svg|math|head)\b")  # on ASCII-lowered markup
+_MARKUP_TAG = re.compile(r"<(/?[A-Za-z][A-Za-z0-9]*)?[^<>]*>")
+_BLOCK_NAMES = frozenset(
+    {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table", "section", "article", "blockquote"}
+    | {"pre", "ul", "ol", "dl", "dt", "dd", "header", "footer", "main", "nav", "aside", "form", "hr", "figure"}
+    | {"figcaption", "details", "summary", "address", "center", "fieldset"}
+)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_SPACES = re.compile(r"[ \t\r\f\v]+")
+
+
+def _visible_markup(html: str) -> str:
+    """The page without comments, scripts, styles and the like; an unclosed one runs to the end, as in a browser.
+    Each character is looked at a bounded number of times, so this is linear however the page is built."""
+    lower = html.translate(_ASCII_LOWER)  # same length, same positions
+    parts: list[str] = []
+    pos = 0
+    while m := _HIDDEN_OPEN.search(lower, pos):
+        parts.append(html[pos : m.start()])
+        if m.group(0) == "<!--":
+            end = lower.find("-->", m.end())
+            pos = len(html) if end < 0 else end + 3
+            continue
+        end = lower.find(f"</{m.group(1)}", m.end())
+        close = lower.find(">", end) if end >= 0 else -1
+        pos = len(html) if close < 0 else close + 1
+    parts.append(html[pos:])
+    return "".join(parts)
+
+
+def _tag_break(m: re.Match[str]) -> str:
+    name = (m.group(1) or "").lstrip("/").lower()
+    return "\n" if name in _BLOCK_NAMES else " "
+
+
+def plain_text(html: str) -> str:
+    """A cheap extractor for pages the DOM extractors are not trusted with: linear time, no parser, no boilerplate
+    removal; block tags become line breaks, every other tag goes, entities are decoded."""
+    text = html_lib.unescape(_MARKUP_TAG.sub(_tag_break, _visible_markup(html)))
+    return _tidy(_SPACES.sub(" ", text))
+
+
+LIMIT_REASONS = {"too_large": "page_too_large", "too_deep": "page_too_deep", "timeout": "extraction_timeout"}
+_WORKER_START_S = 300.0  # importing the extractors in a fresh process; not counted against a page
+
+
+class ExtractionTimeout(Exception):
+    """A page took longer than ``timeout_s``; the worker extracting it was killed."""
+
+
+class PageWorker:
+    """``strip_html`` in a child process, one page at a time, killed when a page takes longer than ``timeout_s``.
+
+    A thread or an alarm cannot stop a C extension (lxml, resiliparse) mid-call; killing a process can. The
+    worker is spawned (not forked: the parent runs threads), started on first use and again after a kill.
+    """
+
+    def __init__(self, cfg: HtmlConfig, timeout_s: float) -> None:
+        self.cfg = cfg
+        self.timeout_s = timeout_s
+        self.proc = None
+        self.conn = None
+        self._finalizer = None
+
+    def _start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_serve, args=(child, self.cfg.model_dump()), daemon=True, name="tuneprep-html")
+        proc.start()
+        child.close()
+        self.proc, self.conn = proc, parent
+        self._finalizer = weakref.finalize(self, _stop, proc, parent)
+        if not parent.poll(_WORKER_START_S) or parent.recv() != "ready":
+            self.close()
+            raise RuntimeError("the HTML extraction worker did not start")
+
+    def extract(self, page: str) -> str:
+        if self.proc is None or not self.proc.is_alive():
+            self._start()
+        try:
+            self.conn.send(page)
+            if not self.conn.poll(self.timeout_s):
+                self.close()
+                raise ExtractionTimeout(f"extraction took over {self.timeout_s:g} s; worker stopped")
+            status, value = self.conn.recv()
+        except (EOFError, OSError) as e:  # the worker died: a crash in C code, or out of memory
+            self.close()
+            raise RuntimeError(f"the extraction worker died on this page ({type(e).__name__})") from None
+        if status != "ok":
+            raise RuntimeError(value)
+        return value
+
+    def close(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()
+        self.proc = self.conn = self._finalizer = None
+
+
+def _stop(proc, conn) -> None:
+    conn.close()
+    if proc.is_alive():
+        proc.kill()
+    proc.join(5)
+
+
+def _serve(conn, cfg: dict) -> None:
+    """The worker's loop: a page in, ("ok", text) or ("error", summary) out, until the pipe closes."""
+    html_cfg = HtmlConfig(**cfg)
+    conn.send("ready")
+    while True:
+        try:
+            page = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            conn.send(("ok", strip_html(page, html_cfg)))
+        except Exception as e:  # noqa: BLE001 - reported to the parent, which falls back for this page
+            conn.send(("error", error_summary(e)))
+
+
 class StripHtml(Stage):
-    """HTML records become text records; pages with no text left are dropped."""
+    """HTML records become text records; pages with no text left are dropped.
+
+    Each page is bounded (see the module docstring): past a bound it gets ``plain_text`` or, with
+    ``on_limit: quarantine``, is quarantined; ``summary`` counts the pages that fell back, by why.
+    """
 
     name = "strip_html"
 
     def __init__(self, cfg: HtmlConfig | None = None) -> None:
         self.cfg = cfg or HtmlConfig()
+        self.worker = PageWorker(self.cfg, self.cfg.timeout_s) if self.cfg.timeout_s is not None else None
+        self.fallbacks: Counter = Counter()
+
+    def extract(self, page: str | None) -> tuple[str, str | None]:
+        """The page's text, and why it came from the fallback (None when the configured extractor made it)."""
+        if not page or not page.strip():
+            return "", None
+        cfg = self.cfg
+        if len(page) > cfg.max_page_chars:
+            return plain_text(page), "too_large"
+        if page_depth(page) > cfg.max_depth:
+            return plain_text(page), "too_deep"
+        try:
+            return (strip_html(page, cfg) if self.worker is None else self.worker.extract(page)), None
+        except ExtractionTimeout:
+            return plain_text(page), "timeout"
+        except Exception:  # noqa: BLE001 - an extractor failing on one page: that page gets the fallback
+            return plain_text(page), "error"
 
     def process(self, batch: pl.DataFrame) -> StageOutput:
         is_html = (batch["format"] == "html").fill_null(False)
         if not is_html.any():
             return StageOutput.keep_all(batch, self.name)
-        texts = batch["text"].to_list()
-        formats = batch["format"].to_list()
-        new_text = [strip_html(t, self.cfg) if f == "html" else t for t, f in zip(texts, formats, strict=True)]
+        new_text: list[str | None] = []
+        held: list[str | None] = []
+        for t, f in zip(batch["text"].to_list(), batch["format"].to_list(), strict=True):
+            text, why = self.extract(t) if f == "html" else (t, None)
+            quarantine = why in LIMIT_REASONS and self.cfg.on_limit == "quarantine"
+            if why and not quarantine:
+                self.fallbacks[why] += 1
+            new_text.append(text)
+            held.append(why if quarantine else None)
         out = batch.with_columns(
             pl.Series("text", new_text, dtype=pl.Utf8),
             pl.when(is_html).then(pl.lit("text")).otherwise(pl.col("format")).alias("format"),
         )
-        empty = is_html & pl.Series([not t for t in new_text])
-        return StageOutput(out.filter(~empty), self.drop(batch.filter(empty), "empty_after_html"))
+        is_held = pl.Series([h is not None for h in held])
+        empty = is_html & pl.Series([not t for t in new_text]) & ~is_held
+        bounds = {
+            "too_large": f"longer than clean.html.max_page_chars={self.cfg.max_page_chars}",
+            "too_deep": f"nested deeper than clean.html.max_depth={self.cfg.max_depth}",
+            "timeout": f"extraction took over clean.html.timeout_s={self.cfg.timeout_s}",
+        }
+        why = [h for h in held if h is not None]
+        quarantined = self.quarantine(
+            batch.filter(is_held),
+            "",
+            pl.lit(pl.Series([LIMIT_REASONS[h] for h in why], dtype=pl.Utf8)),
+        ).with_columns(pl.Series("detail", [bounds[h] for h in why], dtype=pl.Utf8))
+        kept = out.filter(~empty & ~is_held)
+        return StageOutput(kept, self.drop(batch.filter(empty), "empty_after_html"), quarantined)
+
+    def summary(self) -> dict:
+        return {"fallback": dict(self.fallbacks)} if self.fallbacks else {}
+
+    def close(self) -> None:
+        """Stop the extraction worker, if one was started."""
+        if self.worker is not None:
+            self.worker.close()

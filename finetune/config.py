@@ -1,66 +1,146 @@
-"""Fine-tuning configuration: one flat pydantic model, so a run is fully described by one JSON/YAML dict."""
+"""Fine-tuning configuration: one pydantic model, so a run (or a grid of runs) is described by one YAML/JSON dict."""
 
 from __future__ import annotations
 
-from typing import Literal
+import itertools
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tuneprep.settings import Settings
 
 SCRATCH_LR = 3e-3  # a 2-layer model trained from scratch tolerates (and needs) a high LR
 PRETRAINED_LR = 1e-4  # a pretrained model is wrecked by the scratch LR; fine-tune gently
+LORA_LR = 1e-3  # adapters start at zero and are small: they take a higher LR than full fine-tuning
+
+# Settings that change how fast a run goes or how much it logs, never what it computes: a checkpoint made
+# under other values of these can still be resumed.
+RUNTIME_ONLY = ("num_threads", "log_every", "grid", "grid_keep_weights")
+
+
+class LoraSettings(Settings):
+    """LoRA through peft: the base model is frozen, low-rank adapters are trained, and merged into it on export."""
+
+    r: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    # Module names (suffix match) or a regex; None = peft's default for the architecture (e.g. c_attn for
+    # GPT-2, q_proj/v_proj for Llama); "all-linear" = every linear layer but the output head.
+    target_modules: list[str] | str | None = None
 
 
 class FinetuneConfig(Settings):
     """Everything `train` needs besides the data and output dirs. Defaults train a tiny GPT-2 on CPU in ~1 min."""
 
-    # model: None = tiny GPT-2 from scratch with the data's tokenizer; else an AutoModelForCausalLM name or local path
+    # model: None = a GPT-2-shaped model from scratch over the data's tokenizer; else an AutoModelForCausalLM
+    # name or local path, whose tokenizer must be the one the shards were made with.
     model: str | None = None
     n_layer: int = Field(2, ge=1)
     n_head: int = Field(2, ge=1)
     n_embd: int = Field(64, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # scratch model only; pretrained models keep their own
 
+    # what is trained: everything (default), LoRA adapters, or only the top N transformer layers
+    lora: LoraSettings | None = None
+    train_top_layers: int | None = Field(None, ge=1)
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% more compute
+
     # data
-    block_size: int = Field(256, ge=2)  # longer examples are truncated (packing comes later)
-    batch_size: int = Field(8, ge=1)
+    block_size: int | None = Field(None, ge=2)  # None = the data's tokenizer.max_length (from the manifest)
+    packing: bool = True  # several examples share a row, each attending only to itself
+    batch_size: int = Field(4, ge=1)  # rows per micro-batch (a packed row holds several examples)
     eval_batch_size: int | None = Field(None, ge=1)  # None = batch_size
+    use_augmented: bool = True  # false = train on original rows only (aug_of is null)
 
     # optimisation
     grad_accum: int = Field(1, ge=1)
-    lr: float | None = Field(None, gt=0)  # None = SCRATCH_LR from scratch, PRETRAINED_LR for a pretrained model
+    lr: float | None = Field(None, gt=0)  # None = a default that suits scratch, full fine-tuning or LoRA
     min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0)  # cosine decays to lr * min_lr_ratio
     weight_decay: float = Field(0.1, ge=0.0)
     beta1: float = 0.9
     beta2: float = 0.99
     warmup_steps: int = Field(10, ge=0)
     max_steps: int | None = Field(None, ge=1)  # set = train exactly this many optimizer steps, ignoring epochs
-    epochs: float = Field(3.0, gt=0)
+    epochs: float = Field(5.0, gt=0)
     grad_clip: float = Field(1.0, ge=0.0)  # 0 disables clipping
 
-    # evaluation / logging
-    eval_every: int = Field(100, ge=0)  # optimizer steps between validation evals; 0 = only before and after
-    eval_max_batches: int | None = Field(None, ge=1)  # cap periodic evals (final evals always see everything)
+    # evaluation, early stopping, checkpoints, logging
+    eval_every: int = Field(50, ge=0)  # optimizer steps between validation evals; 0 = only at the end
+    eval_max_batches: int | None = Field(None, ge=1)  # cap periodic evals (base and final evals see everything)
+    patience: int | None = Field(3, ge=1)  # evals without improvement before stopping; None = never stop early
+    min_delta: float = Field(0.0, ge=0.0)  # an eval improves on the best only by more than this
+    checkpoint_every: int | None = Field(None, ge=1)  # steps between resumable checkpoints; None = at every eval
+    generate_n: int = Field(16, ge=0)  # held-out conversations per split to answer and score (0 = none)
+    generate_max_new_tokens: int = Field(64, ge=1)
     log_every: int = Field(10, ge=1)
+
+    # grid search: setting -> values to try, e.g. {"lr": [1e-3, 3e-3], "lora.r": [4, 8]}
+    grid: dict[str, list[Any]] = {}
+    grid_keep_weights: bool = False  # keep every trial's exported weights, not only the best's (copied to OUT)
 
     # runtime
     seed: int | None = None  # None = derived from the pipeline's run seed (0 when finetune runs on its own)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on CUDA when supported, else fp32
-    num_threads: int | None = Field(None, ge=1)  # torch intra-op threads; None = torch's default
+    num_threads: int | None = Field(None, ge=1)  # torch CPU threads; None = 1 on a machine of 2 cores or less
 
     @model_validator(mode="after")
-    def _check_shape(self) -> FinetuneConfig:
+    def _check(self) -> FinetuneConfig:
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.lora is not None and self.train_top_layers is not None:
+            raise ValueError("choose one of lora and train_top_layers")
+        if self.grid:
+            trials(self)  # every combination must be a valid config: fail at load time, not in trial 7
         return self
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_keys(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in grid.items():
+            top = key.split(".")[0]
+            if top not in cls.model_fields or top == "grid":
+                raise ValueError(f"grid: unknown setting {key!r}")
+            if not values:
+                raise ValueError(f"grid: {key!r} has no values to try")
+        return grid
 
     def resolved_seed(self) -> int:
         return 0 if self.seed is None else self.seed
 
     def resolved_lr(self) -> float:
-        """Peak learning rate: explicit `lr`, else a default that suits scratch vs pretrained."""
+        """Peak learning rate: explicit `lr`, else a default that suits scratch, LoRA or full fine-tuning."""
         if self.lr is not None:
             return self.lr
-        return SCRATCH_LR if self.model is None else PRETRAINED_LR
+        if self.model is None:
+            return SCRATCH_LR
+        return LORA_LR if self.lora is not None else PRETRAINED_LR
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a checkpoint must agree on to be resumed: everything that changes the computation."""
+        return self.model_dump(mode="json", exclude=set(RUNTIME_ONLY))
+
+
+def with_setting(cfg: FinetuneConfig, key: str, value: Any) -> dict[str, Any]:
+    """cfg as a dict with one (possibly dotted, e.g. ``lora.r``) setting replaced."""
+    data = cfg.model_dump()
+    *parents, leaf = key.split(".")
+    node = data
+    for name in parents:
+        if node.get(name) is None:
+            node[name] = {}  # e.g. lora.r on a config without lora: LoRA with default settings and this r
+        node = node[name]
+    node[leaf] = value
+    return data
+
+
+def trials(cfg: FinetuneConfig) -> list[tuple[dict[str, Any], FinetuneConfig]]:
+    """Every combination of the grid's values, in a fixed order, as (settings tried, config for the trial)."""
+    keys = list(cfg.grid)
+    out = []
+    for values in itertools.product(*(cfg.grid[k] for k in keys)):
+        base = cfg.model_copy(update={"grid": {}})
+        for key, value in zip(keys, values, strict=True):
+            base = FinetuneConfig.model_validate(with_setting(base, key, value))
+        out.append((dict(zip(keys, values, strict=True)), base))
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -16,7 +17,9 @@ class RunPaths:
         self.shards = self.out / "shards"
         self.model = self.out / "model"
         self.manifest = self.out / "manifest.json"
+        self.timings = self.out / "timings.json"
         self.report = self.out / "report.md"
+        self.report_html = self.out / "report.html"
         self.splits = self.out / "splits.parquet"
         self.heldout_index = self.index / "heldout.idx"
 
@@ -27,3 +30,9 @@ class RunPaths:
         for d in (self.work, self.dropped, self.quarantine):
             d.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def default_out(cfg) -> str:
+    """``runs/<name>``, or ``runs/<UTC timestamp>`` for a run without a name."""
+    stamp = cfg.name or datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return str(Path("runs") / stamp)

@@ -1,165 +1,232 @@
-"""End-to-end tests for finetune/: tiny offline tokenizer + shards, a few dozen CPU steps."""
+"""finetune/ data and loss: packing isolation, targets (loss mask, EOS, boundaries), refusals, exact sums."""
 
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
-
+import numpy as np
 import pytest
 import torch
-from datasets import Dataset, Features, List, Value, load_from_disk
-from tiny_gpt2 import save_tiny_gpt2, save_tokenizer
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from ft_builders import chat_tokenizer, make_data_dir, tiny_gpt2, tiny_llama
 
-from finetune import FinetuneConfig, build_model, evaluate, train
-from finetune.data import IGNORE_INDEX, iter_batches, make_collate, pad_collate
-from finetune.model import pick_device
-
-SUBJECTS = ["the cat", "the dog", "a bird", "my friend", "the teacher", "our neighbour"]
-VERBS = ["sat on", "looked at", "walked to", "jumped over", "talked about", "painted"]
-OBJECTS = ["the mat", "the red door", "a small house", "the old tree", "the river", "a blue car"]
-TEXTS = [f"{s} {v} {o} . {s} {v} {o} again ." for s in SUBJECTS for v in VERBS for o in OBJECTS[:2]]
-
-FEATURES = Features(
-    {
-        "id": Value("string"),
-        "input_ids": List(Value("int32")),
-        "loss_mask": List(Value("int8")),
-        "split": Value("string"),
-        "label": Value("string"),
-        "aug_of": Value("string"),
-    }
+from finetune import FinetuneConfig
+from finetune import model as ft_model
+from finetune.data import (
+    IGNORE_INDEX,
+    Batcher,
+    BatchOrder,
+    check_examples,
+    example_targets,
+    load_split,
+    pack_rows,
+    single_rows,
 )
-FAST = {"max_steps": 40, "batch_size": 8, "warmup_steps": 5, "eval_every": 20, "log_every": 10, "num_threads": 2}
-
-
-def write_split(root: Path, split: str, rows: list[tuple[list[int], list[int]]]) -> None:
-    cols = {
-        "id": [f"{split}-{i}" for i in range(len(rows))],
-        "input_ids": [ids for ids, _ in rows],
-        "loss_mask": [mask for _, mask in rows],
-        "split": [split] * len(rows),
-        "label": [""] * len(rows),
-        "aug_of": [""] * len(rows),
-    }
-    Dataset.from_dict(cols, features=FEATURES).save_to_disk(str(root / "shards" / split))
-
-
-def make_data_dir(root: Path, *, empty_eval: bool = False) -> Path:
-    """A DATA dir shaped like the pipeline's output: tokenizer/, shards/{train,validation,test}/, manifest.json."""
-    tok = save_tokenizer(TEXTS, root / "tokenizer")
-    docs = [(tok(t)["input_ids"] + [tok.eos_token_id], None) for t in TEXTS]
-    rows = [(ids, [1] * len(ids)) for ids, _ in docs]
-    # a few chat-like rows: only the "answer" half is learned
-    for ids, mask in rows[::6]:
-        half = len(ids) // 2
-        rows.append((ids, [0] * half + mask[half:]))
-    g = torch.Generator().manual_seed(0)
-    rows = [rows[i] for i in torch.randperm(len(rows), generator=g).tolist()]
-    n_eval = 0 if empty_eval else 8
-    write_split(root, "validation", rows[:n_eval])
-    write_split(root, "test", rows[n_eval : 2 * n_eval])
-    write_split(root, "train", rows[2 * n_eval :])
-    (root / "manifest.json").write_text(json.dumps({"tokenizer": {"sha256": "0" * 64}}))
-    return root
+from finetune.loop import accumulate_gradients, lr_factor
+from finetune.model import LossHead, mask_mode, pick_device
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def data_dir(tmp_path_factory: pytest.TempPathFactory):
     return make_data_dir(tmp_path_factory.mktemp("data"))
 
 
-@pytest.fixture(scope="module")
-def run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    out = tmp_path_factory.mktemp("run")
-    return out, train(data_dir, out, FinetuneConfig(device="cpu", **FAST), log=lambda _: None)
+def per_example_loss(head: LossHead, batcher: Batcher, batch_rows: int) -> dict[int, float]:
+    """Summed loss of each example (by its index in the split) over every batch of `batcher`."""
+    out: dict[int, float] = {}
+    with torch.no_grad():
+        for batch in batcher.sequential(batch_rows):
+            scores = head.scores(batch)
+            for example, loss in zip(batch["example"][scores.keep].tolist(), scores.losses.tolist(), strict=True):
+                out[example] = out.get(example, 0.0) + loss
+    return out
 
 
-def test_loss_drops_and_metrics_written(run: tuple[Path, dict]) -> None:
-    out, metrics = run
-    before, after = metrics["initial"]["validation"], metrics["validation"]
-    assert math.isfinite(after["perplexity"]) and after["perplexity"] < before["perplexity"]
-    assert after["perplexity"] < 0.5 * before["perplexity"], (before, after)
-    assert after["perplexity"] == pytest.approx(math.exp(after["loss"]))
-    on_disk = json.loads((out / "metrics.json").read_text())
-    assert on_disk == metrics
-    assert {"initial", "validation", "test", "train", "device", "model"} <= set(on_disk)
-    assert {"steps", "tokens", "seconds", "tokens_per_s", "final_loss"} <= set(on_disk["train"])
-    assert on_disk["train"]["steps"] == 40 and on_disk["device"] == "cpu"
-    assert on_disk["model"]["name_or_scratch"] == "scratch" and on_disk["model"]["parameters"] > 0
-    assert on_disk["test"]["tokens"] > 0
-    assert list((out / "tb").glob("events.out.tfevents.*"))
-    assert not (out / ".saving").exists()
+MODELS = {
+    "gpt2-sdpa": lambda v: tiny_gpt2(v, "sdpa"),
+    "gpt2-eager": lambda v: tiny_gpt2(v, "eager"),
+    "llama-sdpa": lambda v: tiny_llama(v, "sdpa"),
+    "llama-eager": lambda v: tiny_llama(v, "eager"),
+}
 
 
-def test_saved_model_reloads(run: tuple[Path, dict], data_dir: Path) -> None:
-    out, metrics = run
-    model = AutoModelForCausalLM.from_pretrained(out)
-    tok = AutoTokenizer.from_pretrained(out)
-    assert tok.pad_token_id is not None and tok.eos_token_id is not None
-    assert len(tok) == model.config.vocab_size
-    cfg = FinetuneConfig(device="cpu")
-    again = evaluate(model, load_from_disk(str(data_dir / "shards" / "validation")), cfg, torch.device("cpu"))
-    assert again is not None
-    assert again["loss"] == pytest.approx(metrics["validation"]["loss"], rel=1e-4)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_an_examples_loss_is_the_same_packed_or_alone(data_dir, name):
+    split = load_split(data_dir, "train")
+    model = MODELS[name](len(chat_tokenizer())).eval()
+    head = LossHead(model)
+    assert head.body is not None  # the loss-tokens-only path is the one under test
+    mode = mask_mode(model)
+    packed_rows = pack_rows(split.lengths, 64)
+    assert max(len(r) for r in packed_rows) >= 3, "rows must really hold several examples"
+    packed = per_example_loss(head, Batcher(split, packed_rows, 0, mode), 4)
+    alone = per_example_loss(head, Batcher(split, single_rows(len(split)), 0, mode), 1)
+    assert packed.keys() == alone.keys() and len(alone) == len(split)
+    worst = max(abs(packed[k] - alone[k]) for k in alone)
+    assert worst < 1e-4, worst
 
 
-def test_chat_loss_mask_and_padding() -> None:
-    ids = [5, 6, 7, 8, 9, 10, 2]
-    mask = [0, 0, 0, 1, 1, 1, 0]
-    batch = pad_collate([{"input_ids": ids, "loss_mask": mask}, {"input_ids": [5, 6], "loss_mask": [1, 1]}], 0, 6)
-    assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 9, 10], [5, 6, 0, 0, 0, 0]]  # truncated to block, padded
-    assert batch["labels"].tolist() == [[-100, -100, -100, 8, 9, 10], [5, 6, -100, -100, -100, -100]]
-    assert batch["attention_mask"].tolist() == [[1] * 6, [1, 1, 0, 0, 0, 0]]
+def test_positions_only_mode_isolates_too(data_dir):
+    """The route for flash attention and sliding-window models: no mask, restarting position ids, no cache."""
+    split = load_split(data_dir, "train")
+    model = tiny_llama(len(chat_tokenizer())).eval()
+    head = LossHead(model)
+    packed = per_example_loss(head, Batcher(split, pack_rows(split.lengths, 64), 0, "positions"), 4)
+    alone = per_example_loss(head, Batcher(split, single_rows(len(split)), 0, "bool"), 1)
+    assert max(abs(packed[k] - alone[k]) for k in alone) < 1e-4
 
 
-def test_shuffle_is_deterministic_per_epoch(data_dir: Path) -> None:
-    ds = load_from_disk(str(data_dir / "shards" / "train")).select_columns(["input_ids", "loss_mask"])
-    collate = make_collate(0, 16)
-
-    def first(epoch: int) -> list:
-        return next(iter_batches(ds, 4, collate, shuffle=True, seed=3, epoch=epoch))["input_ids"].tolist()
-
-    assert first(0) == first(0) and first(0) != first(1)
-    masked = next(iter_batches(ds, len(ds), make_collate(0, 256), shuffle=False))["labels"]
-    assert (masked == IGNORE_INDEX).any()
+def test_mask_modes_follow_the_attention_implementation():
+    assert mask_mode(tiny_gpt2(50, "sdpa")) == "bool"
+    assert mask_mode(tiny_gpt2(50, "eager")) == "float"
+    sliding = tiny_llama(50)
+    sliding.config.layer_types = ["sliding_attention", "full_attention"]
+    assert mask_mode(sliding) == "positions"
 
 
-def test_same_seed_same_final_loss(run: tuple[Path, dict], data_dir: Path, tmp_path: Path) -> None:
-    _, metrics = run
-    again = train(data_dir, tmp_path / "again", FinetuneConfig(device="cpu", **FAST), log=lambda _: None)
-    assert again["train"]["final_loss"] == metrics["train"]["final_loss"]
-    assert again["validation"] == metrics["validation"]
+def test_best_fit_packing_places_every_example_once_and_fills_rows():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 120, size=500)
+    rows = pack_rows(lengths, 128)
+    placed = np.concatenate(rows)
+    assert sorted(placed.tolist()) == list(range(500))
+    assert all(lengths[r].sum() <= 128 for r in rows)
+    assert len(rows) <= np.ceil(lengths.sum() / 128) * 1.1  # within 10% of a perfect fill (a lower bound)
+    assert [r.tolist() for r in rows] == [r.tolist() for r in pack_rows(lengths, 128)]  # deterministic
 
 
-def test_local_pretrained_model_branch(data_dir: Path, tmp_path: Path) -> None:
-    # the pretrained model's vocab is smaller than the data's tokenizer: embeddings must be resized
-    base = save_tiny_gpt2(TEXTS[:6], tmp_path / "tiny-gpt2")
-    cfg = FinetuneConfig(model=str(base), device="cpu", **{**FAST, "max_steps": 10, "block_size": 512})
-    tok = AutoTokenizer.from_pretrained(data_dir / "tokenizer")
-    model = build_model(cfg, tok)
-    assert model.config.n_layer == 1 and model.get_input_embeddings().num_embeddings == len(tok)
-    assert cfg.resolved_lr() < FinetuneConfig().resolved_lr()
-    metrics = train(data_dir, tmp_path / "out", cfg, log=lambda _: None)
-    assert metrics["model"]["name_or_scratch"] == str(base)
-    assert metrics["block_size"] == 64  # clamped to the model's n_positions
-    assert math.isfinite(metrics["validation"]["loss"])
-    assert AutoModelForCausalLM.from_pretrained(tmp_path / "out").config.n_layer == 1
+def test_targets_follow_the_loss_mask_and_eos_is_learned_even_when_pad_is_eos(tmp_path):
+    tok = chat_tokenizer(pad_is_eos=True)
+    assert tok.pad_token_id == tok.eos_token_id
+    data = make_data_dir(tmp_path / "d", tokenizer=tok)
+    split = load_split(data, "validation")
+    batcher = Batcher(split, pack_rows(split.lengths, 64), tok.pad_token_id, "bool")
+    eos = tok.eos_token_id
+    seen_chat = seen_text = False
+    for batch in batcher.sequential(8):
+        ids, targets, example = batch["input_ids"], batch["targets"], batch["example"]
+        for b in range(ids.shape[0]):
+            for t in range(ids.shape[1] - 1):
+                if example[b, t] < 0:
+                    assert targets[b, t] == IGNORE_INDEX  # padding predicts nothing
+                elif example[b, t + 1] != example[b, t]:
+                    assert targets[b, t] == IGNORE_INDEX  # never across an example boundary
+        row = ids[example == example.max()]  # any one example
+        assert row.numel() > 0
+        has_eos_target = (targets == eos).any()
+        assert has_eos_target, "EOS must be a target, not masked as padding"
+        seen_chat |= bool((batch["format"] == 1).any())
+        seen_text |= bool((batch["format"] == 0).any())
+    assert seen_chat and seen_text
+    # one conversation, position by position: only assistant tokens (and their EOS) are targets
+    ds = split.dataset
+    chat = next(r for r in ds if r["format"] == "chat")
+    targets = example_targets(np.asarray(chat["input_ids"]), np.asarray(chat["loss_mask"]))
+    names = tok.convert_ids_to_tokens(chat["input_ids"])
+    learned = [names[t + 1] for t in range(len(names) - 1) if targets[t] != IGNORE_INDEX]
+    assert learned[-1] == "</s>" and "<|user|>" not in learned and "<|assistant|>" not in learned and "?" not in learned
+    assert len(learned) == sum(chat["loss_mask"][1:])
 
 
-def test_empty_eval_splits_report_null(tmp_path: Path) -> None:
-    data = make_data_dir(tmp_path / "data", empty_eval=True)
-    lines: list[str] = []
-    metrics = train(data, tmp_path / "out", FinetuneConfig(device="cpu", max_steps=3), log=lines.append)
-    assert metrics["initial"]["validation"] is None and metrics["validation"] is None and metrics["test"] is None
-    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["test"] is None
-    assert any("step 3/3" in line for line in lines)
+def test_text_documents_learn_every_token_and_eos(data_dir):
+    split = load_split(data_dir, "train")
+    ds = split.dataset
+    doc = next(r for r in ds if r["format"] == "text")
+    targets = example_targets(np.asarray(doc["input_ids"]), np.asarray(doc["loss_mask"]))
+    assert (targets[:-1] == np.asarray(doc["input_ids"][1:])).all() and targets[-1] == IGNORE_INDEX
+    assert doc["input_ids"][-1] == chat_tokenizer().eos_token_id
 
 
-def test_config_rejects_typos_and_bad_shapes() -> None:
+def test_too_long_examples_and_double_bos_are_refused(data_dir, tmp_path):
+    split = load_split(data_dir, "train")
+    with pytest.raises(ValueError, match="longer than block_size 16.*nothing is truncated"):
+        check_examples(split, 16, 10_000, None)
+    with pytest.raises(ValueError, match="outside the model's vocabulary"):
+        check_examples(split, 64, 10, None)
+    tok = chat_tokenizer()
+    tok.chat_template = "{{ bos_token }}" + tok.chat_template  # a template that writes BOS twice
+    bad = make_data_dir(tmp_path / "bad", texts=False, tokenizer=tok)
+    with pytest.raises(ValueError, match="two BOS tokens"):
+        check_examples(load_split(bad, "train"), 64, 10_000, tok.bos_token_id)
+
+
+def test_use_augmented_false_keeps_originals_only(data_dir):
+    every, originals = load_split(data_dir, "train"), load_split(data_dir, "train", use_augmented=False)
+    aug = every.dataset["aug_of"]
+    assert len(originals) == sum(a is None for a in aug) < len(every)
+    assert all(aug[i] is None for i in originals.rows)
+
+
+def test_batch_order_resumes_mid_epoch_and_after_epoch_one():
+    order = BatchOrder(n_rows=10, batch_size=3, seed=7)  # 4 micro-batches an epoch, the last one short
+    assert order.per_epoch == 4
+    stream = order.stream()
+    uninterrupted = [next(stream) for _ in range(13)]
+    for k in (2, 4, 6, 9):  # mid epoch 1, the boundary, mid epoch 2, mid epoch 3
+        epoch, cursor, _ = uninterrupted[k - 1]
+        resumed = order.stream(epoch, cursor)
+        for want in uninterrupted[k:]:
+            got = next(resumed)
+            assert got[:2] == want[:2] and got[2].tolist() == want[2].tolist()
+    firsts = [order.epoch(e)[0].tolist() for e in range(3)]
+    assert firsts[0] != firsts[1] != firsts[2]  # reshuffled every epoch
+    assert sorted(np.concatenate(order.epoch(5)).tolist()) == list(range(10))
+
+
+def test_loss_on_loss_tokens_only_matches_full_logits_and_chunking(data_dir, monkeypatch):
+    split = load_split(data_dir, "train")
+    model = tiny_gpt2(len(chat_tokenizer())).eval()  # no dropout: the two forwards must see the same model
+    batch = Batcher(split, pack_rows(split.lengths, 64), 0, "bool").batch(np.arange(4))
+    targets = batch["targets"]
+    logits = model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], position_ids=batch["position_ids"]
+    ).logits
+    keep = targets != IGNORE_INDEX
+    reference = torch.nn.functional.cross_entropy(logits[keep], targets[keep], reduction="sum")
+    reference.backward()
+    want = model.transformer.h[0].attn.c_attn.weight.grad.clone()
+    model.zero_grad()
+    head = LossHead(model)
+    assert head.body is not None
+    monkeypatch.setattr(ft_model, "LOGIT_CHUNK", 3 * model.config.vocab_size)  # 3 rows a chunk, recomputed in backward
+    loss = head.scores(batch).losses.sum()
+    loss.backward()
+    assert torch.allclose(loss, reference, atol=1e-4)
+    assert torch.allclose(model.transformer.h[0].attn.c_attn.weight.grad, want, atol=1e-5)
+
+
+def test_gradient_accumulation_equals_one_big_batch(data_dir):
+    """Micro-batches normalised by the loss tokens of the whole step: the same gradient as one batch."""
+    split = load_split(data_dir, "train")
+    batcher = Batcher(split, pack_rows(split.lengths, 64), 0, "bool")
+    model = tiny_gpt2(len(chat_tokenizer())).eval()
+    head = LossHead(model)
+    ctx = ft_model.autocast(FinetuneConfig(), torch.device("cpu"))
+
+    def grads(micro: list) -> torch.Tensor:
+        model.zero_grad()
+        accumulate_gradients(head, micro, torch.device("cpu"), ctx)
+        return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    one = grads([batcher.batch(np.arange(6))])
+    three = grads([batcher.batch(np.arange(i, i + 2)) for i in (0, 2, 4)])
+    uneven = grads([batcher.batch(np.arange(0, 1)), batcher.batch(np.arange(1, 6))])
+    assert torch.allclose(one, three, atol=1e-6) and torch.allclose(one, uneven, atol=1e-6)
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    cfg = FinetuneConfig(warmup_steps=4, min_lr_ratio=0.1)
+    factors = [lr_factor(s, 20, cfg) for s in range(20)]
+    assert factors[0] < factors[3] < factors[4] == pytest.approx(1.0)
+    assert factors[-1] == pytest.approx(0.1) and all(a >= b for a, b in zip(factors[4:], factors[5:], strict=False))
+
+
+def test_config_rejects_typos_bad_shapes_and_bad_grids():
     with pytest.raises(ValueError):
         FinetuneConfig(learning_rate=1e-3)
     with pytest.raises(ValueError):
         FinetuneConfig(n_embd=65, n_head=2)
+    with pytest.raises(ValueError, match="choose one"):
+        FinetuneConfig(lora={"r": 4}, train_top_layers=1)
+    with pytest.raises(ValueError, match="unknown setting"):
+        FinetuneConfig(grid={"learning_rate": [1e-3]})
+    with pytest.raises(ValueError):
+        FinetuneConfig(grid={"batch_size": [4, 0]})  # every combination is validated up front
     assert pick_device("cpu").type == "cpu"

@@ -5,7 +5,8 @@ import json
 import pytest
 from tiny_gpt2 import save_tokenizer
 
-from flows.finetune import check_tokenizer, resolve_data_dir
+from finetune import check_tokenizer
+from flows.finetune import resolve_data_dir
 from shards.tokenization import tokenizer_identity
 
 

@@ -19,6 +19,9 @@ def test_output_layout(run_dir):
         "tokenizer",
         "model/metrics.json",
         "model/tb",
+        "model/README.md",
+        "model/training.json",
+        "model/samples.json",
         "quarantine/load.jsonl",
         "shards/train",
         "shards/validation",
@@ -77,9 +80,14 @@ def test_model_reloads_and_learned(run_dir):
     tok = AutoTokenizer.from_pretrained(str(run_dir / "model"))
     assert model.config.vocab_size >= len(tok)
     metrics = json.loads((run_dir / "model" / "metrics.json").read_text())
-    before, after = metrics["initial"]["validation"]["perplexity"], metrics["validation"]["perplexity"]
+    assert set(metrics) == {"base", "final", "best_step", "stopped_early", "train_tokens", "tokens_per_s"}
+    before, after = metrics["base"]["validation"]["perplexity"], metrics["final"]["validation"]["perplexity"]
     assert math.isfinite(after) and after < before
-    assert math.isfinite(metrics["test"]["perplexity"])
+    assert math.isfinite(metrics["final"]["test"]["perplexity"])
+    # the sample data mixes documents and conversations: both are scored, and the conversations' answers too
+    assert set(metrics["final"]["validation"]["by_format"]) == {"text", "chat"}
+    assert metrics["final"]["validation"]["generation"]["n"] > 0
+    assert (run_dir / "model" / "README.md").exists()
 
 
 def test_report_has_every_section(run_dir):

@@ -164,8 +164,8 @@ def test_parquet_and_oversized_gzip(tmp_path):
     (tmp_path / "bomb.txt.gz").write_bytes(gzip.compress(b"a" * 5000, mtime=0))
     records, bad, stats = load([tmp_path], max_file_bytes=1000)
     assert [(r["text"], r["label"]) for r in records] == [("p one", "x"), ("p two", None)]
-    assert sorted(q.reason for q in bad) == ["empty_text", "unreadable_file"]
-    assert "max_file_bytes" in next(q for q in bad if q.reason == "unreadable_file").detail
+    assert sorted(q.reason for q in bad) == ["empty_text", "too_large"]
+    assert "max_file_bytes" in next(q for q in bad if q.reason == "too_large").detail
     assert stats.read == stats.kept + stats.quarantined == 4
 
 

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         return sum(len(e.ids) for e in raw.encode_batch(rendered, add_special_tokens=False))
 
     def ours(df: pl.DataFrame) -> Callable[[], int]:
-        return lambda: int(encode_records(df, tok, args.max_length)["n_tokens"].sum())
+        return lambda: int(encode_records(df, tok, args.max_length).kept["n_tokens"].sum())
 
     sides: dict[str, tuple[str, int, int, Callable[[], int]]] = {  # name -> (path, records, chars, run)
         "tokenizers.encode_batch": ("text", len(texts), sum(map(len, texts)), raw_text),

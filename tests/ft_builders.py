@@ -1,0 +1,169 @@
+"""Tiny prepared-data folders for the fine-tuning tests, made offline in a second.
+
+A word-level tokenizer with the pipeline's specials, role tokens and chat template, and shards encoded by the
+pipeline's own encoders (`shards.tokenization.encode_text` / `encode_chat`): documents, conversations and
+augmented copies, in the layout `tuneprep prepare` writes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from datasets import Dataset, Features, List, Value
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from shards.tokenization import DEFAULT_CHAT_TEMPLATE, ROLE_TOKENS, encode_chat, encode_text, tokenizer_identity
+
+SPECIALS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
+SUBJECTS = ["the cat", "the dog", "a bird", "my friend", "the teacher", "our neighbour"]
+VERBS = ["sat on", "looked at", "walked to", "jumped over", "talked about", "painted"]
+OBJECTS = ["the mat", "the red door", "a small house", "the old tree", "the river", "a blue car"]
+TEXTS = [f"{s} {v} {o} . then {s} {v} {o} again ." for s in SUBJECTS for v in VERBS for o in OBJECTS[:2]]
+PLACES = {o: f"{o} is next to {OBJECTS[(i + 1) % len(OBJECTS)]}" for i, o in enumerate(OBJECTS)}
+
+
+def conversations() -> list[list[dict[str, str]]]:
+    """Short question -> answer chats with a learnable answer; every third has a second exchange."""
+    out = []
+    for i, (s, o) in enumerate((s, o) for s in SUBJECTS for o in OBJECTS):
+        turns = [("user", f"where is {o} ?"), ("assistant", f"{PLACES[o]} .")]
+        if i % 3 == 0:
+            turns += [("user", f"and {s} ?"), ("assistant", f"{s} is near {o} .")]
+        out.append([{"role": r, "content": c} for r, c in turns])
+    return out
+
+
+def chat_tokenizer(pad_is_eos: bool = False) -> PreTrainedTokenizerFast:
+    """Word-level tokenizer over the corpus, with the pipeline's specials, role tokens and chat template."""
+    words = TEXTS + [m["content"] for c in conversations() for m in c]
+    tok = Tokenizer(models.WordLevel(unk_token=SPECIALS["unk_token"]))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(words, trainers.WordLevelTrainer(special_tokens=[*SPECIALS.values(), *ROLE_TOKENS]))
+    specials = dict(SPECIALS, pad_token=SPECIALS["eos_token"]) if pad_is_eos else SPECIALS
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, **specials, additional_special_tokens=ROLE_TOKENS)
+    fast.chat_template = DEFAULT_CHAT_TEMPLATE
+    return fast
+
+
+FEATURES = Features(
+    {
+        "id": Value("string"),
+        "format": Value("string"),
+        "text": Value("string"),
+        "messages": List({"role": Value("string"), "content": Value("string")}),
+        "split": Value("string"),
+        "aug_of": Value("string"),
+        "window": Value("int32"),
+        "input_ids": List(Value("int32")),
+        "loss_mask": List(Value("int8")),
+        "n_tokens": Value("int32"),
+    }
+)
+
+
+def make_data_dir(
+    root: Path,
+    *,
+    texts: bool = True,
+    chats: bool = True,
+    augmented: bool = True,
+    max_length: int = 64,
+    empty_eval: bool = False,
+    tokenizer: PreTrainedTokenizerFast | None = None,
+) -> Path:
+    """DATA/{tokenizer/, shards/{train,validation,test}/, manifest.json} as `tuneprep prepare` leaves them."""
+    root = Path(root)
+    tok = tokenizer or chat_tokenizer()
+    tok.save_pretrained(str(root / "tokenizer"))
+    records = []
+    if texts:
+        records += [{"id": f"doc{i:03d}", "format": "text", "text": t, "messages": None} for i, t in enumerate(TEXTS)]
+    if chats:
+        records += [
+            {"id": f"chat{i:03d}", "format": "chat", "text": None, "messages": c} for i, c in enumerate(conversations())
+        ]
+    rows: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
+    for i, rec in enumerate(records):
+        split = "train" if empty_eval or i % 6 > 1 else ("validation", "test")[i % 6]
+        variants = [(rec, None)]
+        if augmented and split == "train" and rec["format"] == "text":
+            variants.append(
+                ({**rec, "id": rec["id"] + "-aug", "text": rec["text"].replace(" again", " once more")}, rec["id"])
+            )
+        for r, aug_of in variants:
+            if r["format"] == "text":
+                windows = encode_text(r["text"], tok, max_length)
+            else:
+                windows = encode_chat(r["messages"], tok, max_length)
+            for w, (ids, mask, text, messages) in enumerate(windows):
+                rows[split].append(
+                    {
+                        **r,
+                        "text": text if r["format"] == "text" else r.get("text"),
+                        "messages": messages if r["format"] == "chat" else r.get("messages"),
+                        "split": split,
+                        "aug_of": aug_of,
+                        "window": w,
+                        "input_ids": ids,
+                        "loss_mask": mask,
+                        "n_tokens": len(ids),
+                    }
+                )
+    for split, items in rows.items():
+        columns = {k: [r[k] for r in items] for k in FEATURES}
+        Dataset.from_dict(columns, features=FEATURES).save_to_disk(str(root / "shards" / split))
+    manifest = {
+        "tokenizer": tokenizer_identity(root / "tokenizer"),
+        "config": {"tokenizer": {"max_length": max_length}},
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def save_pretrained_gpt2(
+    tokenizer: PreTrainedTokenizerFast, out_dir: Path, vocab: int | None = None, seed: int = 0
+) -> Path:
+    """A random 1-layer GPT-2 saved with `tokenizer`, as `from_pretrained` expects a local model folder."""
+    config = GPT2Config(
+        vocab_size=vocab or len(tokenizer),
+        n_positions=128,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    GPT2LMHeadModel(config).save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    return out_dir
+
+
+IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}  # chat_tokenizer's
+
+
+def tiny_llama(vocab: int, attn: str = "sdpa", seed: int = 0) -> LlamaForCausalLM:
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        **IDS,
+    )
+    config._attn_implementation = attn
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config)
+
+
+def tiny_gpt2(vocab: int, attn: str = "sdpa", seed: int = 0) -> GPT2LMHeadModel:
+    config = GPT2Config(vocab_size=vocab, n_positions=128, n_embd=32, n_layer=2, n_head=2, **IDS)
+    config._attn_implementation = attn
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(config)
