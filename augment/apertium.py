@@ -234,6 +234,8 @@ class Direction:
 
     def translate(self, texts: Sequence[str]) -> list[str]:
         """Translate one unit of texts, flushed once; restarts the pipeline after a failure or a misalignment."""
+        if any(p.poll() is not None for c in self.chains for p in c.procs):
+            self.close()  # a process died since the last unit (killed, out of memory): start afresh
         if not self.chains:
             self._start()
         try:
