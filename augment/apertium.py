@@ -27,6 +27,7 @@ import shlex
 import signal
 import subprocess
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -279,6 +280,7 @@ class ApertiumPool:
         self.source, self.pivot, self.workers, self.unit, self.timeout = source, pivot, workers, unit, timeout
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
+        weakref.finalize(self, _close_workers, self._workers)  # also at interpreter exit, if close() was forgotten
 
     @property
     def pids(self) -> list[int]:
@@ -358,6 +360,11 @@ class ApertiumPool:
 
     def close(self) -> None:
         with self._lock:
-            for d in self.directions:
-                d.close()
-            self._workers = []
+            _close_workers(self._workers)
+
+
+def _close_workers(workers: list[_Worker]) -> None:
+    for w in workers:
+        w.forward.close()
+        w.backward.close()
+    workers.clear()

@@ -186,3 +186,19 @@ def test_config_reaches_the_backend() -> None:
     backend = make_backend(BackTranslationConfig(backend="apertium", workers=3, apertium_unit=16))
     assert isinstance(backend, ApertiumBackend) and backend.workers == 3 and backend.unit == 16
     backend.close()
+
+
+@needs_apertium
+def test_nothing_left_running_after_the_augment_stage() -> None:
+    from test_augment import _frame
+
+    from augment import Augment, AugmentConfig
+
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    stage = Augment(AugmentConfig(augmenters=["backtranslation"], backtranslation={"backend": "apertium"}), seed=3)
+    out = stage(_frame())
+    assert "backtranslation" in set(out.kept["aug_kind"].drop_nulls())
+    assert {p.pid for p in me.children(recursive=True)} - before  # the pipelines are up between batches
+    stage.close()
+    assert {p.pid for p in me.children(recursive=True)} - before == set()
