@@ -110,9 +110,13 @@ def pipeline_commands(pair: str, mark_unknown: bool = False) -> list[list[str]]:
 
 
 class _Chain:
-    """Processes piped one into the next, in their own process group; a thread splits stdout at NULs."""
+    """Processes piped one into the next, in their own process group.
 
-    def __init__(self, commands: Sequence[Sequence[str]]) -> None:
+    With ``split``, a thread splits the last one's output at NULs into ``items`` (None once it ends);
+    without, the caller reads ``stdout`` itself.
+    """
+
+    def __init__(self, commands: Sequence[Sequence[str]], split: bool = True) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.items: queue.Queue[bytes | None] = queue.Queue()
         try:
@@ -132,19 +136,24 @@ class _Chain:
         except OSError:
             self.close()
             raise
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+        self.stdout = self.procs[-1].stdout
+        self.reader = threading.Thread(target=self._read, daemon=True) if split else None
+        if self.reader is not None:
+            self.reader.start()
+
+    @property
+    def pgid(self) -> int:
+        return self.procs[0].pid
 
     @property
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs]
 
     def _read(self) -> None:
-        out = self.procs[-1].stdout
-        assert out is not None
+        assert self.stdout is not None
         rest = b""
         try:
-            while chunk := out.read1(1 << 16):
+            while chunk := self.stdout.read1(1 << 16):
                 *done, rest = (rest + chunk).split(b"\0")
                 for item in done:
                     self.items.put(item)
@@ -161,19 +170,16 @@ class _Chain:
         except (OSError, ValueError) as e:
             raise PipelineFailed(f"{self.procs[0].args[0]} stopped reading: {e}") from e
 
-    def read(self, n: int, timeout: float) -> list[bytes]:
-        out = []
-        for _ in range(n):
-            try:
-                item = self.items.get(timeout=timeout)
-            except queue.Empty:
-                raise PipelineFailed(f"no output for {timeout:.0f} s") from None
-            if item is None:
-                self.items.put(None)
-                codes = [p.poll() for p in self.procs]
-                raise PipelineFailed(f"pipeline ended (exit codes {codes})")
-            out.append(item)
-        return out
+    def read(self, timeout: float) -> bytes:
+        """The next NUL-terminated item; PipelineFailed when the chain ended, failed or said nothing in time."""
+        try:
+            item = self.items.get(timeout=timeout)
+        except queue.Empty:
+            raise PipelineFailed(f"no output for {timeout:.0f} s") from None
+        if item is None:
+            self.items.put(None)
+            raise PipelineFailed(f"pipeline ended (exit codes {[p.poll() for p in self.procs]})")
+        return item
 
     def close(self, grace: float = 5.0) -> None:
         """End every process: EOF first, then SIGKILL to the group; each is waited for (no zombies)."""
@@ -185,18 +191,23 @@ class _Chain:
                 p.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(OSError):
-                    os.killpg(self.procs[0].pid, signal.SIGKILL)
+                    os.killpg(self.pgid, signal.SIGKILL)
                 p.wait()
         for p in self.procs:
             if p.stdout is not None:
                 with contextlib.suppress(OSError, ValueError):
                     p.stdout.close()
-        if hasattr(self, "reader"):
+        if self.reader is not None:
             self.reader.join(timeout=grace)
 
 
 class Direction:
-    """One translation direction: persistent analyser and transfer chains, a fresh tagger per unit."""
+    """One translation direction: persistent analyser and transfer chains, a fresh tagger per unit between them.
+
+    Text streams through: a thread copies the analyser's output into the current unit's tagger as it comes,
+    and the tagger writes straight into the transfer chain; at the unit's NUL the tagger's input is closed, it
+    flushes (one NUL) and exits, and the next unit gets a new one.
+    """
 
     def __init__(self, pair: str, timeout: float) -> None:
         self.pair, self.timeout = pair, timeout
@@ -209,29 +220,61 @@ class Direction:
         self.chains: list[_Chain] = []
         self.tagger_pids: list[int] = []
         self.started = 0
-
-    def _start(self) -> None:
-        self.chains = [_Chain(self.head)] + ([_Chain(self.tail)] if self.tail else [])
-        self.started += 1
+        self._pump: threading.Thread | None = None
 
     @property
     def pids(self) -> list[int]:
         return [pid for c in self.chains for pid in c.pids]
 
-    def _tag(self, stream: bytes) -> bytes:
-        assert self.tagger is not None
-        proc = subprocess.Popen(self.tagger, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        self.tagger_pids.append(proc.pid)
+    @property
+    def out(self) -> _Chain:
+        return self.chains[-1]
+
+    def _start(self) -> None:
+        if self.tagger is None:
+            self.chains = [_Chain(self.head)]
+        else:
+            self.chains = [_Chain(self.head, split=False), _Chain(self.tail)]
+            self._pump = threading.Thread(target=self._tag_units, args=tuple(self.chains), daemon=True)
+            self._pump.start()
+        self.started += 1
+
+    def _tag_units(self, head: _Chain, tail: _Chain) -> None:
+        """Copy the analyser's output into one fresh tagger per unit; a tagger that fails ends the pipeline."""
+        assert head.stdout is not None and tail.procs[0].stdin is not None and self.tagger is not None
+        tagger: subprocess.Popen[bytes] | None = None
         try:
-            out, _ = proc.communicate(stream + b"\0", timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            raise PipelineFailed(f"apertium-tagger ({self.pair}) took over {self.timeout:.0f} s") from None
-        tagged, _, rest = out.partition(b"\0")
-        if proc.returncode != 0 or rest.strip(b"\0"):
-            raise PipelineFailed(f"apertium-tagger ({self.pair}) exited {proc.returncode}")
-        return tagged
+            while chunk := head.stdout.read1(1 << 16):
+                while chunk:
+                    if tagger is None:
+                        tagger = subprocess.Popen(
+                            self.tagger,
+                            stdin=subprocess.PIPE,
+                            stdout=tail.procs[0].stdin.fileno(),
+                            stderr=subprocess.DEVNULL,
+                            process_group=tail.pgid,
+                        )
+                        self.tagger_pids.append(tagger.pid)
+                    assert tagger.stdin is not None
+                    part, nul, chunk = chunk.partition(b"\0")
+                    tagger.stdin.write(part)
+                    if nul:
+                        tagger.stdin.close()
+                        if tagger.wait(timeout=self.timeout) != 0:
+                            raise PipelineFailed(f"apertium-tagger exited {tagger.returncode}")
+                        tagger = None
+        except (OSError, ValueError, PipelineFailed, subprocess.TimeoutExpired):
+            self._kill()  # the unit in flight fails now, not after the timeout; a blocked write is released
+            tail.items.put(None)
+        finally:
+            if tagger is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    tagger.stdin.close()  # type: ignore[union-attr]
+                try:
+                    tagger.wait(timeout=1)
+                except subprocess.TimeoutExpired:
+                    tagger.kill()
+                    tagger.wait()
 
     def translate(self, texts: Sequence[str]) -> list[str]:
         """Translate one unit of texts, flushed once; restarts the pipeline after a failure or a misalignment."""
@@ -239,25 +282,32 @@ class Direction:
             self.close()  # a process died since the last unit (killed, out of memory): start afresh
         if not self.chains:
             self._start()
+        watchdog = threading.Timer(self.timeout, self._kill)  # a stage that hangs must not hang the run
+        watchdog.start()
         try:
-            data = SEPARATOR.join(deformat(t) for t in texts).encode("utf-8")
-            self.chains[0].write(data + b"\0")
-            (stream,) = self.chains[0].read(1, self.timeout)
-            if self.tagger is not None:
-                self.chains[1].write(self._tag(stream) + b"\0")
-                (stream,) = self.chains[1].read(1, self.timeout)
-            parts = stream.decode("utf-8", errors="replace").split(SEPARATOR)
+            self.chains[0].write(SEPARATOR.join(deformat(t) for t in texts).encode("utf-8") + b"\0")
+            parts = self.out.read(self.timeout).decode("utf-8", errors="replace").split(SEPARATOR)
+            watchdog.cancel()
             if len(parts) != len(texts):
                 raise PipelineFailed(f"{self.pair} returned {len(parts)} texts for {len(texts)}")
             return [reformat(p) for p in parts]
         except PipelineFailed:
+            watchdog.cancel()
             self.close()
             raise
 
+    def _kill(self) -> None:
+        for c in self.chains:
+            with contextlib.suppress(OSError):
+                os.killpg(c.pgid, signal.SIGKILL)
+
     def close(self) -> None:
         chains, self.chains = self.chains, []
-        for c in chains:
+        for c in chains:  # the analyser first: its EOF ends the pump and the tagger, then the transfer chain
             c.close()
+            if self._pump is not None and c is chains[0]:
+                self._pump.join(timeout=10)
+        self._pump = None
 
 
 class _Worker:
@@ -274,7 +324,7 @@ UnitResult = list[str] | None
 class ApertiumPool:
     """``workers`` process pairs translating units of ``unit`` texts there and back; see the module docstring."""
 
-    def __init__(self, source: str, pivot: str, workers: int = 2, unit: int = 64, timeout: float = 600.0) -> None:
+    def __init__(self, source: str, pivot: str, workers: int = 2, unit: int = 128, timeout: float = 600.0) -> None:
         if workers < 1 or unit < 1:
             raise ValueError("workers and unit must be at least 1")
         self.source, self.pivot, self.workers, self.unit, self.timeout = source, pivot, workers, unit, timeout

@@ -150,7 +150,7 @@ class BackTranslationConfig(Settings):
     device: str = Field("auto", description='"auto" picks cuda when available, else cpu')
     workers: int = Field(2, ge=1, description="apertium: process pairs run side by side (one per core)")
     apertium_unit: int = Field(
-        64, ge=1, description="apertium: texts per tagger process; variants depend on it, never on workers"
+        128, ge=1, description="apertium: texts per tagger process; variants depend on it, never on workers"
     )
 
 
