@@ -278,6 +278,7 @@ class Direction:
 
     def translate(self, texts: Sequence[str]) -> list[str]:
         """Translate one unit of texts, flushed once; restarts the pipeline after a failure or a misalignment."""
+        data = SEPARATOR.join(deformat(t) for t in texts).encode("utf-8") + b"\0"
         if any(p.poll() is not None for c in self.chains for p in c.procs):
             self.close()  # a process died since the last unit (killed, out of memory): start afresh
         if not self.chains:
@@ -285,16 +286,16 @@ class Direction:
         watchdog = threading.Timer(self.timeout, self._kill)  # a stage that hangs must not hang the run
         watchdog.start()
         try:
-            self.chains[0].write(SEPARATOR.join(deformat(t) for t in texts).encode("utf-8") + b"\0")
+            self.chains[0].write(data)
             parts = self.out.read(self.timeout).decode("utf-8", errors="replace").split(SEPARATOR)
-            watchdog.cancel()
             if len(parts) != len(texts):
                 raise PipelineFailed(f"{self.pair} returned {len(parts)} texts for {len(texts)}")
             return [reformat(p) for p in parts]
         except PipelineFailed:
-            watchdog.cancel()
             self.close()
             raise
+        finally:
+            watchdog.cancel()
 
     def _kill(self) -> None:
         for c in self.chains:

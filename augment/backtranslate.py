@@ -78,7 +78,7 @@ class ApertiumBackend(TranslationBackend):
         return self.pool.unit
 
     def round_trip(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
-        todo = [i for i, t in enumerate(texts) if t.strip() and "\0" not in t]
+        todo = [i for i, t in enumerate(texts) if t.strip() and "\0" not in t and _encodable(t)]
         out: list[str | None] = [None] * len(texts)
         back = self.pool.round_trip([texts[i].strip() for i in todo], on_error=log.warning)
         for i, text in zip(todo, back, strict=True):
@@ -88,6 +88,15 @@ class ApertiumBackend(TranslationBackend):
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _encodable(text: str) -> bool:
+    """False for text with lone surrogates, which no process can be sent."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _split_sentences(text: str, max_chars: int) -> list[str]:

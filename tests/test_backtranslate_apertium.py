@@ -196,3 +196,13 @@ def test_nothing_left_running_after_the_augment_stage() -> None:
     assert {p.pid for p in me.children(recursive=True)} - before  # the pipelines are up between batches
     stage.close()
     assert {p.pid for p in me.children(recursive=True)} - before == set()
+
+
+@needs_apertium
+def test_texts_no_process_can_take_are_skipped_alone() -> None:
+    backend = ApertiumBackend(workers=1)
+    try:
+        out = backend.round_trip(["bad \ud800 text", "nul\0inside", "", "The dog runs."], [0] * 4)
+        assert out[:3] == [None, None, None] and isinstance(out[3], str) and out[3]
+    finally:
+        backend.close()

@@ -1,6 +1,6 @@
 """Back-translation on real text: tuneprep's apertium backend against the raw apertium pipe, side by side.
 
-    .venv/bin/python -m bench.augment.backtranslation [--sentences 3000] [--repeats 3] [--workers 2] [--quick]
+    .venv/bin/python -m bench.augment.backtranslation [--sentences 4000] [--repeats 3] [--workers 2] [--quick]
 
 The corpus is banking77 customer queries and Bitext customer-support instructions from ``../shared/data``
 (two thirds banking77, one third Bitext; attribution in bench/README.md#data). Each repeat times, one after the
@@ -99,7 +99,7 @@ def ours(texts: list[str], workers: int) -> list[object]:
     return out
 
 
-def run(sentences: int = 3000, repeats: int = 3, workers: int = 2, quick: bool = False) -> dict | None:
+def run(sentences: int = 4000, repeats: int = 3, workers: int = 2, quick: bool = False) -> dict | None:
     """Time both sides ``repeats`` times, alternating; print the table and headlines; None when it cannot run."""
     from augment.resources import apertium_available
 
@@ -194,7 +194,7 @@ def render(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict | None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sentences", type=int, default=3000)
+    ap.add_argument("--sentences", type=int, default=4000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="600 sentences, one repeat (a smoke test)")
