@@ -162,7 +162,7 @@ def backtranslation(corpus: list[Sentence], repeats: int) -> list[dict]:
         secs, out = timed(lambda: bt(sub, seeds[: len(sub)]), repeats)
         rows.append(
             {
-                "backend": "apertium eng-spa-eng (CPU, 2 processes per call)",
+                "backend": "apertium eng-spa-eng (persistent pipelines, 2 workers)",
                 "sentences": len(sub),
                 "sentences_per_s": round(len(sub) / secs, 1),
                 "facts_kept": round(kept_share(corpus[: len(sub)], out, "protected"), 4),
