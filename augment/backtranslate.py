@@ -51,8 +51,8 @@ class ApertiumBackend(TranslationBackend):
 
     ``workers`` process pairs run side by side, each overlapping the way back of one unit of texts with the way
     out of the next. Texts are cut into units of ``unit`` texts from the start of each call, and each unit gets a
-    fresh apertium-tagger (which carries state from text to text), so a text's variant depends only on its call's
-    texts before it in its unit: the same for any ``workers`` and any process that ran it. A unit whose pipeline
+    fresh apertium-tagger (which carries state from text to text), so a text's variant depends only on the texts
+    of its unit: the same for any ``workers`` and any process that ran it. A unit whose pipeline
     fails or times out gives None for its texts (never a misaligned translation), and the pipeline is restarted.
     """
 
