@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
-import subprocess
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from augment.apertium import ApertiumPool
 from augment.base import Augmenter, Output, Rejected, Spans, sub_seed
 from augment.config import BackTranslationConfig
 from augment.gates import PLACEHOLDER_LOST
@@ -46,65 +47,56 @@ class TranslationBackend(ABC):
 
 
 class ApertiumBackend(TranslationBackend):
-    """Rule-based apertium, one process per direction per batch (start-up costs ~0.3 s, a sentence ~2 ms).
+    """Rule-based apertium through persistent null-flush pipelines (:class:`augment.apertium.ApertiumPool`).
 
-    Texts are joined with a separator paragraph that apertium copies through
-    unchanged (a blank line is a sentence boundary to its tagger and transfer,
-    so texts cannot influence each other). If the separator count does not come
-    back intact, texts are translated one process each instead. Deterministic:
-    every variant of a text is the same.
+    ``workers`` process pairs run side by side, each overlapping the way back of one unit of texts with the way
+    out of the next. Texts are cut into units of ``unit`` texts from the start of each call, and each unit gets a
+    fresh apertium-tagger (which carries state from text to text), so a text's variant depends only on the texts
+    of its unit: the same for any ``workers`` and any process that ran it. A unit whose pipeline
+    fails or times out gives None for its texts (never a misaligned translation), and the pipeline is restarted.
     """
 
     name = "apertium"
-    SEPARATOR = "\n\n§§§\n\n"
 
-    def __init__(self, source: str = "eng", pivot: str = "spa", timeout: float = 600.0) -> None:
+    def __init__(
+        self, source: str = "eng", pivot: str = "spa", timeout: float = 600.0, workers: int = 2, unit: int = 128
+    ) -> None:
         self.source, self.pivot, self.timeout = source, pivot, timeout
         for pair in (f"{source}-{pivot}", f"{pivot}-{source}"):
-            if not apertium_available(pair):
+            if not apertium_available(pair) or shutil.which("apertium-wblank-mode") is None:
                 raise BackendUnavailable(
                     f"apertium pair {pair} is not installed: apt-get install apertium apertium-{source}-{pivot}"
                 )
+        self.pool = ApertiumPool(source, pivot, workers=workers, unit=unit, timeout=timeout)
 
-    def translate(self, texts: Sequence[str], pair: str) -> list[str] | None:
-        """Translate many texts with one apertium process; None when the process fails."""
-        data = self.SEPARATOR.join(texts)
-        try:
-            proc = subprocess.run(
-                ["apertium", "-u", pair],
-                input=data.encode("utf-8"),
-                capture_output=True,
-                timeout=self.timeout,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as e:
-            log.warning("apertium %s failed: %s", pair, e)
-            return None
-        if proc.returncode != 0:
-            log.warning("apertium %s exited %s: %s", pair, proc.returncode, proc.stderr.decode(errors="replace")[:300])
-            return None
-        parts = proc.stdout.decode("utf-8", errors="replace").split(self.SEPARATOR)
-        if len(parts) != len(texts):
-            if len(texts) == 1:
-                return None
-            log.info("apertium separator lost (%d parts for %d texts); translating one by one", len(parts), len(texts))
-            singles = [self.translate([t], pair) for t in texts]
-            return [s[0] if s else "" for s in singles]
-        return parts
+    @property
+    def workers(self) -> int:
+        return self.pool.workers
+
+    @property
+    def unit(self) -> int:
+        return self.pool.unit
 
     def round_trip(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
-        todo = [i for i, t in enumerate(texts) if t.strip() and self.SEPARATOR.strip() not in t]
+        todo = [i for i, t in enumerate(texts) if t.strip() and "\0" not in t and _encodable(t)]
         out: list[str | None] = [None] * len(texts)
-        if not todo:
-            return out
-        pivot = self.translate([texts[i].strip() for i in todo], f"{self.source}-{self.pivot}")
-        back = self.translate(pivot, f"{self.pivot}-{self.source}") if pivot is not None else None
-        if back is None:
-            return out
+        back = self.pool.round_trip([texts[i].strip() for i in todo], on_error=log.warning)
         for i, text in zip(todo, back, strict=True):
-            text = _APERTIUM_MARKS.sub("", text).strip()
-            out[i] = text or None
+            if text is not None:
+                out[i] = _APERTIUM_MARKS.sub("", text).strip() or None
         return out
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _encodable(text: str) -> bool:
+    """False for text with lone surrogates, which no process can be sent."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _split_sentences(text: str, max_chars: int) -> list[str]:
@@ -196,22 +188,21 @@ class TransformersBackend(TranslationBackend):
         return self._loaded[name]
 
     def generate(self, model_name: str, sentences: Sequence[str], seeds: Sequence[int]) -> list[str]:
-        """Translate sentences with one model, batched by length, one sampling stream per sentence."""
+        """Translate sentences with one model, one sampling stream per sentence.
+
+        Sentences are tokenized once and sorted by token count, so each batch pads to about its own length (on a
+        GPU the batch costs what its longest row costs); translations are put back in the input order.
+        """
         import torch
         from transformers import LogitsProcessorList
 
         tokenizer, model = self._load(model_name)
-        order = sorted(range(len(sentences)), key=lambda i: (len(sentences[i]), i))
+        tokens = tokenizer(list(sentences), truncation=True, max_length=self.max_length)["input_ids"]
+        order = sorted(range(len(sentences)), key=lambda i: (len(tokens[i]), i))  # by tokens: batches pad little
         out = [""] * len(sentences)
         for b in range(0, len(order), self.batch_size):
             idx = order[b : b + self.batch_size]
-            enc = tokenizer(
-                [sentences[i] for i in idx],
-                return_tensors="pt",
-                padding=True,
-                truncation=True,
-                max_length=self.max_length,
-            ).to(self.device)
+            enc = tokenizer.pad([{"input_ids": tokens[i]} for i in idx], return_tensors="pt").to(self.device)
             generators = [torch.Generator(device=self.device).manual_seed(seeds[i] % (2**63)) for i in idx]
             with torch.inference_mode():
                 ids = model.generate(
@@ -262,7 +253,7 @@ def make_backend(cfg: BackTranslationConfig) -> TranslationBackend | None:
             device=cfg.device,
         )
     if cfg.backend == "apertium" or apertium_available(f"{cfg.source}-{cfg.pivot}"):
-        return ApertiumBackend(cfg.source, cfg.pivot)
+        return ApertiumBackend(cfg.source, cfg.pivot, workers=cfg.workers, unit=cfg.apertium_unit)
     raise BackendUnavailable(
         "no back-translation backend: set forward_model/backward_model (local seq2seq models) "
         f"or install apertium (apt-get install apertium apertium-{cfg.source}-{cfg.pivot})"
@@ -336,7 +327,7 @@ class BackTranslator(Augmenter):
         b = self.backend
         out: dict[str, Any] = {"kind": self.kind, "backend": b.name}
         if isinstance(b, ApertiumBackend):
-            out["pair"] = f"{b.source}-{b.pivot}-{b.source}"
+            out.update(pair=f"{b.source}-{b.pivot}-{b.source}", unit=b.unit)
         if isinstance(b, TransformersBackend):
             out.update(
                 forward_model=b.forward_model,

@@ -152,6 +152,10 @@ class BackTranslationConfig(Settings):
     max_length: int = Field(256, ge=8, description="token cap per sentence, input and output")
     batch_size: int = Field(16, ge=1)
     device: str = Field("auto", description='"auto" picks cuda when available, else cpu')
+    workers: int = Field(2, ge=1, description="apertium: process pairs run side by side (one per core)")
+    apertium_unit: int = Field(
+        128, ge=1, description="apertium: texts per tagger process; variants depend on it, never on workers"
+    )
 
 
 class AugmentConfig(Settings):

@@ -50,10 +50,11 @@ from tuneprep.stage import StageStats
 
 Log = Callable[[str], None]
 
-# The augment stage reads its input in chunks of this many records whatever ``batch_size`` is: apertium's tagger
-# carries numeric state from one text to the next within a call, so a back-translation depends on the texts
-# before it in its chunk, and chunks cut at fixed positions of the (canonically ordered) input keep the variants,
-# hence the shards, the same for any batch_size.
+# The augment stage reads its input in chunks of this many records whatever ``batch_size`` is: apertium-tagger
+# carries state from one text to the next, so the apertium backend cuts each call into fixed units with a fresh
+# tagger each (augment.apertium), and a back-translation depends on the texts before it in its unit; chunks cut at
+# fixed positions of the (canonically ordered) input keep the calls, hence the units, variants and shards, the
+# same for any batch_size.
 AUGMENT_CHUNK_ROWS = 256
 
 
