@@ -51,15 +51,19 @@ def chat_tokenizer(pad_is_eos: bool = False) -> PreTrainedTokenizerFast:
 FEATURES = Features(
     {
         "id": Value("string"),
+        "source": Value("string"),
         "format": Value("string"),
         "text": Value("string"),
         "messages": List({"role": Value("string"), "content": Value("string")}),
+        "label": Value("string"),
         "split": Value("string"),
         "aug_of": Value("string"),
+        "aug_kind": Value("string"),
         "window": Value("int32"),
         "input_ids": List(Value("int32")),
         "loss_mask": List(Value("int8")),
         "n_tokens": Value("int32"),
+        "score": Value("float64"),  # a numeric column for curriculum by: column (not the length)
     }
 )
 
@@ -74,26 +78,34 @@ def make_data_dir(
     empty_eval: bool = False,
     tokenizer: PreTrainedTokenizerFast | None = None,
 ) -> Path:
-    """DATA/{tokenizer/, shards/{train,validation,test}/, manifest.json} as `tuneprep prepare` leaves them."""
+    """DATA/{tokenizer/, shards/{train,validation,test}/, manifest.json} as `tuneprep prepare` leaves them.
+
+    Documents come from `docs/stories.txt`, conversations from `chats/support.jsonl` (two tasks by source folder),
+    labelled by their first word; variants alternate between two augmenters (`synonym`, `word_noise`)."""
     root = Path(root)
     tok = tokenizer or chat_tokenizer()
     tok.save_pretrained(str(root / "tokenizer"))
     records = []
     if texts:
-        records += [{"id": f"doc{i:03d}", "format": "text", "text": t, "messages": None} for i, t in enumerate(TEXTS)]
+        records += [
+            {"id": f"doc{i:03d}", "source": "docs/stories.txt", "format": "text", "text": t, "messages": None}
+            for i, t in enumerate(TEXTS)
+        ]
     if chats:
         records += [
-            {"id": f"chat{i:03d}", "format": "chat", "text": None, "messages": c} for i, c in enumerate(conversations())
+            {"id": f"chat{i:03d}", "source": "chats/support.jsonl", "format": "chat", "text": None, "messages": c}
+            for i, c in enumerate(conversations())
         ]
     rows: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
     for i, rec in enumerate(records):
         split = "train" if empty_eval or i % 6 > 1 else ("validation", "test")[i % 6]
-        variants = [(rec, None)]
+        rec = {**rec, "label": (rec["text"] or rec["messages"][0]["content"]).split()[0], "score": (i * 37 % 101) / 101}
+        variants = [(rec, None, None)]
         if augmented and split == "train" and rec["format"] == "text":
-            variants.append(
-                ({**rec, "id": rec["id"] + "-aug", "text": rec["text"].replace(" again", " once more")}, rec["id"])
-            )
-        for r, aug_of in variants:
+            kind = ("synonym", "word_noise")[i % 2]
+            variant = {**rec, "id": rec["id"] + "-aug", "text": rec["text"].replace(" again", " once more")}
+            variants.append((variant, rec["id"], kind))
+        for r, aug_of, aug_kind in variants:
             if r["format"] == "text":
                 windows = encode_text(r["text"], tok, max_length)
             else:
@@ -104,6 +116,7 @@ def make_data_dir(
                         **r,
                         "split": split,
                         "aug_of": aug_of,
+                        "aug_kind": aug_kind,
                         "window": w,
                         "input_ids": ids,
                         "loss_mask": mask,
