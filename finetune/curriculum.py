@@ -26,6 +26,7 @@ import torch
 from finetune.config import CurriculumSettings
 from finetune.data import Batcher, SplitData, check_examples, load_split, pack_rows, to_device
 from finetune.model import LossHead, check_same_tokenizer, mask_mode, max_positions
+from finetune.sampling import difficulty_rank
 from tuneprep.files import atomic_write_json, tmp_name
 
 CACHE = "curriculum"
@@ -51,6 +52,23 @@ def example_difficulty(
     assert settings.reference is not None
     losses = reference_losses(Path(data_dir), settings.reference, tokenizer, block_size, device, bf16, log)
     return losses[split.rows]
+
+
+def curriculum_rank(
+    settings: CurriculumSettings,
+    data_dir: Path,
+    split: SplitData,
+    tokenizer,
+    block_size: int,
+    device: torch.device,
+    bf16: bool,
+    log: Callable[[str], None] = print,
+) -> np.ndarray:
+    """Per used example of `split`, its place in the curriculum (0 = drawn first)."""
+    difficulty = example_difficulty(
+        settings, data_dir, split, tokenizer=tokenizer, block_size=block_size, device=device, bf16=bf16, log=log
+    )
+    return difficulty_rank(difficulty, settings.order)
 
 
 def column_values(split: SplitData, column: str, log: Callable[[str], None] = print) -> np.ndarray:

@@ -15,10 +15,19 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 import torch.utils.checkpoint
+from torch import nn
 
 from finetune.config import DistillSettings
 from finetune.data import Batch, attention_mask_4d
-from finetune.model import LOGIT_CHUNK, LossHead, check_same_tokenizer, mask_mode, max_positions, output_size
+from finetune.model import (
+    LOGIT_CHUNK,
+    LossHead,
+    check_same_tokenizer,
+    hf_model,
+    mask_mode,
+    max_positions,
+    output_size,
+)
 
 
 class Distiller:
@@ -28,14 +37,15 @@ class Distiller:
         self,
         settings: DistillSettings,
         tokenizer,
-        student_vocab: int,
+        student: nn.Module,
         block_size: int,
         device: torch.device,
         bf16: bool,
     ) -> None:
         from transformers import AutoModelForCausalLM
 
-        self.temperature, self.alpha = settings.temperature, settings.alpha
+        self.settings, self.temperature, self.alpha = settings, settings.temperature, settings.alpha
+        student_vocab = hf_model(student).get_output_embeddings().weight.shape[0]
         try:
             check_same_tokenizer(settings.teacher, tokenizer)
         except ValueError as e:
@@ -61,6 +71,13 @@ class Distiller:
         self.teacher = LossHead(teacher)
         self.mode = mask_mode(teacher)
         self.parameters = sum(p.numel() for p in teacher.parameters())
+
+    def describe(self) -> str:
+        s = self.settings
+        return (
+            f"distilling from {s.teacher} ({self.parameters / 1e6:.2f}M parameters), temperature {s.temperature:g}, "
+            f"alpha {s.alpha:g}"
+        )
 
     def _teacher_batch(self, batch: Batch, student_mode: str) -> Batch:
         """The batch with the attention mask the teacher's attention takes (built from the per-token example ids)."""

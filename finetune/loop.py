@@ -27,7 +27,7 @@ from transformers import AutoTokenizer
 
 from finetune.checkpoint import Checkpoints, LoopState
 from finetune.config import FinetuneConfig
-from finetune.curriculum import example_difficulty
+from finetune.curriculum import curriculum_rank
 from finetune.data import (
     SPLITS,
     Batch,
@@ -56,7 +56,7 @@ from finetune.model import (
     trainable_parameters,
     uses_bf16,
 )
-from finetune.sampling import batch_order, difficulty_rank, plan_rows
+from finetune.sampling import batch_order, plan_rows
 from shards.tokenization import tokenizer_identity
 from tuneprep.files import sha256_file
 
@@ -236,36 +236,25 @@ def train(
         for name, split in splits.items()
         if split is not None and name != "train"
     }
-    # training rows and their order (sampling.py): plain shuffles, or a mixture of tasks, or a curriculum first
+    # training rows and their order (sampling.py): shuffled epochs, a mixture of tasks, a curriculum's warm phase
     rank = None
     if cfg.curriculum is not None:
-        difficulty = example_difficulty(
-            cfg.curriculum,
-            data_dir,
-            train_split,
-            tokenizer=tokenizer,
-            block_size=block_size,
-            device=device,
-            bf16=uses_bf16(cfg, device),
-            log=log,
+        rank = curriculum_rank(
+            cfg.curriculum, data_dir, train_split, tokenizer, block_size, device, uses_bf16(cfg, device), log
         )
-        rank = difficulty_rank(difficulty, cfg.curriculum.order)
     plan = plan_rows(train_split, block_size, cfg.packing, by_task=cfg.mixture is not None, rank=rank)
     train_batcher = batchers["train"] = Batcher(train_split, plan.rows, pad_id, mask_mode(model))
-    per_epoch = math.ceil(len(plan.rows) / cfg.batch_size)
-    max_steps = planned_steps(cfg, per_epoch, int(loss_token_counts(train_split).sum()))
+    max_steps = planned_steps(
+        cfg, math.ceil(len(plan.rows) / cfg.batch_size), int(loss_token_counts(train_split).sum())
+    )
     order, order_note = batch_order(plan, cfg, train_split.task_names, max_steps)
     evaluator = Evaluator(cfg, device, tokenizer, batchers)
     head = LossHead(model)
-    objective: Objective = head.token_losses
+    objective: Objective = head.token_losses  # cross-entropy per loss token; with a teacher, mixed with the KL
     if cfg.distill is not None:
-        vocab_out = hf_model(model).get_output_embeddings().weight.shape[0]
-        distiller = Distiller(cfg.distill, tokenizer, vocab_out, block_size, device, uses_bf16(cfg, device))
+        distiller = Distiller(cfg.distill, tokenizer, model, block_size, device, uses_bf16(cfg, device))
         objective = functools.partial(distiller.token_losses, head)
-        order_note += (
-            f"{'; ' if order_note else ''}distilling from {cfg.distill.teacher} ({distiller.parameters / 1e6:.2f}M "
-            f"parameters, temperature {cfg.distill.temperature:g}, alpha {cfg.distill.alpha:g})"
-        )
+        order_note = "; ".join(n for n in (order_note, distiller.describe()) if n)
     n_params, n_trained = count_parameters(model), sum(p.numel() for p in trainable_parameters(model).values())
     what = training_mode(cfg)
     log(

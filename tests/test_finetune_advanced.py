@@ -312,7 +312,7 @@ def test_distillation_loss_is_lower_against_a_matching_teacher_than_a_random_one
 
     def loss(teacher) -> torch.Tensor:
         distiller = Distiller(
-            DistillSettings(teacher=str(teacher), **settings), tok, len(tok), 64, torch.device("cpu"), False
+            DistillSettings(teacher=str(teacher), **settings), tok, student.model, 64, torch.device("cpu"), False
         )
         with torch.no_grad():
             return distiller.token_losses(student, batch)
@@ -336,7 +336,12 @@ def test_distillation_pulls_the_student_towards_its_teacher(data, teachers, tmp_
     batch = Batcher(split, pack_rows(split.lengths, 64), 0, "bool").batch(np.arange(len(pack_rows(split.lengths, 64))))
     tok = chat_tokenizer()
     to_trained = Distiller(
-        DistillSettings(teacher=str(trained), temperature=1.0, alpha=1.0), tok, len(tok), 64, torch.device("cpu"), False
+        DistillSettings(teacher=str(trained), temperature=1.0, alpha=1.0),
+        tok,
+        AutoModelForCausalLM.from_pretrained(trained),
+        64,
+        torch.device("cpu"),
+        False,
     )
 
     def kl(student_dir) -> float:
