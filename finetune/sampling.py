@@ -131,18 +131,14 @@ class BatchOrder:
     ) -> None:
         self.n_rows, self.batch_size, self.seed = n_rows, batch_size, seed
         self.per_epoch = math.ceil(n_rows / batch_size)
-        self.task = np.zeros(n_rows, dtype=np.int64) if task is None else np.asarray(task)
-        self.probs = probs
-        self.pacing = pacing
-        n_tasks = len(probs) if probs is not None else 1
-        key = level if level is not None else np.zeros(n_rows)
-        rows = np.arange(n_rows)
-        # each task's rows from easiest to hardest (in row order without a curriculum)
-        self.members = [
-            rows[self.task == t][np.lexsort((rows[self.task == t], key[self.task == t]))] for t in range(n_tasks)
-        ]
+        self.probs, self.pacing = probs, pacing
+        # a mixture draws from each task's rows, else all rows are one pool; each from easiest to hardest (by level,
+        # ties in row order; without a curriculum, simply in row order)
+        pool_of = np.asarray(task) if probs is not None and task is not None else np.zeros(n_rows, dtype=np.int64)
+        by_level = np.lexsort((np.arange(n_rows), level if level is not None else np.zeros(n_rows)))
+        self.members = [by_level[pool_of[by_level] == t] for t in range(len(probs) if probs is not None else 1)]
         if probs is not None:
-            empty = [t for t in range(n_tasks) if probs[t] > 0 and not len(self.members[t])]
+            empty = [t for t in range(len(probs)) if probs[t] > 0 and not len(self.members[t])]
             if empty:
                 raise ValueError(f"mixture: tasks {empty} have a weight but no training rows")
 
