@@ -123,3 +123,10 @@ def test_ablation_flow_writes_its_table_and_keeps_finished_runs(prefect_harness,
     monkeypatch.setattr(ablate_flows, "trial_flow", NoRuns())
     ablate_flows.ablation_flow(str(data), FinetuneConfig(**TINY, seed=3), seeds=2)
     assert json.loads((data / "ablation.json").read_text()) == summary
+
+
+def test_ablate_command_refuses_a_folder_without_shards(tmp_path, capsys):
+    from flows.cli import main
+
+    assert main(["ablate", str(tmp_path)]) == 2
+    assert "not a prepared run folder" in capsys.readouterr().err
