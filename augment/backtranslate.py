@@ -1,7 +1,8 @@
 """Back-translation (source -> pivot -> source) for paraphrases, with an offline and a neural backend.
 
 Protected spans are swapped for opaque mask tokens before translation and put
-back afterwards; an output that lost or duplicated a mask is dropped (None).
+back afterwards; an output that lost, duplicated or invented a mask is a :class:`~augment.base.Rejected`
+variant (``aug_placeholder_lost``), dropped by the stage with what went wrong.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from augment.base import Augmenter, sub_seed
+from augment.base import Augmenter, Output, Rejected, Spans, sub_seed
 from augment.config import BackTranslationConfig
+from augment.gates import PLACEHOLDER_LOST
 from augment.resources import apertium_available
+from augment.text import FactRules
 
 log = logging.getLogger(__name__)
 
@@ -267,10 +270,20 @@ def make_backend(cfg: BackTranslationConfig) -> TranslationBackend | None:
 
 
 def mask_protected(text: str, spans: Sequence[tuple[int, int]]) -> tuple[str, list[str]]:
-    """Replace each protected span by ``ZZPH<n>``; returns the masked text and the originals."""
+    """Replace each protected span by ``ZZPH<n>``; returns the masked text and the originals.
+
+    Spans only a space apart ("Santa" "Clara", "almond" "milk") share one placeholder, so the
+    translation cannot reorder or split the words of one fact.
+    """
+    joined: list[tuple[int, int]] = []
+    for start, end in spans:
+        if joined and text[joined[-1][1] : start] in ("", " "):
+            joined[-1] = (joined[-1][0], end)
+        else:
+            joined.append((start, end))
     originals: list[str] = []
     out, pos = [], 0
-    for start, end in spans:
+    for start, end in joined:
         out += [text[pos:start], MASK.format(len(originals))]
         originals.append(text[start:end])
         pos = end
@@ -284,6 +297,19 @@ def unmask(text: str, originals: Sequence[str]) -> str | None:
     if sorted(found) != list(range(len(originals))):
         return None
     return _MASK_RE.sub(lambda m: originals[int(m.group(1))], text)
+
+
+def placeholder_problems(text: str, originals: Sequence[str]) -> str:
+    """What went wrong with the placeholders of a translation, for the dropped variant's detail."""
+    found = [int(m) for m in _MASK_RE.findall(text)]
+    lost = [originals[k] for k in range(len(originals)) if k not in found]
+    extra = sorted({k for k in found if found.count(k) > 1 or k >= len(originals)})
+    parts = []
+    if lost:
+        parts.append("lost: " + ", ".join(repr(x) for x in lost[:5]))
+    if extra:
+        parts.append("repeated or invented: " + ", ".join(MASK.format(k) for k in extra[:5]))
+    return "; ".join(parts)
 
 
 def _tidy(text: str) -> str:
@@ -301,8 +327,9 @@ class BackTranslator(Augmenter):
         backend: TranslationBackend,
         keep_words: Sequence[str] = (),
         protect_names: Sequence[str] = (),
+        rules: FactRules | None = None,
     ) -> None:
-        super().__init__(keep_words, protect_names)
+        super().__init__(keep_words, protect_names, rules)
         self.backend = backend
 
     def params(self) -> dict[str, Any]:
@@ -319,20 +346,25 @@ class BackTranslator(Augmenter):
             )
         return out
 
-    def augment(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
-        batch = self.batch(texts)
+    def augment(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None = None) -> list[Output]:
+        batch = self.batch(texts, spans)
         masked = [
             mask_protected(t, batch.spans(i) if batch.usable[i] else self.protected(t)) for i, t in enumerate(texts)
         ]
         back = self.backend.round_trip([m for m, _ in masked], seeds)
-        out: list[str | None] = []
+        out: list[Output] = []
         for text, (_, originals), result in zip(texts, masked, back, strict=True):
-            restored = unmask(result, originals) if result is not None else None
-            if restored is None:
+            if result is None:
                 out.append(None)
                 continue
             lead = text[: len(text) - len(text.lstrip())]
             trail = text[len(text.rstrip()) :]
+            restored = unmask(result, originals)
+            if restored is None:  # the translation dropped or repeated a fact: reject it, with what went wrong
+                out.append(
+                    Rejected(lead + _tidy(result) + trail, PLACEHOLDER_LOST, placeholder_problems(result, originals))
+                )
+                continue
             out.append(lead + _tidy(restored) + trail)
         return out
 

@@ -1,13 +1,12 @@
 """What every augmenter shares: the interface, per-record seeds and the spans no augmenter may touch.
 
-Facts a model must learn verbatim (prices, order ids, dates, e-mails, URLs,
-template placeholders, product and people names) are protected: word-level
-augmenters leave them alone and back-translation masks them.
+Facts a model must learn verbatim (prices, order ids, dates, e-mails, URLs, template placeholders,
+numbers in words, times, counts, names; see ``augment.text`` and ``augment.facts``) are protected:
+word-level augmenters leave them alone and back-translation masks them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from abc import ABC, abstractmethod
@@ -16,20 +15,22 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
+import xxhash
 
-from augment.text import SENTENCE_END, TextBatch, merge
+from augment.text import FactRules, TextBatch, merge
 
 Span = tuple[int, int]
 WORD_RE = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 
 
-def protected_spans(text: str, extra_words: Sequence[str] = ()) -> list[Span]:
+def protected_spans(text: str, extra_words: Sequence[str] = (), rules: FactRules | None = None) -> list[Span]:
     """Sorted, merged ``(start, end)`` spans of ``text`` that augmenters must keep verbatim.
 
-    ``extra_words`` are keep-words and names, matched case-insensitively on word boundaries.
-    Computed by :class:`augment.text.TextBatch`; ``augment.text.REFERENCE`` is the regex it matches.
+    ``extra_words`` are keep-words and names, matched case-insensitively on word boundaries; ``rules``
+    the fact rules (all by default). Computed by :class:`augment.text.TextBatch`; its format spans are
+    those of the regex ``augment.text.REFERENCE``, its fact rules those of ``augment.facts.spacy_reference``.
     """
-    return TextBatch([text], extra_words).spans(0)
+    return TextBatch([text], extra_words, rules).spans(0)
 
 
 def edit_count(n: int, rate: float, minimum: int = 1, maximum: int | None = None) -> int:
@@ -45,9 +46,12 @@ def overlaps(start: int, end: int, spans: Sequence[Span]) -> bool:
 
 
 def seed_for(record_id: str, run_seed: int, kind: str, variant: int = 0) -> int:
-    """A 63-bit seed from the record, run and augmenter, stable across processes (unlike ``hash()``)."""
-    h = hashlib.blake2b(f"{run_seed}\x00{kind}\x00{variant}\x00{record_id}".encode(), digest_size=8)
-    return int.from_bytes(h.digest(), "big") >> 1
+    """A 63-bit seed from the record, run and augmenter, stable across processes and machines (unlike ``hash()``).
+
+    xxh3: a blake2b digest cost more than the edits of a sentence.
+    """
+    key = f"{run_seed}\x00{kind}\x00{variant}\x00{record_id}".encode("utf-8", "surrogatepass")
+    return xxhash.xxh3_64_intdigest(key) >> 1
 
 
 def sub_seed(seed: int, part: int | str) -> int:
@@ -141,23 +145,30 @@ class UnitSlots(NamedTuple):
 
 
 def unit_arrays(batch: TextBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Global (starts, ends, locked, owner text, sentence number) of every unit of the batch, in order."""
+    """Global (starts, ends, locked, owner text, sentence number) of every unit of the batch, in order.
+
+    Every search here puts the smaller array into the larger one (spans into words, marks into units):
+    numpy's binary search costs per query, so the other way round costs ~10x more.
+    """
     ws, we, _ = batch.free_words()
     ps, pe = batch.span_starts, batch.span_ends
     # Both lists are sorted and disjoint: merge by position instead of sorting.
-    at_p = np.searchsorted(ws, ps) + np.arange(ps.size)
-    at_w = np.searchsorted(ps, ws) + np.arange(ws.size)
     total = ps.size + ws.size
+    at_p = np.searchsorted(ws, ps) + np.arange(ps.size)
+    locked = np.zeros(total, bool)
+    locked[at_p] = True
+    at_w = np.flatnonzero(~locked)
     starts = np.empty(total, np.int64)
     ends = np.empty(total, np.int64)
-    locked = np.zeros(total, bool)
-    starts[at_p], ends[at_p], locked[at_p] = ps, pe, True
+    starts[at_p], ends[at_p] = ps, pe
     starts[at_w], ends[at_w] = ws, we
-    owner = batch.text_of(starts)
-    marks = np.flatnonzero((batch.flags & SENTENCE_END) > 0)
+    owner = batch.text_of(starts, ordered=True)
+    marks = batch.sentence_marks()
     k = np.searchsorted(starts, marks, side="right") - 1  # the unit at or before each mark
     in_unit = (k >= 0) & (ends[np.maximum(k, 0)] > marks) if starts.size else np.zeros(marks.size, bool)
-    sid = np.searchsorted(marks[~in_unit], starts, side="left")  # sentence ends in gaps before each unit
+    # sentence ends in the gaps before each unit: count the marks by the unit that follows them
+    after = k[~in_unit] + 1
+    sid = np.cumsum(np.bincount(after, minlength=total + 1)[:total]) if total else np.zeros(0, np.int64)
     return starts, ends, locked, owner, sid
 
 
@@ -192,51 +203,76 @@ def batch_units(batch: TextBatch) -> list[Units | None]:
     return out
 
 
+class Rejected(NamedTuple):
+    """A variant an augmenter made but must not keep, with the gate reason and detail it is dropped with."""
+
+    text: str
+    reason: str
+    detail: str
+
+
+Spans = Sequence[Sequence[Span]]
+Output = str | Rejected | None
+
+
 class Augmenter(ABC):
-    """One way of rewriting texts. Output ``i`` depends only on ``texts[i]`` and ``seeds[i]``."""
+    """One way of rewriting texts. Output ``i`` depends only on ``texts[i]``, ``seeds[i]`` and its spans.
+
+    ``rules`` picks the fact rules each text's protected spans come from (all by default); a caller
+    that found the spans already (the stage, with echoes and corpus terms) passes them as ``spans``.
+    """
 
     kind: ClassVar[str]
 
-    def __init__(self, keep_words: Sequence[str] = (), protect_names: Sequence[str] = ()) -> None:
+    def __init__(
+        self, keep_words: Sequence[str] = (), protect_names: Sequence[str] = (), rules: FactRules | None = None
+    ) -> None:
         self.extra_words = [*keep_words, *protect_names]
+        self.rules = rules
 
     def protected(self, text: str) -> list[Span]:
-        return protected_spans(text, self.extra_words)
+        return TextBatch([text], self.extra_words, self.rules).spans(0)
 
-    def batch(self, texts: Sequence[str]) -> TextBatch:
+    def batch(self, texts: Sequence[str], spans: Spans | None = None) -> TextBatch:
         """The batch analysis (words, protected mask) every fast augmenter starts from."""
-        return TextBatch(texts, self.extra_words)
+        return TextBatch(texts, self.extra_words, self.rules, spans=spans)
 
     def params(self) -> dict[str, Any]:
         """The settings a variant was made with, stored as its ``aug_params`` (JSON) for provenance."""
         return {"kind": self.kind}
 
-    def generate(self, texts: Sequence[str], ids: Sequence[str], run_seed: int = 0, n: int = 1) -> list[list[str]]:
+    def generate(
+        self, texts: Sequence[str], ids: Sequence[str], run_seed: int = 0, n: int = 1, spans: Spans | None = None
+    ) -> list[list[str]]:
         """Up to ``n`` distinct variants per text, each seeded by its record id, the run seed and its number.
 
         One call covers all ``n`` rounds, so a backend batches across them; the variants of a
         text do not depend on the other texts, the batch size or the worker that ran it.
+        Rejected variants are left out.
         """
         if len(texts) != len(ids):
             raise ValueError(f"{self.kind}: {len(texts)} texts but {len(ids)} ids")
         flat = [t for _ in range(n) for t in texts]
         seeds = [seed_for(rid, run_seed, self.kind, v) for v in range(n) for rid in ids]
-        out = self(flat, seeds) if flat else []
+        flat_spans = None if spans is None else [sp for _ in range(n) for sp in spans]
+        out = self(flat, seeds, flat_spans) if flat else []
         result: list[list[str]] = [[] for _ in texts]
         for k, variant in enumerate(out):
             i = k % len(texts)
-            if variant is not None and variant != texts[i] and variant not in result[i]:
+            if isinstance(variant, str) and variant != texts[i] and variant not in result[i]:
                 result[i].append(variant)
         return result
 
     @abstractmethod
-    def augment(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
-        """One variant per text, or None where this augmenter cannot change it."""
+    def augment(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None = None) -> list[Output]:
+        """One variant per text, None where this augmenter cannot change it, or a :class:`Rejected` variant."""
 
-    def __call__(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
+    def __call__(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None = None) -> list[Output]:
         if len(texts) != len(seeds):
             raise ValueError(f"{self.kind}: {len(texts)} texts but {len(seeds)} seeds")
-        return self.augment(texts, seeds)
+        if spans is not None and len(spans) != len(texts):
+            raise ValueError(f"{self.kind}: {len(texts)} texts but {len(spans)} span lists")
+        return self.augment(texts, seeds, spans)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release processes or models; the default holds none."""
@@ -251,6 +287,9 @@ def rng_for(seed: int) -> random.Random:
 
 __all__ = [
     "Augmenter",
+    "Output",
+    "Rejected",
+    "Spans",
     "edit_count",
     "Span",
     "Units",

@@ -54,13 +54,73 @@ class NoiseConfig(Settings):
     punct_ops: list[PunctOp] | dict[PunctOp, float] = Field(default_factory=lambda: ["insert", "delete", "replace"])
 
 
+DEFAULT_ENTITY_LABELS = [
+    "PERSON",
+    "NORP",
+    "FAC",
+    "ORG",
+    "GPE",
+    "LOC",
+    "PRODUCT",
+    "EVENT",
+    "WORK_OF_ART",
+    "LAW",
+    "LANGUAGE",
+    "DATE",
+    "TIME",
+    "PERCENT",
+    "MONEY",
+    "QUANTITY",
+    "ORDINAL",
+    "CARDINAL",
+]
+
+
+class ProtectConfig(Settings):
+    """Facts no augmenter may change, found by rules (never a list per dataset): see ``augment.facts``.
+
+    Formats are always protected (numbers with digits, prices, dates, codes, URLs, e-mails, placeholders,
+    ``keep_words``/``protect_names``); the rules below add what a sentence is about.
+    """
+
+    numbers: bool = Field(True, description='number words, ordinals, and counts with what they count ("two mochas")')
+    times: bool = Field(True, description='times and days: "noon", "6:30 pm", "quarter to 12", "tomorrow morning"')
+    names: bool = Field(True, description="runs of capitalised words that are not only a sentence's first word")
+    echoes: bool = Field(True, description="words that recur across turns of one conversation, in every turn")
+    negations: bool = Field(True, description='"not", "no", "never", "don\'t": a variant without one says the opposite')
+    corpus_terms: bool = Field(
+        True,
+        description="words the augmented split uses as a name (capitalised mid-sentence) or counts (after a number),"
+        " and two-word terms it repeats, are protected wherever they occur, in any case",
+    )
+    rare_share: float = Field(
+        0.025,
+        ge=0.0,
+        le=1.0,
+        description="corpus terms include rare words: a content word found in at most this share of the augmented"
+        " records (at least one) carries what a record is about (a product, a misspelt drink); 0 turns it off",
+    )
+    term_min_records: int = Field(
+        2, ge=1, description="records a two-content-word phrase must occur in to be a term (black tea, oil change)"
+    )
+    spacy_model: str | None = Field(
+        None, description="a trained spaCy pipeline (name or path, e.g. en_core_web_sm) whose entities are protected"
+    )
+    entity_labels: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ENTITY_LABELS), description="entity labels of spacy_model to protect"
+    )
+    batch_size: int = Field(256, ge=1, description="texts per spaCy nlp.pipe call")
+
+
 class FidelityConfig(Settings):
     """Checks every variant must pass; a rejected one goes to dropped/augment.parquet with its reason."""
 
     enabled: bool = True
     min_length_ratio: float = Field(0.5, gt=0.0, description="variant/source length in characters, at least")
     max_length_ratio: float = Field(2.0, gt=0.0, description="variant/source length in characters, at most")
-    require_protected: bool = Field(True, description="every protected span of the source must be in the variant")
+    require_protected: bool = Field(
+        True, description="every protected span of the source must be in the variant, verbatim, as often"
+    )
     embedding_model: str | None = Field(
         None, description="sentence-transformers model name or local path; enables the similarity check"
     )
@@ -101,6 +161,7 @@ class AugmentConfig(Settings):
     augment_roles: list[str] = Field(default_factory=lambda: ["user"], description="chat roles that get rewritten")
     keep_words: list[str] = Field(default_factory=list, description="words never changed (domain terms)")
     protect_names: list[str] = Field(default_factory=list, description="names never changed (products, people)")
+    protect: ProtectConfig = Field(default_factory=ProtectConfig)
     max_records: int | None = Field(None, ge=0, description="cap on source records augmented over the whole run")
     synonym: SynonymConfig = Field(default_factory=SynonymConfig)
     noise: NoiseConfig = Field(default_factory=NoiseConfig)

@@ -1,7 +1,10 @@
 """Quality gates for variants, and the figures the report shows about them.
 
-A variant is rejected, with a reason, when it is the same as its source or as
-another variant (``aug_identical``), loses a protected span (``aug_protected_lost``),
+A variant is rejected, with a reason, when it is the same as another variant of
+its source (``aug_identical``; one equal to the source is no variant at all), loses a
+protected span (``aug_protected_lost``: a fact of the source, found by ``augment.facts``,
+is no longer in the variant verbatim and as often), comes back from
+back-translation without its placeholders (``aug_placeholder_lost``),
 grows or shrinks too much (``aug_length_ratio``), drifts in meaning under a
 configured sentence-embedding model (``aug_low_similarity``), or near-duplicates a
 held-out validation/test text (``aug_near_holdout``): a variant must not smuggle
@@ -19,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from augment.config import FidelityConfig
-from augment.text import TextBatch
+from augment.text import FactRules, TextBatch
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
 
@@ -27,8 +30,9 @@ IDENTICAL = "aug_identical"
 NEAR_HOLDOUT = "aug_near_holdout"
 LENGTH_RATIO = "aug_length_ratio"
 PROTECTED_LOST = "aug_protected_lost"
+PLACEHOLDER_LOST = "aug_placeholder_lost"
 LOW_SIMILARITY = "aug_low_similarity"
-REASONS = (IDENTICAL, PROTECTED_LOST, LENGTH_RATIO, LOW_SIMILARITY, NEAR_HOLDOUT)
+REASONS = (IDENTICAL, PLACEHOLDER_LOST, PROTECTED_LOST, LENGTH_RATIO, LOW_SIMILARITY, NEAR_HOLDOUT)
 
 
 def sentence_transformer(model: str, batch_size: int = 64) -> Embedder:
@@ -52,22 +56,36 @@ class Fidelity:
     """Length ratio, protected spans kept and (optionally) embedding similarity, per (source, variant) pair."""
 
     def __init__(
-        self, cfg: FidelityConfig | None = None, extra_words: Sequence[str] = (), embedder: Embedder | None = None
+        self,
+        cfg: FidelityConfig | None = None,
+        extra_words: Sequence[str] = (),
+        embedder: Embedder | None = None,
+        rules: FactRules | None = None,
     ):
         self.cfg = cfg or FidelityConfig()
         self.extra_words = list(extra_words)
+        self.rules = rules
         self.embedder = embedder
         if self.embedder is None and self.cfg.embedding_model:
             self.embedder = sentence_transformer(self.cfg.embedding_model, self.cfg.embedding_batch_size)
 
-    def check(self, sources: Sequence[str], variants: Sequence[str]) -> list[tuple[str, str] | None]:
-        """(reason, detail) for each rejected pair, None for a pair that passes."""
+    def check(
+        self,
+        sources: Sequence[str],
+        variants: Sequence[str],
+        spans: Sequence[Sequence[tuple[int, int]]] | None = None,
+    ) -> list[tuple[str, str] | None]:
+        """(reason, detail) for each rejected pair, None for a pair that passes.
+
+        ``spans`` are each source's protected spans (the stage's, with echoes and corpus terms); without
+        them the per-text rules find them.
+        """
         out: list[tuple[str, str] | None] = [None] * len(sources)
         if not self.cfg.enabled or not sources:
             return out
         lo, hi = self.cfg.min_length_ratio, self.cfg.max_length_ratio
         if self.cfg.require_protected:
-            batch = TextBatch(sources, self.extra_words)
+            batch = TextBatch(sources, self.extra_words, self.rules, spans=spans)
         for i, (src, var) in enumerate(zip(sources, variants, strict=True)):
             if self.cfg.require_protected:
                 lost = lost_spans(src, var, batch.spans(i))

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from augment.base import Augmenter, Units, UnitSlots, batch_units, edit_count, unit_arrays, unit_slots
+from augment.base import Augmenter, Output, Spans, Units, UnitSlots, batch_units, edit_count, unit_arrays, unit_slots
 from augment.synonym import SynonymSwap
-from augment.text import UPPER, SplitMix, TextBatch, draws, tables_lower, tables_upper
+from augment.text import UPPER, FactRules, SplitMix, TextBatch, draws, ranges, running_count, tables_lower, tables_upper
 
 CHAR_OPS = ("keyboard", "insert", "delete", "substitute", "swap")
 WORD_OPS = ("swap", "delete", "insert")
@@ -50,15 +50,6 @@ KEYBOARD = _keyboard_neighbours()
 _NEAR_FLAT = np.array([ord(c) for ch in string.ascii_lowercase for c in KEYBOARD[ch]], np.uint32)
 _NEAR_LEN = np.array([len(KEYBOARD[ch]) for ch in string.ascii_lowercase], np.int64)
 _NEAR_OFF = np.concatenate(([0], np.cumsum(_NEAR_LEN)[:-1]))
-
-
-def _ranges(counts: np.ndarray) -> np.ndarray:
-    """[0..c0-1, 0..c1-1, …] without a Python loop."""
-    total = int(counts.sum())
-    if counts.size == 0:
-        return np.empty(0, np.int64)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    return np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
 
 
 def op_weights(ops: Ops, known: Sequence[str], what: str) -> dict[str, float]:
@@ -95,8 +86,9 @@ class CharNoise(Augmenter):
         protect_names: Sequence[str] = (),
         minimum: int = 1,
         maximum: int | None = None,
+        rules: FactRules | None = None,
     ) -> None:
-        super().__init__(keep_words, protect_names)
+        super().__init__(keep_words, protect_names, rules)
         self.weights = op_weights(ops, CHAR_OPS, "char")
         self.ops = list(self.weights)
         self.rate, self.min_word_len = _ops_rate(ops, rate), min_word_len
@@ -114,14 +106,14 @@ class CharNoise(Augmenter):
             "min_word_len": self.min_word_len,
         }
 
-    def augment(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
-        batch = self.batch(texts)
+    def augment(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None = None) -> list[Output]:
+        batch = self.batch(texts, spans)
         n_texts = len(texts)
         ws, we, wt = batch.free_words()
         long = (we - ws) >= self.min_word_len
         ws, we, wt = ws[long], we[long], wt[long]
         lens = we - ws
-        pos = np.repeat(ws, lens) + _ranges(lens)
+        pos = np.repeat(ws, lens) + ranges(lens)
         letter = batch.letter[pos]
         eligible = pos[letter]
         owner = np.repeat(wt, lens)[letter]
@@ -136,7 +128,7 @@ class CharNoise(Augmenter):
         chosen = self._choose(eligible, first, per_text, k, seed_arr)
         joined = self._apply(batch, chosen, seed_arr, eligible, first, we)
         out = batch.split(joined)
-        return [o if k[i] > 0 and batch.usable[i] else None for i, o in enumerate(out)]
+        return [o if n > 0 and ok else None for o, n, ok in zip(out, k.tolist(), batch.usable, strict=True)]
 
     @staticmethod
     def _choose(
@@ -149,10 +141,11 @@ class CharNoise(Augmenter):
         cols = np.arange(m)
         pick = draws(seed_arr[rows][:, None], cols[None, :], 1) % per_text[rows][:, None].astype(np.uint64)
         cand = eligible[first[rows][:, None] + pick.astype(np.int64)]
-        near = np.abs(cand[:, :, None] - cand[:, None, :]) <= 1
+        c32 = cand.astype(np.int32) if cand.size and cand.max() < 1 << 31 else cand
+        near = (c32[:, :, None] - c32[:, None, :] + 1).view(np.uint32 if c32.dtype == np.int32 else np.uint64) <= 2
         blocked = (near & (cols[None, :] < cols[:, None])[None, :, :]).any(axis=2)
         valid = ~blocked
-        taken = valid & (np.cumsum(valid, axis=1) <= k[rows][:, None])
+        taken = valid & (np.cumsum(valid.view(np.int8), axis=1, dtype=np.int32) <= k[rows][:, None])
         short = np.flatnonzero(taken.sum(axis=1) < k[rows])
         chosen = [cand[taken]]
         for r in short.tolist():  # rare: many edits for few letters
@@ -179,7 +172,7 @@ class CharNoise(Augmenter):
     ) -> str:
         cps = batch.cps.copy()
         n = cps.size
-        owner = batch.text_of(pos)
+        owner = batch.text_of(pos, ordered=True)
         local = np.searchsorted(eligible, pos) - first[owner]  # the letter's number in its text: batch-free
         seeds = seed_arr[owner]
         op_u = (draws(seeds, local, 2) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
@@ -219,9 +212,12 @@ class CharNoise(Augmenter):
         cps[pos[sb]] = cased(sub[sb], sb)
         sp, pp = pos[is_swap], partner[is_swap]
         cps[sp], cps[pp] = batch.cps[pp], batch.cps[sp]
-        counts = np.ones(n, np.int64)
-        counts[pos[ops == "delete"]] = 0
         ins = ops == "insert"
+        dele = ops == "delete"
+        if not (ins.any() or dele.any()):  # letters replaced in place: no text changes length
+            return cps.tobytes().decode("utf-32-le", "surrogatepass")
+        counts = np.ones(n, np.int64)
+        counts[pos[dele]] = 0
         counts[pos[ins]] = 2
         out = np.repeat(cps, counts)
         if ins.any():
@@ -242,8 +238,9 @@ class _UnitNoise(Augmenter):
         protect_names: Sequence[str] = (),
         minimum: int = 1,
         maximum: int | None = None,
+        rules: FactRules | None = None,
     ) -> None:
-        super().__init__(keep_words, protect_names)
+        super().__init__(keep_words, protect_names, rules)
         ops = self.OPS if ops is None else ops
         self.weights = op_weights(ops, self.OPS, self.kind.split("_")[0])
         self.ops = list(self.weights)
@@ -266,8 +263,8 @@ class _UnitNoise(Augmenter):
                 return op
         return self.ops[-1]
 
-    def augment(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
-        units = batch_units(self.batch(texts))
+    def augment(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None = None) -> list[Output]:
+        units = batch_units(self.batch(texts, spans))
         return [self._one(u, seed) if u is not None else None for u, seed in zip(units, seeds, strict=True)]
 
     def _one(self, units: Units, seed: int) -> str | None:
@@ -306,14 +303,15 @@ class WordNoise(_UnitNoise):
         protect_names: Sequence[str] = (),
         minimum: int = 1,
         maximum: int | None = None,
+        rules: FactRules | None = None,
     ) -> None:
-        super().__init__(rate, ops, keep_words, protect_names, minimum, maximum)
+        super().__init__(rate, ops, keep_words, protect_names, minimum, maximum, rules)
         self.synonyms = synonyms
 
-    def augment(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
+    def augment(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None = None) -> list[Output]:
         if self.ops == ["swap"]:
-            return self._swap_batch(texts, seeds)
-        slots = unit_slots(self.batch(texts))
+            return self._swap_batch(texts, seeds, spans)
+        slots = unit_slots(self.batch(texts, spans))
         return [
             self._edit(text, sl, seed) if sl is not None else None
             for text, sl, seed in zip(texts, slots, seeds, strict=True)
@@ -371,10 +369,10 @@ class WordNoise(_UnitNoise):
         self._fix_capitals(text, sl, content, deleted, cur)
         return self._rebuild(text, sl, content, deleted, inserts)
 
-    def _swap_batch(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
+    def _swap_batch(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None) -> list[Output]:
         """Swap-only noise for the whole batch in numpy: each round every text that still needs a swap draws
         a word and a partner in its sentence, keyed by (seed, round), and the text is gathered back once."""
-        batch = self.batch(texts)
+        batch = self.batch(texts, spans)
         n_texts = len(texts)
         starts, ends, locked, owner, sid = unit_arrays(batch)
         free = np.flatnonzero(~locked)
@@ -384,7 +382,7 @@ class WordNoise(_UnitNoise):
         # sentence groups of free units: a new group where the text or the sentence changes
         new_group = np.ones(free.size, bool)
         new_group[1:] = (f_owner[1:] != f_owner[:-1]) | (sid[free][1:] != sid[free][:-1])
-        group = np.cumsum(new_group) - 1
+        group = running_count(new_group) - 1
         g_start = np.flatnonzero(new_group)
         g_size = np.diff(np.append(g_start, free.size))
         per_text = np.bincount(f_owner, minlength=n_texts)[:n_texts]
@@ -462,7 +460,7 @@ class WordNoise(_UnitNoise):
             q = slot_start[moved]
             out[q] = low[np.minimum(out[q], 0xFFFF)]
         result = batch.split(out.tobytes().decode("utf-32-le", "surrogatepass"))
-        return [o if done[i] > 0 and batch.usable[i] else None for i, o in enumerate(result)]
+        return [o if d > 0 and ok else None for o, d, ok in zip(result, done.tolist(), batch.usable, strict=True)]
 
     def _insertion(
         self, text: str, alive: list[int], s_: list[int], e_: list[int], word: str, rng: SplitMix

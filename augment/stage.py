@@ -24,9 +24,10 @@ from typing import Any, ClassVar
 import polars as pl
 
 from augment.backtranslate import BackTranslator, make_backend
-from augment.base import Augmenter, seed_for, sub_seed
+from augment.base import Augmenter, Rejected, seed_for, sub_seed
 from augment.config import AugmentConfig
-from augment.gates import IDENTICAL, NEAR_HOLDOUT, REASONS, Diversity, Embedder, Fidelity
+from augment.facts import FactFinder, rules_of
+from augment.gates import IDENTICAL, LENGTH_RATIO, NEAR_HOLDOUT, REASONS, Diversity, Embedder, Fidelity
 from augment.noise import CaseNoise, CharNoise, PunctNoise, WordNoise
 from augment.synonym import SynonymSwap
 from cleaners.heldout import HeldoutIndex
@@ -44,7 +45,7 @@ def build_augmenters(
     cfg: AugmentConfig, log: Callable[[str], object] | None = None
 ) -> tuple[list[Augmenter], dict[str, str]]:
     """Augmenters in ``cfg.augmenters`` order, and why each unavailable or disabled one was skipped."""
-    common = {"keep_words": cfg.keep_words, "protect_names": cfg.protect_names}
+    common = {"keep_words": cfg.keep_words, "protect_names": cfg.protect_names, "rules": rules_of(cfg.protect)}
     built: list[Augmenter] = []
     skipped: dict[str, str] = {}
     synonyms: SynonymSwap | None = None
@@ -77,7 +78,7 @@ def build_augmenters(
                 else:
                     if synonyms is None and "insert" in noise.word_ops:
                         try:
-                            synonyms = SynonymSwap(**common)
+                            synonyms = SynonymSwap(**common)  # type: ignore[arg-type]
                         except (RuntimeError, LookupError, ImportError):
                             synonyms = None
                     built.append(
@@ -155,7 +156,9 @@ class Augment(Stage):
         else:
             self.augmenters, self.skipped = list(augmenters), {}
         extra_words = [*self.cfg.keep_words, *self.cfg.protect_names]
-        self.fidelity = Fidelity(self.cfg.fidelity, extra_words, embedder) if self.augmenters else None
+        rules = rules_of(self.cfg.protect)
+        self.facts = FactFinder(self.cfg.protect, extra_words) if self.augmenters else None
+        self.fidelity = Fidelity(self.cfg.fidelity, extra_words, embedder, rules) if self.augmenters else None
         self.holdout = holdout if self.cfg.leakage.enabled else None
         if holdout_texts is not None:
             self.set_holdout(holdout_texts, holdout_ids)
@@ -183,15 +186,34 @@ class Augment(Stage):
         self.holdout.add(texts, list(ids) if ids is not None else None)
         return len(self.holdout)
 
-    def _eligible(self, batch: pl.DataFrame) -> pl.DataFrame:
+    def _eligible(self, batch: pl.DataFrame, offset: int | None = None) -> pl.DataFrame:
+        """The rows to augment; ``offset`` is how many were taken before (default: by ``process`` so far)."""
         mask = pl.col("split").is_in(self.cfg.splits) & pl.col("aug_of").is_null()
         has_text = (pl.col("format") != "chat") & pl.col("text").is_not_null() & (pl.col("text").str.len_chars() > 0)
         has_chat = (pl.col("format") == "chat") & pl.col("messages").is_not_null()
         rows = batch.with_row_index("_row").filter(mask & (has_text | has_chat))
         if self.cfg.max_records is not None:
-            room = max(0, self.cfg.max_records - self.augmented_sources)
-            rows = rows.head(room)
+            done = self.augmented_sources if offset is None else offset
+            rows = rows.head(max(0, self.cfg.max_records - done))
         return rows
+
+    def fit(self, read_batches: Callable[[], Iterable[pl.DataFrame]]) -> int:
+        """Learn the corpus terms (``augment.protect.corpus_terms``) from the records ``process`` will augment,
+        in the order it will see them; returns how many records were read. Call once, before the first batch."""
+        if self.facts is None or not self.cfg.enabled or not self.cfg.protect.corpus_terms:
+            return 0
+        seen = 0
+        for batch in read_batches():
+            rows = self._eligible(batch, offset=seen)
+            texts: list[str] = []
+            records: list[int] = []
+            for r, (fmt, text, messages) in enumerate(rows.select("format", "text", "messages").iter_rows()):
+                strings = [m["content"] or "" for m in messages or []] if fmt == "chat" else [text or ""]
+                texts += strings
+                records += [seen + r] * len(strings)
+            self.facts.fit(texts, records)
+            seen += rows.height
+        return seen
 
     def _with_params(self, df: pl.DataFrame) -> pl.DataFrame:
         return df if AUG_PARAMS in df.columns else df.with_columns(pl.lit(None, dtype=pl.Utf8).alias(AUG_PARAMS))
@@ -203,12 +225,13 @@ class Augment(Stage):
         rows = self._eligible(batch)
         self.augmented_sources += rows.height
         records = rows.select("_row", "id", "source", "format", "text", "messages").to_dicts()
+        spans = self._spans(records)
         candidates: list[dict] = []
         for augmenter in self.augmenters:
             t0 = time.perf_counter()
-            candidates += self._variants(augmenter, records)
+            candidates += self._variants(augmenter, records, spans)
             self.seconds[augmenter.kind] = self.seconds.get(augmenter.kind, 0.0) + time.perf_counter() - t0
-        verdicts = self._gate(records, candidates)
+        verdicts = self._gate(candidates, spans)
         accepted = [c for c, v in zip(candidates, verdicts, strict=True) if v is None]
         rejected = [(c, v) for c, v in zip(candidates, verdicts, strict=True) if v is not None]
         for c in accepted:
@@ -243,7 +266,30 @@ class Augment(Stage):
             .select(batch.columns)
         )
 
-    def _variants(self, augmenter: Augmenter, records: list[dict]) -> list[dict]:
+    def _spans(self, records: list[dict]) -> dict[tuple[int, int | None], list]:
+        """Protected spans of every text and turn of the batch's records, keyed (record, turn or None).
+
+        All turns of a conversation go in, assistant turns too, so words one side echoes are found."""
+        keys: list[tuple[int, int | None]] = []
+        texts: list[str] = []
+        groups: list[int] = []
+        for r, rec in enumerate(records):
+            if rec["format"] == "chat":
+                for t, msg in enumerate(rec["messages"] or []):
+                    keys.append((r, t))
+                    texts.append(msg["content"] or "")
+                    groups.append(r)
+            else:
+                keys.append((r, None))
+                texts.append(rec["text"] or "")
+                groups.append(-1)
+        if self.facts is None or not texts:
+            return {}
+        return dict(zip(keys, self.facts.spans(texts, groups), strict=True))
+
+    def _variants(
+        self, augmenter: Augmenter, records: list[dict], spans: dict[tuple[int, int | None], list]
+    ) -> list[dict]:
         """Run one augmenter over every text, chat turn and variant number of the batch in a single call."""
         kind = augmenter.kind
         roles = set(self.cfg.augment_roles)
@@ -264,12 +310,15 @@ class Augment(Stage):
                     units.append((v, r, None))
                     texts.append(rec["text"])
                     seeds.append(seed)
-        outputs = augmenter(texts, seeds) if texts else []
+        unit_spans = [spans.get((r, t), []) for _, r, t in units] if spans else None
+        outputs = augmenter(texts, seeds, unit_spans) if texts else []
         changed: dict[tuple[int, int], dict[int | None, str]] = {}
-        tried: set[tuple[int, int]] = set()
-        for (v, r, t), out in zip(units, outputs, strict=True):
-            tried.add((v, r))
-            if out is not None:
+        rejected: dict[tuple[int, int], tuple[str, str]] = {}
+        for (v, r, t), text, out in zip(units, texts, outputs, strict=True):
+            if isinstance(out, Rejected):
+                changed.setdefault((v, r), {})[t] = out.text
+                rejected.setdefault((v, r), (out.reason, out.detail))
+            elif out is not None and out != text:  # the same text back is no variant: the augmenter failed
                 changed.setdefault((v, r), {})[t] = out
         stats = self.stats.setdefault(kind, self._empty_stats())
         stats["failed"] += n * len(records) - len(changed)
@@ -293,10 +342,13 @@ class Augment(Stage):
             result.append(
                 {
                     "rec": rec,
+                    "r": r,
                     "kind": kind,
                     "variant": v,
                     "text": text,
                     "messages": messages,
+                    "turns": turns,
+                    "rejected": rejected.get((v, r)),
                     "key": key,
                     "src_key": content_key(rec["text"], rec["messages"] if chat else None),
                     "doc": _doc_text(text, messages if chat else None),
@@ -308,11 +360,15 @@ class Augment(Stage):
             )
         return result
 
-    def _gate(self, records: list[dict], cands: list[dict]) -> list[tuple[str, str] | None]:
-        """A (reason, detail) for each rejected candidate, in gate order; None for accepted ones."""
-        verdicts: list[tuple[str, str] | None] = [None] * len(cands)
+    def _gate(self, cands: list[dict], spans: dict[tuple[int, int | None], list]) -> list[tuple[str, str] | None]:
+        """A (reason, detail) for each rejected candidate, in gate order; None for accepted ones.
+
+        The fidelity gate looks at each rewritten turn on its own, with that turn's protected spans."""
+        verdicts: list[tuple[str, str] | None] = [c["rejected"] for c in cands]
         seen: dict[str, dict[str, str]] = {}
         for i, c in enumerate(cands):
+            if verdicts[i] is not None:
+                continue
             mine = seen.setdefault(c["rec"]["id"], {c["src_key"]: "its source"})
             if c["key"] in mine:
                 verdicts[i] = (IDENTICAL, f"same as {mine[c['key']]}")
@@ -320,11 +376,25 @@ class Augment(Stage):
                 mine[c["key"]] = f"variant {c['id']} ({c['kind']})"
         todo = [i for i, v in enumerate(verdicts) if v is None]
         if self.fidelity is not None and todo:
+            pairs: list[tuple[int, str, str, list]] = []
+            for i in todo:
+                c = cands[i]
+                for t, new in sorted(c["turns"].items(), key=lambda x: -1 if x[0] is None else x[0]):
+                    old = c["rec"]["messages"][t]["content"] if t is not None else c["rec"]["text"]
+                    pairs.append((i, old, new, spans.get((c["r"], t), [])))
             checks = self.fidelity.check(
-                [cands[i]["src_changed"] for i in todo], [cands[i]["var_changed"] for i in todo]
+                [p[1] for p in pairs], [p[2] for p in pairs], [p[3] for p in pairs] if spans else None
             )
-            for i, verdict in zip(todo, checks, strict=True):
-                verdicts[i] = verdict
+            for (i, _, _, _), verdict in zip(pairs, checks, strict=True):
+                if verdict is not None and verdicts[i] is None:
+                    verdicts[i] = verdict
+            for i in todo:  # the length ratio over all the rewritten text of a record
+                c = cands[i]
+                if verdicts[i] is None and len(c["turns"]) > 1:
+                    ratio = len(c["var_changed"]) / max(1, len(c["src_changed"]))
+                    lo, hi = self.cfg.fidelity.min_length_ratio, self.cfg.fidelity.max_length_ratio
+                    if self.cfg.fidelity.enabled and not lo <= ratio <= hi:
+                        verdicts[i] = (LENGTH_RATIO, f"length ratio {ratio:.2f} outside [{lo}, {hi}]")
         todo = [i for i, v in enumerate(verdicts) if v is None]
         if self.holdout is not None and todo:
             for i, match in zip(todo, self.holdout.match([cands[i]["doc"] for i in todo]), strict=True):
@@ -374,6 +444,13 @@ class Augment(Stage):
             "seconds_per_kind": {k: round(s, 3) for k, s in self.seconds.items()},
             "params": {a.kind: a.params() for a in self.augmenters},
             "holdout_indexed": len(self.holdout) if self.holdout is not None else 0,
+            "protect": {
+                **self.cfg.protect.model_dump(
+                    include={"numbers", "times", "names", "echoes", "negations", "corpus_terms"}
+                ),
+                "spacy_model": self.cfg.protect.spacy_model,
+                "corpus_terms_found": len(self.facts) if self.facts is not None else 0,
+            },
             "examples": [{"kind": k, "source": s, "variant": v} for s, v, k in self.examples],
         }
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from augment.base import Augmenter, match_case
-from augment.text import UPPER, SplitMix, draws
+from augment.base import Augmenter, Output, Spans, match_case
+from augment.text import UPPER, FactRules, SplitMix, draws
 
 _STOP_WORDS_TEXT = """
     a about above after again against all also am an and any are aren't as at be because been before being below
@@ -133,8 +133,9 @@ class SynonymSwap(Augmenter):
         protect_names: Sequence[str] = (),
         multiword: bool = False,
         min_share: float = 0.1,
+        rules: FactRules | None = None,
     ) -> None:
-        super().__init__(keep_words, protect_names)
+        super().__init__(keep_words, protect_names, rules)
         self.rate, self.min_words, self.max_words = rate, min_words, max_words
         self.multiword, self.min_share = multiword, min_share
         from nltk.corpus import wordnet
@@ -342,10 +343,10 @@ class SynonymSwap(Augmenter):
 
     # --- the walk over a batch ----------------------------------------------------------------
 
-    def augment(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
-        batch = self.batch(texts)
+    def augment(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None = None) -> list[Output]:
+        batch = self.batch(texts, spans)
         ws, we = batch.words()
-        owner = batch.text_of(ws)
+        owner = batch.text_of(ws, ordered=True)
         free = ~batch.touches_protected(ws, we)
         initial = batch.initial_words(ws, we)
         f = batch.flags

@@ -205,8 +205,19 @@ class LanguageConfig(Settings):
     max_chars: int = Field(1000, ge=1, description="Only the first characters are classified: speed on long docs.")
 
 
+class PIIRoleConfig(Settings):
+    """Redaction settings for the turns of one chat role; a kind left unset follows the base setting."""
+
+    email: bool | None = None
+    phone: bool | None = None
+    card: bool | None = None
+    iban: bool | None = None
+    ip: bool | None = None
+    allow: list[str] = Field(default_factory=list, description="more values that stay in this role's turns")
+
+
 class PIIConfig(Settings):
-    """Which kinds of personal data are replaced, and by what."""
+    """Which kinds of personal data are replaced, and by what; what stays (``allow``), and per chat role."""
 
     email: bool = True
     phone: bool = True
@@ -221,6 +232,17 @@ class PIIConfig(Settings):
             "iban": "<IBAN>",
             "ip": "<IP>",
         }
+    )
+    allow: list[str] = Field(
+        default_factory=list,
+        description="values that stay: an exact string (numbers compare by their digits, so '+1 415 555 0132'"
+        " also keeps '(415) 555-0132'), a domain ('@example.com' or 'example.com': every address there and"
+        " its subdomains), or 're:<pattern>', a regular expression the whole value must match",
+    )
+    roles: dict[str, PIIRoleConfig] = Field(
+        default_factory=dict,
+        description="per chat role (user, assistant, system): kinds to turn on or off and more allowed values,"
+        " e.g. {assistant: {phone: false}} keeps the business numbers an agent gives out",
     )
 
 
@@ -342,11 +364,36 @@ class HeldoutConfig(Settings):
 
 
 class DecontamConfig(Settings):
+    """Leakage out of the train split (``cleaners.decontaminate``).
+
+    Near-duplicates of held-out records are dropped (``action``); n-grams shared with the corpus's own
+    held-out records are a domain's phrasing and only reported unless ``heldout_ngrams: drop``; n-grams
+    shared with external evaluation sets (``against``) drop their train record (``action``).
+    """
+
     enabled: bool = True
     ngram: int = Field(13, ge=3)
     min_shared: int = Field(1, ge=1, description="shared n-grams that make a train record contaminated")
-    max_train_docs: int | None = Field(
-        10, ge=1, description="a held-out n-gram found in more train records than this is stock phrasing, not leakage"
+    action: Literal["drop", "report"] = Field(
+        "drop", description="what happens to near-duplicates of held-out records and to matches with `against`"
     )
-    action: Literal["drop", "report"] = "drop"
+    heldout_ngrams: Literal["report", "drop"] = Field(
+        "report", description="n-grams shared with the corpus's own validation/test records: report, or drop"
+    )
+    against: list[str] = Field(
+        default_factory=list,
+        description="files or folders of external evaluation sets (read like inputs): train records sharing an"
+        " n-gram with them are dropped",
+    )
+    stock_share: float = Field(
+        0.01, ge=0.0, le=1.0, description="an n-gram in more than this share of train records is stock phrasing"
+    )
+    stock_min_records: int = Field(10, ge=1, description="...but never in fewer train records than this")
+    max_train_docs: int | None = Field(
+        None, ge=1, description="a fixed stock-phrase cut-off in train records, instead of the two above"
+    )
+    top_ngrams: int = Field(10, ge=0, description="most shared n-grams listed in the report")
+    max_split_shift: float = Field(
+        0.02, ge=0.0, le=1.0, description="warn when decontamination moves a split's share of originals this far"
+    )
     gram_sample: int = Field(1, ge=1, description="keep 1 in k n-grams (by hash) to bound memory; 1 = exact")

@@ -1,22 +1,31 @@
-"""Remove (or report) train records that overlap validation/test text.
+"""Leakage out of the train split: near-duplicates of held-out records, and n-grams of external evaluation sets.
 
-Two checks, as NeMo Curator and the GPT-3 paper do: any shared word 13-gram
-(lowercased, punctuation stripped), and a MinHash near-duplicate match against
-the held-out records. Held-out n-grams that occur in many train records are stock
-phrasing (a signature line, a template sentence), not leakage, and are ignored,
-as the GPT-3 decontamination did for frequent n-grams. Grouped splitting already keeps near-duplicate clusters
-together; this catches what slips past it (a shared paragraph, a quoted answer).
+Inside one corpus, leakage is near-duplicate content across splits: a train record that is a MinHash
+near-duplicate of a validation/test record (``heldout.near_threshold``, the shared held-out index) is
+dropped. Word 13-grams it merely shares with held-out records of the same corpus are a domain's phrasing
+("is there anything else I can help you with"), not leakage, and are reported, not dropped
+(``decontaminate.heldout_ngrams: drop`` drops them as before). Exact n-gram decontamination belongs
+against external evaluation sets, as in the GPT-3 and Llama papers: train records sharing a 13-gram with
+a file under ``decontaminate.against`` (a benchmark's test set the model will be evaluated on) are dropped.
 
-The n-gram check is a hash-partitioned join on disk: held-out and train n-gram hashes
-are appended to partition files chosen by the top bits of the hash, and each partition
-is joined on its own, so memory is bounded by one partition, not by the corpus.
+N-grams are taken per turn (a chat's turns, or a document's text), lowercased, punctuation stripped:
+never across a turn boundary or over the role words the text joiner adds. A held-out n-gram found in
+more train records than ``max(stock_min_records, stock_share x train records)`` is stock phrasing and
+ignored, as the GPT-3 decontamination ignored frequent n-grams; the cut-off grows with the corpus.
+The most shared n-grams are listed, with how many train records hold each.
+
+The n-gram check is a hash-partitioned join on disk: held-out and train n-gram hashes are appended to
+partition files chosen by the top bits of the hash, and each partition is joined on its own, so memory
+is bounded by one partition, not by the corpus.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -32,22 +41,44 @@ from tuneprep.stage import Stage, StageOutput
 _MUL = np.uint64(0x9E3779B97F4A7C15)
 _REC = np.dtype([("gram", "<u8"), ("doc", "<i4")])  # one n-gram occurrence in a partition file
 _EXAMPLES = 20
+HELDOUT, EXTERNAL = "h", "x"  # partition-file sides: the corpus's held-out splits, the `against` files
+NEAR_DUP = "contaminated_near_dup"
 
 
-def ngram_hashes_batch(texts: list[str], n: int, sample: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def segments(df: pl.DataFrame) -> tuple[list[str], np.ndarray]:
+    """Each record's turns (its text, for a document) and the record each came from: what n-grams are taken over."""
+    if df.height == 0:
+        return [], np.empty(0, np.int64)
+    chat = pl.col("format") == "chat"
+    parts = df.select(
+        pl.when(chat)
+        .then(pl.col("messages").list.eval(pl.element().struct.field("content")))
+        .otherwise(pl.concat_list(pl.col("text")))
+        .alias("parts")
+    ).to_series()
+    lengths = parts.list.len().fill_null(0).to_numpy().astype(np.int64)
+    texts = parts.explode().fill_null("").to_list() if int(lengths.sum()) else []
+    return texts, np.repeat(np.arange(df.height), lengths)
+
+
+def ngram_hashes_batch(
+    texts: list[str], n: int, sample: int = 1, positions: bool = False
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """64-bit hashes of every word n-gram (lowercased) of every text, and the index of the text each came from.
 
     Words are hashed once by polars and combined into n-grams with a polynomial in
     uint64 arithmetic, all vectorised; ``sample`` > 1 keeps one n-gram in ``sample``
     by hash value (the same n-grams on both sides), to bound memory on huge held-out sets.
+    ``positions`` also returns each n-gram's first word (an index into the returned word list).
     """
+    empty = (np.empty(0, np.uint64), np.empty(0, np.int64))
     if not texts:
-        return np.empty(0, np.uint64), np.empty(0, np.int64)
+        return (*empty, np.empty(0, np.int64), []) if positions else empty
     words = pl.Series(texts, dtype=pl.Utf8).fill_null("").str.to_lowercase().str.extract_all(r"\w+")
     lengths = words.list.len().to_numpy().astype(np.int64)
     flat = words.explode().drop_nulls()
     if flat.len() < n:
-        return np.empty(0, np.uint64), np.empty(0, np.int64)
+        return (*empty, np.empty(0, np.int64), []) if positions else empty
     wh = flat.hash(seed=0).to_numpy()  # stable within one polars version, which is all one run needs
     m = wh.size - n + 1
     grams = np.zeros(m, np.uint64)
@@ -56,11 +87,14 @@ def ngram_hashes_batch(texts: list[str], n: int, sample: int = 1) -> tuple[np.nd
             grams += wh[k : k + m] * np.uint64(pow(int(_MUL), n - 1 - k, 1 << 64))
     doc_start = np.concatenate(([0], np.cumsum(lengths)[:-1]))
     doc_of = np.repeat(np.arange(len(texts)), lengths)[: grams.size]
-    valid = np.arange(grams.size) - doc_start[doc_of] <= lengths[doc_of] - n
-    grams, doc_of = grams[valid], doc_of[valid]
+    first = np.arange(grams.size)
+    valid = first - doc_start[doc_of] <= lengths[doc_of] - n
+    grams, doc_of, first = grams[valid], doc_of[valid], first[valid]
     if sample > 1:
         keep = grams % np.uint64(sample) == 0
-        grams, doc_of = grams[keep], doc_of[keep]
+        grams, doc_of, first = grams[keep], doc_of[keep], first[keep]
+    if positions:
+        return grams, doc_of, first, flat.to_list()
     return grams, doc_of
 
 
@@ -87,33 +121,66 @@ def _heldout_index(rec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return grams[first], docs[first]
 
 
+Hits = tuple[np.ndarray, np.ndarray, np.ndarray]  # train doc (sorted), distinct shared n-grams, lowest holder
+
+
 def _join(
     grams: np.ndarray, owner: np.ndarray, train_grams: np.ndarray, train_doc: np.ndarray, max_docs: int | None
-) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], int]:
-    """Per train doc: distinct held-out n-grams shared (stock phrasing left out) and the lowest holder; and how many
-    held-out n-grams were stock phrasing (in more than ``max_docs`` train docs)."""
+) -> tuple[Hits, int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per train doc: distinct held-out n-grams shared (stock phrasing left out) and the lowest holder; how many
+    held-out n-grams were stock phrasing (in more than ``max_docs`` train docs); and every shared held-out
+    n-gram with the number of train docs holding it and its lowest holder."""
     empty = np.empty(0, np.int64)
     if not grams.size or not train_grams.size:
-        return _by_doc(empty, empty, empty), 0
+        return _by_doc(empty, empty, empty), 0, (np.empty(0, np.uint64), empty, empty)
     pos = np.searchsorted(grams, train_grams).clip(max=grams.size - 1)
     hit = grams[pos] == train_grams
     pairs = np.unique((pos[hit].astype(np.int64) << 32) | train_doc[hit].astype(np.int64))
     pos, doc = pairs >> 32, pairs & 0xFFFFFFFF
+    per_gram = np.bincount(pos, minlength=grams.size)
+    shared = np.flatnonzero(per_gram)
+    counts = (grams[shared], per_gram[shared], owner[shared].astype(np.int64))
     n_common = 0
     if max_docs is not None:
-        common = np.bincount(pos, minlength=grams.size) > max_docs
+        common = per_gram > max_docs
         n_common = int(common.sum())
         keep = ~common[pos]
         pos, doc = pos[keep], doc[keep]
-    return _by_doc(doc, np.ones(doc.size, np.int64), owner[pos]), n_common
+    return _by_doc(doc, np.ones(doc.size, np.int64), owner[pos]), n_common, counts
+
+
+def _merge_hits(found: list[Hits]) -> Hits:
+    return _by_doc(*(np.concatenate(c) for c in zip(*found, strict=True)))
+
+
+def _top(grams: np.ndarray, counts: np.ndarray, owner: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+    """The ``k`` most shared n-grams (ties by hash, so the list does not depend on partition order)."""
+    order = np.lexsort((grams, -counts))[:k]
+    return grams[order], counts[order], owner[order]
+
+
+class _Side:
+    """One set of records train records are checked against: its holders' names, hits and top n-grams."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.ids: list[str] = []
+        self.ngrams = 0
+        self.hit_doc = np.empty(0, np.int64)
+        self.hit_shared = np.empty(0, np.int64)
+        self.hit_owner = np.empty(0, np.int32)
+        self.top: tuple[np.ndarray, ...] = (np.empty(0, np.uint64), np.empty(0, np.int64), np.empty(0, np.int64))
+        self.batch_counts: Counter = Counter()  # per-batch mode: n-gram -> train records holding it
 
 
 class Decontaminator(Stage):
-    """Checks the train split against the held-out records given to ``add_heldout``.
+    """Checks the train split against the held-out records (``add_heldout``) and external evaluation records
+    (``add_external``).
 
-    Usual order: ``fit`` (``add_heldout`` over the held-out splits, ``count_train`` over the train
-    split), then ``process`` over the same train records in the same order (they are numbered as they
-    come). The near-duplicate check asks the shared held-out index given as ``heldout``. Without ``count_train`` (a notebook, a test), ``process`` joins each batch against the
+    Usual order: ``fit`` (the external records, then ``add_heldout`` over the held-out splits and
+    ``count_train`` over the train split), then ``process`` over the same train records in the same order
+    (they are numbered as they come). The near-duplicate check asks the shared held-out index given as
+    ``heldout``. Without ``count_train`` (a notebook, a test), ``process`` joins each batch against the
     held-out partitions on its own, and no n-gram counts as stock phrasing.
     Partition files live in ``workdir`` (a temporary folder when None); ``close`` removes it,
     and a new instance first removes what a killed run left there.
@@ -136,7 +203,7 @@ class Decontaminator(Stage):
         if splits is None:
             splits = heldout.splits if heldout is not None else HeldoutConfig().splits
         self.splits = list(splits)
-        self.heldout_ids: list[str] = []
+        self.sides = {HELDOUT: _Side("/".join(self.splits)), EXTERNAL: _Side("against")}
         self.partitions = partitions
         self._shift = np.uint64(64 - partitions.bit_length() + 1)
         self.workdir = Path(workdir) if workdir is not None else None
@@ -148,18 +215,25 @@ class Decontaminator(Stage):
         self._train_seen = 0  # train records seen by process
         self._finalized = False
         self._closed = False
-        self.heldout_ngrams = 0
         self.common_ngrams = 0
-        # train records with at least min_shared shared n-grams: global index (sorted), count, held-out holder
-        self._hit_doc = np.empty(0, np.int64)
-        self._hit_shared = np.empty(0, np.int64)
-        self._hit_owner = np.empty(0, np.int32)
+        self.stock_cutoff: int | None = None
+        self.ngram_texts: dict[int, str] = {}  # the words of the top n-grams, once found
         self.flagged = 0
+        self.removed = 0
+        self.by_reason: Counter = Counter()
         self.examples: list[dict] = []
+
+    @property
+    def heldout_ids(self) -> list[str]:
+        return self.sides[HELDOUT].ids
 
     @property
     def heldout(self) -> int:
         return len(self.heldout_ids)
+
+    @property
+    def heldout_ngrams(self) -> int:
+        return self.sides[HELDOUT].ngrams
 
     def _folder(self) -> Path:
         """The partition folder, made on first use; a temporary one also goes when the stage is garbage-collected
@@ -215,42 +289,85 @@ class Decontaminator(Stage):
         if self._finalized or self._closed:
             raise RuntimeError(f"{what} after the check started or the stage was closed")
 
-    def fit(self, read_batches: Callable[[], Iterable[pl.DataFrame]]) -> None:
-        """The two passes ``process`` needs, over the records it will then see (``read_batches()`` is called twice).
+    def _grams(self, texts: list[str], owner: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """N-grams of ``texts`` (turns), each with the record it belongs to (``owner`` maps text -> record)."""
+        grams, doc = ngram_hashes_batch(texts, self.cfg.ngram, self.cfg.gram_sample)
+        return grams, (doc if owner is None else owner[doc])
 
-        First the held-out splits are indexed, then the train split's n-grams are counted in the order
-        ``process`` will see them, so stock phrasing is known before the first train record is judged.
-        """
+    def fit(
+        self,
+        read_batches: Callable[[], Iterable[pl.DataFrame]],
+        external: Callable[[], Iterable[pl.DataFrame]] | None = None,
+    ) -> None:
+        """The passes ``process`` needs, over the records it will then see (``read_batches()`` is called three
+        times): held-out splits indexed, the train split's n-grams counted in the order ``process`` will see
+        them (so stock phrasing is known before the first train record is judged), then the words of the most
+        shared n-grams looked up in the held-out records. ``external`` gives the ``against`` records."""
+        if external is not None:
+            for batch in external():
+                self.add_external(batch["id"].to_list(), *segments(batch))
         for batch in read_batches():
             held = batch.filter(pl.col("split").is_in(self.splits))
-            self.add_heldout(held["id"].to_list(), document_text(held).to_list())
+            self.add_heldout(held["id"].to_list(), document_text(held).to_list(), segments(held))
         if not self.cfg.enabled:
             return
         for batch in read_batches():
-            self.count_train(document_text(batch.filter(pl.col("split") == "train")).to_list())
+            train = batch.filter(pl.col("split") == "train")
+            self.count_train(*segments(train), n_records=train.height)
+        self.finalize()
+        for batch in read_batches():
+            self.name_ngrams(segments(batch.filter(pl.col("split").is_in(self.splits)))[0])
+        if external is not None and self._unnamed():
+            for batch in external():
+                self.name_ngrams(segments(batch)[0])
 
-    def add_heldout(self, ids: Iterable[str], texts: Iterable[str]) -> None:
-        """Index held-out records: their n-grams (when enabled) and, through the held-out index, their signatures."""
+    def add_heldout(
+        self, ids: Iterable[str], texts: Iterable[str], turns: tuple[list[str], np.ndarray] | None = None
+    ) -> None:
+        """Index held-out records: their n-grams (when enabled; per turn when ``turns`` gives each record's turns
+        and owners, else per text) and, through the held-out index, their signatures."""
         self._check_open("add_heldout")
         ids, texts = list(ids), list(texts)
+        side = self.sides[HELDOUT]
         if self.cfg.enabled:
-            grams, doc = ngram_hashes_batch(texts, self.cfg.ngram, self.cfg.gram_sample)
-            self._append("h", grams, doc + len(self.heldout_ids))
-            self.heldout_ids.extend(ids)
+            grams, doc = self._grams(*(turns if turns is not None else (texts, None)))
+            self._append(HELDOUT, grams, doc + len(side.ids))
+            side.ids.extend(ids)
         if self.index is not None:
             self.index.add(texts, ids)
 
-    def count_train(self, texts: Iterable[str]) -> None:
-        """First pass over the train split, in the order ``process`` will see it: its n-grams go to disk."""
+    def add_external(self, ids: Iterable[str], texts: list[str], owner: np.ndarray | None = None) -> None:
+        """Index records of an external evaluation set (``decontaminate.against``): ``texts`` are their turns,
+        ``owner`` the record of each (one text per record when None)."""
+        self._check_open("add_external")
+        side = self.sides[EXTERNAL]
+        ids = list(ids)
+        grams, doc = self._grams(texts, owner)
+        self._append(EXTERNAL, grams, doc + len(side.ids))
+        side.ids.extend(ids)
+
+    def count_train(self, texts: Iterable[str], owner: np.ndarray | None = None, n_records: int | None = None) -> None:
+        """First pass over the train split, in the order ``process`` will see it: its n-grams go to disk.
+        ``texts`` are the records' turns and ``owner`` the record of each (:func:`segments`) over ``n_records``
+        records, or one text per record."""
         self._check_open("count_train")
         texts = list(texts)
         seen = self.train_counted or 0
-        grams, doc = ngram_hashes_batch(texts, self.cfg.ngram, self.cfg.gram_sample)
+        grams, doc = self._grams(texts, owner)
         self._append("t", grams, doc + seen)
-        self.train_counted = seen + len(texts)
+        self.train_counted = seen + (len(texts) if n_records is None else n_records)
+
+    def cutoff(self) -> int | None:
+        """Train records a held-out n-gram may be found in before it counts as stock phrasing."""
+        if self.train_counted is None:
+            return None
+        if self.cfg.max_train_docs is not None:
+            return self.cfg.max_train_docs
+        return max(self.cfg.stock_min_records, math.ceil(self.cfg.stock_share * self.train_counted))
 
     def finalize(self) -> None:
-        """Join held-out and train n-grams partition by partition, keeping only the contaminated train records."""
+        """Join each side's n-grams with the train split's, partition by partition, keeping only the train
+        records that share n-grams (beyond stock phrasing) and the most shared n-grams."""
         if self._finalized:
             return
         if self._closed:
@@ -259,52 +376,85 @@ class Decontaminator(Stage):
         if self._dir is None:
             return
         counted = self.train_counted is not None
-        found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        new = merged = 0
+        self.stock_cutoff = self.cutoff()
+        k = self.cfg.top_ngrams
+        found: dict[str, list[Hits]] = {s: [] for s in self.sides}
+        pending = dict.fromkeys(self.sides, 0)
         for p in range(self.partitions):
-            grams, owner = _heldout_index(self._load("h", p))
-            self.heldout_ngrams += grams.size
-            if not counted:  # kept, sorted and distinct, for the per-batch join in process
-                self._path("h", p).unlink(missing_ok=True)
-                if grams.size:
-                    rec = np.empty(grams.size, _REC)
-                    rec["gram"], rec["doc"] = grams, owner
-                    rec.tofile(self._path("u", p))
-                continue
-            train = self._load("t", p)
-            hits, n_common = _join(grams, owner, train["gram"], train["doc"], self.cfg.max_train_docs)
-            del train
-            self._path("h", p).unlink(missing_ok=True)
+            train = self._load("t", p) if counted else None
+            for name, side in self.sides.items():
+                grams, owner = _heldout_index(self._load(name, p))
+                side.ngrams += grams.size
+                self._path(name, p).unlink(missing_ok=True)
+                if not counted:  # kept, sorted and distinct, for the per-batch join in process
+                    if grams.size:
+                        rec = np.empty(grams.size, _REC)
+                        rec["gram"], rec["doc"] = grams, owner
+                        rec.tofile(self._path(f"u{name}", p))
+                    continue
+                hits, n_common, shared = _join(grams, owner, train["gram"], train["doc"], self.stock_cutoff)
+                if name == HELDOUT:
+                    self.common_ngrams += n_common
+                side.top = _top(*(np.concatenate(c) for c in zip(side.top, shared, strict=True)), k)
+                found[name].append(hits)
+                pending[name] += hits[0].size
+                if pending[name] > 1 << 20:  # bounded by the number of train records with any hit
+                    found[name] = [_merge_hits(found[name])]
+                    pending[name] = 0
             self._path("t", p).unlink(missing_ok=True)
-            self.common_ngrams += n_common
-            found.append(hits)
-            new += hits[0].size
-            if new > max(merged, 1 << 20):  # keeps this bounded by the number of train records with any hit
-                found = [_by_doc(*(np.concatenate(c) for c in zip(*found, strict=True)))]
-                merged, new = found[0][0].size, 0
-        if found:
-            doc, shared, owner = _by_doc(*(np.concatenate(c) for c in zip(*found, strict=True)))
-            keep = shared >= self.cfg.min_shared
-            self._hit_doc, self._hit_shared, self._hit_owner = doc[keep], shared[keep], owner[keep]
+        for name, side in self.sides.items():
+            if found[name]:
+                doc, shared, owner = _merge_hits(found[name])
+                keep = shared >= self.cfg.min_shared
+                side.hit_doc, side.hit_shared, side.hit_owner = doc[keep], shared[keep], owner[keep]
 
-    def _batch_hits(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(text index, shared n-grams, held-out holder) of the contaminated ``texts``, from this batch alone."""
-        grams, doc = ngram_hashes_batch(texts, self.cfg.ngram, self.cfg.gram_sample)
+    def _unnamed(self) -> list[int]:
+        return [int(g) for s in self.sides.values() for g in s.top[0].tolist() if int(g) not in self.ngram_texts]
+
+    def name_ngrams(self, texts: list[str]) -> None:
+        """Find the words of the most shared n-grams in ``texts`` (turns of records that hold them)."""
+        wanted = np.array(self._unnamed(), np.uint64)
+        if not wanted.size or not texts:
+            return
+        grams, _, first, words = ngram_hashes_batch(texts, self.cfg.ngram, 1, positions=True)
+        hit = np.flatnonzero(np.isin(grams, wanted))
+        for i in hit.tolist():
+            g = int(grams[i])
+            if g not in self.ngram_texts:
+                self.ngram_texts[g] = " ".join(words[int(first[i]) : int(first[i]) + self.cfg.ngram])
+
+    def _batch_hits(self, texts: list[str], owner: np.ndarray) -> dict[str, Hits]:
+        """Per side: (record index, shared n-grams, holder) of the ``texts``' records, from this batch alone."""
+        grams, doc = self._grams(texts, owner)
         order, parts = self._split(grams)
         grams, doc = grams[order], doc[order]
-        found = []
-        for p, rows in parts:
-            if self._path("u", p).exists():
-                held = self._load("u", p)
-                found.append(_join(held["gram"], held["doc"], grams[rows], doc[rows], None)[0])
-        if not found:
-            empty = np.empty(0, np.int64)
-            return empty, empty, np.empty(0, np.int32)
-        doc, shared, owner = _by_doc(*(np.concatenate(c) for c in zip(*found, strict=True)))
-        keep = shared >= self.cfg.min_shared
-        return doc[keep], shared[keep], owner[keep]
+        out: dict[str, Hits] = {}
+        for name, side in self.sides.items():
+            found = []
+            for p, rows in parts:
+                if self._path(f"u{name}", p).exists():
+                    held = self._load(f"u{name}", p)
+                    hits, _, shared = _join(held["gram"], held["doc"], grams[rows], doc[rows], None)
+                    found.append(hits)
+                    side.batch_counts.update(dict(zip(shared[0].tolist(), shared[1].tolist(), strict=True)))
+            if found:
+                d, s, o = _merge_hits(found)
+                keep = s >= self.cfg.min_shared
+                out[name] = (d[keep], s[keep], o[keep])
+        if any(s.batch_counts for s in self.sides.values()):
+            self._batch_top()
+            self.name_ngrams(texts)
+        return out
 
-    def _counted_hits(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _batch_top(self) -> None:
+        k = self.cfg.top_ngrams
+        for side in self.sides.values():
+            if side.batch_counts:
+                grams = np.array(list(side.batch_counts), np.uint64)
+                counts = np.array(list(side.batch_counts.values()), np.int64)
+                side.top = _top(grams, counts, np.full(grams.size, -1, np.int64), k)
+
+    def _counted_hits(self, n: int) -> dict[str, Hits]:
         """The same, for the next ``n`` train records, looked up in what ``finalize`` found."""
         first = self._train_seen
         self._train_seen += n
@@ -313,34 +463,47 @@ class Decontaminator(Stage):
                 f"process saw {self._train_seen} train records, count_train {self.train_counted}: "
                 "both must see the same train records in the same order"
             )
-        lo, hi = np.searchsorted(self._hit_doc, [first, first + n])
-        return self._hit_doc[lo:hi] - first, self._hit_shared[lo:hi], self._hit_owner[lo:hi]
+        out = {}
+        for name, side in self.sides.items():
+            lo, hi = np.searchsorted(side.hit_doc, [first, first + n])
+            out[name] = (side.hit_doc[lo:hi] - first, side.hit_shared[lo:hi], side.hit_owner[lo:hi])
+        return out
 
-    def _checks(self, batch: pl.DataFrame, train_rows: np.ndarray) -> dict[int, tuple[str, str]]:
-        """Reason and detail for each contaminated train record, by its position among ``train_rows``."""
-        need_text = self.train_counted is None or self.index is not None
-        texts = document_text(batch).gather(train_rows).to_list() if need_text else []
+    def _checks(self, batch: pl.DataFrame, train_rows: np.ndarray) -> dict[int, tuple[str, str, bool]]:
+        """Reason, detail and whether it drops, for each flagged train record, by its position among ``train_rows``.
+
+        A near-duplicate of a held-out record comes first, then n-grams of an external set, then n-grams
+        shared with the corpus's held-out records."""
+        train = batch[train_rows.tolist()] if train_rows.size else batch.clear()
         if self.train_counted is None:
             if self._closed:
                 raise RuntimeError("process after close: the held-out partitions are gone")
-            doc, shared, owner = self._batch_hits(texts)
+            hits = self._batch_hits(*segments(train))
         else:
-            doc, shared, owner = self._counted_hits(train_rows.size)
+            hits = self._counted_hits(train_rows.size)
         n = self.cfg.ngram
-        out = {
-            i: (f"contaminated_{n}gram", f"{s} shared {n}-grams with {self.heldout_ids[o]}")
-            for i, s, o in zip(doc.tolist(), shared.tolist(), owner.tolist(), strict=True)
-        }
-        if self.index is not None and len(self.index) and texts:
-            rows, sims = self.index.best_matches(texts)
+        drop = self.cfg.action == "drop"
+        out: dict[int, tuple[str, str, bool]] = {}
+        if self.index is not None and len(self.index) and train.height:
+            rows, sims = self.index.best_matches(document_text(train).to_list())
             for i in np.flatnonzero(rows >= 0).tolist():
+                out[i] = (NEAR_DUP, f"jaccard {sims[i]:.2f} with {self.index.keys[int(rows[i])]}", drop)
+        for name, reason, drops in (
+            (EXTERNAL, f"contaminated_external_{n}gram", drop),
+            (HELDOUT, f"contaminated_{n}gram", self.cfg.heldout_ngrams == "drop"),
+        ):
+            if name not in hits:
+                continue
+            side = self.sides[name]
+            for i, s, o in zip(*(h.tolist() for h in hits[name]), strict=True):
                 if i not in out:
-                    out[i] = ("contaminated_near_dup", f"jaccard {sims[i]:.2f} with {self.index.keys[int(rows[i])]}")
+                    out[i] = (reason, f"{s} shared {n}-grams with {side.ids[o]}", drops)
         return out
 
     def process(self, batch: pl.DataFrame) -> StageOutput:
         self.finalize()
-        if not self.cfg.enabled or batch.height == 0 or (not self.heldout_ngrams and self.index is None):
+        has_grams = any(s.ngrams for s in self.sides.values())
+        if not self.cfg.enabled or batch.height == 0 or (not has_grams and self.index is None):
             return StageOutput.keep_all(batch, self.name)
         train_rows = np.flatnonzero((batch["split"] == "train").fill_null(False).to_numpy())
         found = self._checks(batch, train_rows)
@@ -348,39 +511,64 @@ class Decontaminator(Stage):
             return StageOutput.keep_all(batch, self.name)
         by_row = {int(train_rows[i]): v for i, v in sorted(found.items())}
         ids = batch["id"]
-        for row, (reason, detail) in list(by_row.items())[: _EXAMPLES - len(self.examples)]:
-            self.examples.append({"id": ids[row], "reason": reason, "detail": detail})
+        for row, (reason, detail, drops) in by_row.items():
+            self.by_reason[reason] += 1
+            if len(self.examples) < _EXAMPLES:
+                self.examples.append({"id": ids[row], "reason": reason, "detail": detail, "dropped": drops})
         self.flagged += len(by_row)
-        if self.cfg.action == "report":
+        gone = {row: v for row, v in by_row.items() if v[2]}
+        if not gone:
             return StageOutput.keep_all(batch, self.name)
+        self.removed += len(gone)
         hit = np.zeros(batch.height, bool)
-        hit[list(by_row)] = True
+        hit[list(gone)] = True
         hit = pl.Series(hit)
         dropped = self.drop(batch.filter(hit), "contaminated").with_columns(
-            pl.Series("reason", [r for r, _ in by_row.values()], dtype=pl.Utf8),
-            pl.Series("detail", [d for _, d in by_row.values()], dtype=pl.Utf8),
+            pl.Series("reason", [r for r, _, _ in gone.values()], dtype=pl.Utf8),
+            pl.Series("detail", [d for _, d, _ in gone.values()], dtype=pl.Utf8),
         )
         return StageOutput(batch.filter(~hit), dropped)
 
     def checkpoint(self) -> object:
         """Where ``process`` is in the train records, for ``rollback`` when a batch is retried in parts."""
-        return self._train_seen, self.flagged, len(self.examples)
+        counts = [Counter(side.batch_counts) for side in self.sides.values()]
+        return self._train_seen, self.flagged, self.removed, Counter(self.by_reason), len(self.examples), counts
 
     def rollback(self, state: object) -> None:
-        self._train_seen, self.flagged, n_examples = state
+        self._train_seen, self.flagged, self.removed, self.by_reason, n_examples, counts = state
         del self.examples[n_examples:]
+        for side, c in zip(self.sides.values(), counts, strict=True):
+            side.batch_counts = c
 
     def passed_over(self, records: pl.DataFrame) -> None:
         """A quarantined train record was counted by ``count_train``: the next one is numbered after it."""
         if self.train_counted is not None:
             self._train_seen += int((records["split"] == "train").fill_null(False).sum())
 
+    def top_ngrams(self) -> list[dict]:
+        """The most shared n-grams, most train records first, with whether they were stock phrasing."""
+        out = []
+        for side in self.sides.values():
+            for g, c in zip(side.top[0].tolist(), side.top[1].tolist(), strict=True):
+                stock = self.stock_cutoff is not None and c > self.stock_cutoff
+                text = self.ngram_texts.get(int(g), f"(hash {int(g):016x})")
+                out.append({"ngram": text, "train_records": int(c), "with": side.label, "stock": bool(stock)})
+        out.sort(key=lambda r: (-r["train_records"], r["ngram"]))
+        return out[: self.cfg.top_ngrams]
+
     def summary(self) -> dict:
         return {
             "heldout_records": self.heldout,
             "heldout_ngrams": self.heldout_ngrams,
+            "external_records": len(self.sides[EXTERNAL].ids),
+            "external_ngrams": self.sides[EXTERNAL].ngrams,
             "flagged": self.flagged,
+            "removed": self.removed,
+            "by_reason": dict(sorted(self.by_reason.items())),
             "common_ngrams_ignored": self.common_ngrams,
+            "stock_cutoff": self.stock_cutoff,
             "action": self.cfg.action,
+            "heldout_ngrams_action": self.cfg.heldout_ngrams,
+            "top_ngrams": self.top_ngrams(),
             "examples": self.examples[:5],
         }

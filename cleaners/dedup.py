@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -24,7 +26,9 @@ from cleaners.keystore import (
     read_params,
     write_index,
 )
+from tuneprep.files import tmp_name
 from tuneprep.records import document_text
+from tuneprep.runner import iter_batches
 from tuneprep.stage import Stage, StageOutput
 
 # The permutations are part of the index format, not a run setting: every run draws the same ones, so an index
@@ -563,11 +567,42 @@ class MinHashDeduper(Stage):
         self.action = self.cfg.action
         self.groups: dict[str, str] = {}
         self.grouped = 0
+        self.feed: SignatureFeed | None = None
+        self.feed_lost: str | None = None
+
+    def use_feed(self, feed: SignatureFeed) -> None:
+        """Take signatures computed ahead (per partition, in parallel) instead of hashing each batch here."""
+        mine = {**self.hasher.params(), "scheme": self.hasher.scheme}
+        if feed.params != mine:
+            raise ValueError(f"precomputed signatures use {feed.params}, this stage computes {mine}")
+        self.feed = feed
+
+    def checkpoint(self) -> object:
+        return self.feed.position() if self.feed is not None else None
+
+    def rollback(self, state: object) -> None:
+        if self.feed is not None and state is not None:
+            self.feed.seek(state)
+
+    def signatures(self, batch: pl.DataFrame, ids: list[str]) -> np.ndarray:
+        """The batch's signatures: from the feed while it is in step with the records, else hashed here (the
+        same numbers, only slower; ``summary`` says when the feed was given up)."""
+        if self.feed is not None:
+            try:
+                sigs, have = self.feed.take(ids)
+            except FeedOutOfStep as e:
+                self.feed, self.feed_lost = None, str(e)
+            else:
+                if not have.all():  # not computed ahead: hash here, where a failure is this record's alone
+                    missing = np.flatnonzero(~have)
+                    texts = document_text(batch[missing.tolist()]).to_list()
+                    sigs[missing] = self.hasher(texts)
+                return sigs
+        return self.hasher(document_text(batch).to_list())
 
     def process(self, batch: pl.DataFrame) -> StageOutput:
         ids = batch["id"].to_list()
-        sigs = self.hasher(document_text(batch).to_list())
-        dup_of = self.assign(ids, sigs)
+        dup_of = self.assign(ids, self.signatures(batch, ids))
         return _resolve(self, batch, dup_of, "near_duplicate")
 
     def assign(self, ids: Sequence[str], sigs: np.ndarray) -> list[str | None]:
@@ -608,6 +643,8 @@ class MinHashDeduper(Stage):
 
     def summary(self) -> dict:
         out = {"index_size": len(self.index), "bands": self.index.bands, "rows": self.index.rows}
+        if self.feed_lost:
+            out["signature_feed_lost"] = self.feed_lost
         return out | ({"grouped": self.grouped} if self.action == "group" else {})
 
     def save(self, path: str | Path) -> None:
@@ -632,6 +669,100 @@ class MinHashDeduper(Stage):
             )
         dd.index.load_rows(path)
         return dd
+
+
+class FeedOutOfStep(LookupError):
+    """A record near-dedup sees is not next in the precomputed signatures (they were made for other records)."""
+
+
+class SignatureFeed:
+    """MinHash signatures computed ahead of near-dedup, one file per partition of the corpus, in corpus order.
+
+    Computing signatures is the costly, parallel half of near-dedup; assigning duplicates against the
+    index is the sequential half. The files hold every cleaned record's id and signature; near-dedup asks
+    for the signatures of each batch it sees, whose ids come in the same order (exact dedup before it only
+    removes records), so one forward walk over the files serves the whole pass. A record whose signature
+    could not be computed ahead is marked missing, and near-dedup hashes it itself (where a failure
+    quarantines that record alone).
+    """
+
+    def __init__(self, files: Sequence[str | Path]) -> None:
+        self.files = [Path(f) for f in files]
+        self.params = self._load(self.files[0])[2] if self.files else {}
+        self._next = 0
+        self._ids: list[str] = []
+        self._sigs = np.empty((0, 0), np.uint32)
+        self._ok = np.empty(0, bool)
+        self._pos = 0
+
+    @staticmethod
+    def write(path: str | Path, ids: Sequence[str], sigs: np.ndarray, ok: np.ndarray, hasher: MinHasher) -> None:
+        """Save one partition's ids and signatures (``ok``: computed) atomically, with the hasher's settings."""
+        path = Path(path)
+        params = json.dumps({**hasher.params(), "scheme": hasher.scheme}, sort_keys=True)
+        tmp = tmp_name(path)
+        with open(tmp, "wb") as f:
+            np.savez(f, ids=np.array(list(ids), dtype=np.str_), sigs=sigs, ok=ok, params=np.array(params))
+        os.replace(tmp, path)
+
+    def position(self) -> tuple:
+        """Where the walk is, for ``seek`` (a batch retried after a failure reads its signatures again)."""
+        return self._next, self._pos, self._ids, self._sigs, self._ok
+
+    def seek(self, position: tuple) -> None:
+        self._next, self._pos, self._ids, self._sigs, self._ok = position
+
+    @staticmethod
+    def _load(path: Path) -> tuple[list[str], np.ndarray, dict, np.ndarray]:
+        with np.load(path, allow_pickle=False) as z:
+            return z["ids"].tolist(), z["sigs"], json.loads(str(z["params"])), z["ok"]
+
+    def take(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Signatures of ``ids`` (which follow the files' order: records may be skipped, not reordered), and
+        which of them were computed ahead (the others' rows are zeros)."""
+        rows, have = [], []
+        for rid in ids:
+            while True:
+                while self._pos >= len(self._ids):
+                    if self._next >= len(self.files):
+                        raise FeedOutOfStep(f"record {rid} not found in the precomputed signatures (out of step)")
+                    self._ids, self._sigs, _, self._ok = self._load(self.files[self._next])
+                    self._next, self._pos = self._next + 1, 0
+                self._pos += 1
+                if self._ids[self._pos - 1] == rid:
+                    rows.append(self._sigs[self._pos - 1])
+                    have.append(bool(self._ok[self._pos - 1]))
+                    break
+        width = self._sigs.shape[1] if self._sigs.ndim == 2 else 0
+        sigs = np.stack(rows).astype(np.uint32) if rows else np.empty((0, width), np.uint32)
+        return sigs, np.array(have, bool)
+
+
+def _isolated_signatures(hasher: MinHasher, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Signatures of the texts, and which were computed: a batch that fails is retried in halves, so one
+    text the hasher cannot handle is left out alone (near-dedup then meets the failure and quarantines it)."""
+    try:
+        return hasher(texts), np.ones(len(texts), bool)
+    except Exception:  # noqa: BLE001 - isolated here, raised again by near-dedup on that record alone
+        if len(texts) <= 1:
+            return np.zeros((len(texts), hasher.num_perm), np.uint32), np.zeros(len(texts), bool)
+        half = len(texts) // 2
+        (a, ok_a), (b, ok_b) = _isolated_signatures(hasher, texts[:half]), _isolated_signatures(hasher, texts[half:])
+        return np.concatenate([a, b]), np.concatenate([ok_a, ok_b])
+
+
+def write_signatures(src: str | Path, dst: str | Path, cfg: DedupConfig, batch_size: int) -> int:
+    """MinHash every record of a Parquet file (its document text, as near-dedup will see it) into ``dst``."""
+    hasher = MinHasher.from_config(cfg)
+    ids: list[str] = []
+    sigs, oks = [np.empty((0, cfg.num_perm), np.uint32)], [np.empty(0, bool)]
+    for batch in iter_batches(Path(src), batch_size):
+        ids += batch["id"].to_list()
+        sig, ok = _isolated_signatures(hasher, document_text(batch).to_list())
+        sigs.append(sig)
+        oks.append(ok)
+    SignatureFeed.write(dst, ids, np.concatenate(sigs), np.concatenate(oks), hasher)
+    return len(ids)
 
 
 def dedup_stages(
@@ -690,9 +821,11 @@ __all__ = [
     "LSHIndex",
     "MinHashDeduper",
     "MinHasher",
+    "SignatureFeed",
     "canonical_text",
     "dedup_stages",
     "jaccard_estimate",
     "save_indexes",
     "optimal_bands",
+    "write_signatures",
 ]

@@ -111,17 +111,70 @@ def _phone(m: re.Match[str]) -> bool:
     return 9 <= sum(c.isdigit() for c in m.group(0)) <= 15
 
 
-def redact_pii(text: str | None, cfg: PIIConfig | None = None) -> tuple[str | None, Counter]:
-    """Replace personal data with placeholders; returns the text and how many of each kind were replaced."""
+class Allow:
+    """The values redaction leaves in place (``clean.pii.allow``): exact strings, numbers by their digits,
+    e-mail domains, and ``re:`` patterns matched against the whole value."""
+
+    _DOMAIN = re.compile(r"@?(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,24}")
+
+    def __init__(self, entries: list[str]) -> None:
+        self.exact: set[str] = set()
+        self.digits: set[str] = set()
+        self.domains: list[str] = []
+        self.patterns: list[re.Pattern[str]] = []
+        for entry in entries:
+            value = entry.strip()
+            if not value:
+                continue
+            if value.startswith("re:"):
+                self.patterns.append(re.compile(value[3:]))
+                continue
+            self.exact.add(value.lower())
+            digits = re.sub(r"\W", "", value).upper()
+            if sum(c.isdigit() for c in digits) >= 6:
+                self.digits.add(digits.lstrip("0") if digits.isdigit() else digits)
+            if "@" not in value[1:] and self._DOMAIN.fullmatch(value):
+                self.domains.append(value.lstrip("@").lower())
+
+    def __bool__(self) -> bool:
+        return bool(self.exact or self.patterns)
+
+    def __call__(self, kind: str, value: str) -> bool:
+        if value.lower() in self.exact or any(p.fullmatch(value) for p in self.patterns):
+            return True
+        if kind == "email":
+            domain = value.rsplit("@", 1)[-1].lower()
+            return any(domain == d or domain.endswith("." + d) for d in self.domains)
+        if self.digits:
+            digits = re.sub(r"\W", "", value).upper()
+            if digits.isdigit():  # "+1 415 555 0132" also keeps "(415) 555-0132": a national number's tail
+                digits = digits.lstrip("0")
+                return digits in self.digits or any(
+                    min(len(d), len(digits)) >= 9 and (d.endswith(digits) or digits.endswith(d)) for d in self.digits
+                )
+            return digits in self.digits
+        return False
+
+
+def redact_pii(
+    text: str | None, cfg: PIIConfig | None = None, allow: Allow | None = None
+) -> tuple[str | None, Counter]:
+    """Replace personal data with placeholders; returns the text and how many of each kind were replaced.
+
+    Values ``allow`` (default: built from ``cfg.allow``) accepts stay as they are."""
     counts: Counter = Counter()
     if not text:
         return text, counts
     cfg = cfg or _DEFAULT
     ph = cfg.placeholders
+    allow = allow if allow is not None else Allow(cfg.allow)
 
     def sub(rx: re.Pattern[str], kind: str, s: str, valid=None) -> str:
         def repl(m: re.Match[str]) -> str:
             if valid is not None and not valid(m):
+                return m.group(0)
+            if allow and allow(kind, m.group(0)):
+                counts[f"{kind}_allowed"] += 1
                 return m.group(0)
             counts[kind] += 1
             return ph.get(kind, f"<{kind.upper()}>")
@@ -135,6 +188,9 @@ def redact_pii(text: str | None, cfg: PIIConfig | None = None) -> tuple[str | No
         def iban_repl(m: re.Match[str]) -> str:
             found = _iban(m)
             if found is None:
+                return m.group(0)
+            if allow and allow("iban", found):
+                counts["iban_allowed"] += 1
                 return m.group(0)
             counts["iban"] += 1
             return ph.get("iban", "<IBAN>") + m.group(0)[len(found) :]
@@ -156,7 +212,8 @@ _DEFAULT = PIIConfig()
 
 
 class RedactPII(TextMap):
-    """Redacts text and every chat message; never drops. Counts per kind accumulate for the report."""
+    """Redacts text and every chat message, with each role's settings; never drops. Counts per kind accumulate
+    for the report, and so do the values left in place because the allow-list names them."""
 
     name = "pii_redaction"
 
@@ -165,20 +222,38 @@ class RedactPII(TextMap):
         self.counts: Counter = Counter()
         self.records_with_pii = 0
         self._found: Counter = Counter()
+        self._per_role: dict[str | None, tuple[PIIConfig, Allow]] = {None: (self.cfg, Allow(self.cfg.allow))}
+
+    def settings(self, role: str | None) -> tuple[PIIConfig, Allow]:
+        """The settings and allow-list for a turn of ``role`` (the base ones for plain text and unlisted roles)."""
+        if role not in self._per_role:
+            over = self.cfg.roles.get(role or "")
+            if over is None:
+                self._per_role[role] = self._per_role[None]
+            else:
+                kinds = {k: v for k, v in over.model_dump(include=set(PII_KINDS)).items() if v is not None}
+                self._per_role[role] = (self.cfg.model_copy(update=kinds), Allow([*self.cfg.allow, *over.allow]))
+        return self._per_role[role]
 
     def begin_record(self) -> None:
         self._found.clear()
 
     def map_text(self, text: str, role: str | None) -> str:
-        out, counts = redact_pii(text, self.cfg)
+        cfg, allow = self.settings(role)
+        out, counts = redact_pii(text, cfg, allow)
         self._found.update(counts)
         return out
 
     def end_record(self) -> None:
-        if self._found:
+        if any(k in PII_KINDS for k in self._found):
             self.records_with_pii += 1
-            self.counts.update(self._found)
+        self.counts.update(self._found)
 
     def summary(self) -> dict:
-        """Replacements per kind (every kind listed, zeros included) and how many records held any."""
-        return {"pii": {k: self.counts.get(k, 0) for k in PII_KINDS}, "records_with_pii": self.records_with_pii}
+        """Replacements per kind (every kind listed, zeros included), how many records held any, and how many
+        values the allow-list kept."""
+        return {
+            "pii": {k: self.counts.get(k, 0) for k in PII_KINDS},
+            "records_with_pii": self.records_with_pii,
+            "allowed": {k: self.counts[f"{k}_allowed"] for k in PII_KINDS if self.counts.get(f"{k}_allowed")},
+        }

@@ -1,11 +1,12 @@
 """``tuneprep``: run the flows from a shell.
 
-tuneprep run [--config FILE] [--out DIR]
-tuneprep prepare INPUT... --out DIR [--config FILE]
+tuneprep run [--config FILE] [--out DIR] [--runner local|dask --workers N --address ADDR]
+tuneprep prepare INPUT... --out DIR [--config FILE] [--runner local|dask --workers N --address ADDR]
 tuneprep finetune DATA_DIR --out DIR [--config FILE]
 tuneprep ablate RUN_DIR [--config FILE] [--tokens N] [--seeds 3] [--no-per-augmenter] [--keep-weights]
 tuneprep generate MODEL_DIR "prompt" [--chat] [--max-new-tokens N] [--do-sample --temperature T --top-p P ...]
 tuneprep serve MODEL_DIR [--host 127.0.0.1] [--port 8000]
+tuneprep drops [--config FILE]
 tuneprep report RUN_DIR [--open]
 tuneprep setup
 """
@@ -21,7 +22,23 @@ from pathlib import Path
 def _config(args: argparse.Namespace, **overrides):
     from flows.config import load_config
 
-    return load_config(args.config, **overrides)
+    cfg = load_config(args.config, **overrides)
+    runner = {k: getattr(args, k, None) for k in ("workers", "address", "partition_rows")}
+    runner = {"kind": getattr(args, "runner", None), **runner}
+    runner = {k: v for k, v in runner.items() if v is not None}
+    if runner:
+        if "kind" not in runner and ("workers" in runner or "address" in runner):
+            runner["kind"] = "dask"  # --workers or --address alone mean Dask
+        cfg = cfg.model_copy(update={"runner": cfg.runner.model_validate({**cfg.runner.model_dump(), **runner})})
+    return cfg
+
+
+def _runner_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("where the partitioned steps run (config: runner)")
+    g.add_argument("--runner", choices=["local", "dask"], help="local: this process; dask: one task per partition")
+    g.add_argument("--workers", type=int, help="Dask local cluster: worker processes")
+    g.add_argument("--address", help="Dask: an existing scheduler (tcp://host:8786) instead of a local cluster")
+    g.add_argument("--partition-rows", type=int, help="records per partition")
 
 
 def _ppl(m: dict | None) -> str:
@@ -201,6 +218,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drops(args: argparse.Namespace) -> int:
+    from flows.drops import drops_flow
+
+    cfg = _config(args)
+    result = drops_flow(config=cfg)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     import webbrowser
 
@@ -245,12 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", type=Path)
     r.add_argument("--out", help="output folder (default runs/<name-or-timestamp>)")
     r.add_argument("--name", help="run name (used for the default output folder)")
+    _runner_options(r)
     r.set_defaults(func=cmd_run)
 
     pr = sub.add_parser("prepare", help="inputs to Arrow shards, manifest and report; no training")
     pr.add_argument("inputs", nargs="*", help="files, folders or globs (default: the config's inputs)")
     pr.add_argument("--out", required=True)
     pr.add_argument("--config", type=Path)
+    _runner_options(pr)
     pr.set_defaults(func=cmd_prepare)
 
     f = sub.add_parser("finetune", help="train a causal LM on prepared shards")
@@ -293,6 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sv.add_argument("--max-tokens-cap", type=int, default=1024, help="largest max_tokens a request may ask for")
     sv.set_defaults(func=cmd_serve)
+    d = sub.add_parser("drops", help="one pass over drops.inbox: prepare new files as a new corpus version, fine-tune")
+    d.add_argument("--config", type=Path, help="a config with drops.inbox and drops.store")
+    _runner_options(d)
+    d.set_defaults(func=cmd_drops)
 
     rep = sub.add_parser("report", help="rebuild report.md and report.html for a finished run")
     rep.add_argument("run_dir")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import Field, model_validator
@@ -23,6 +24,34 @@ from tuneprep.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DATA = PROJECT_ROOT / "sample_data"
+
+
+class RunnerConfig(Settings):
+    """Where the partitioned steps (cleaning + MinHash, augmentation, tokenization) run: in this process, or one
+    Prefect task per partition on a Dask cluster. The shards are the same bytes either way."""
+
+    kind: Literal["local", "dask"] = "local"
+    workers: int = Field(2, ge=1, description="Dask: worker processes of the local cluster (ignored with address).")
+    threads_per_worker: int = Field(1, ge=1, description="Dask: threads per worker; also caps polars/BLAS threads.")
+    address: str | None = Field(None, description="Dask: an existing scheduler, e.g. tcp://10.0.0.5:8786.")
+    partition_rows: int = Field(
+        20_000, ge=1, description="Records per partition (rounded up to whole batches); one task per partition."
+    )
+
+
+class DropsConfig(Settings):
+    """Data drops: new files landing in ``inbox`` folders are prepared as a new version of the corpus in ``store``."""
+
+    inbox: list[str] = Field(default_factory=list)
+    store: str | None = None
+    min_age_s: float = Field(10.0, ge=0, description="Leave files younger than this for the next pass (uploads).")
+    max_attempts: int = Field(3, ge=1, description="Passes a failing drop is retried on before its files are rejected.")
+    finetune: bool = True
+    finetune_from: Literal["last", "base"] = Field(
+        "last",
+        description="last: continue from the last fine-tuned model on the new shards; base: the configured "
+        "model (or scratch) on every version's shards.",
+    )
 
 
 class PipelineConfig(Settings):
@@ -45,6 +74,8 @@ class PipelineConfig(Settings):
     tokenizer: TokenizerConfig = TokenizerConfig()
     shards: ShardConfig = ShardConfig()
     finetune: FinetuneConfig = FinetuneConfig()
+    runner: RunnerConfig = RunnerConfig()
+    drops: DropsConfig = DropsConfig()
 
     @model_validator(mode="after")
     def _inputs_given(self) -> PipelineConfig:
@@ -76,5 +107,11 @@ def load_config(path: str | Path | None = None, **overrides) -> PipelineConfig:
             raise ValueError(f"{path}: expected a mapping at the top level")
         if "inputs" in data:
             data["inputs"] = [str((path.parent / p).resolve()) if "://" not in p else p for p in data["inputs"]]
+        drops = data.get("drops")
+        if isinstance(drops, dict):  # inbox and store, like inputs, are relative to the file
+            if drops.get("inbox"):
+                drops["inbox"] = [str((path.parent / p).resolve()) for p in drops["inbox"]]
+            if drops.get("store"):
+                drops["store"] = str((path.parent / drops["store"]).resolve())
     data.update({k: v for k, v in overrides.items() if v is not None})
     return PipelineConfig.model_validate(data)

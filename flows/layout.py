@@ -17,6 +17,7 @@ class RunPaths:
         self.shards = self.out / "shards"
         self.model = self.out / "model"
         self.manifest = self.out / "manifest.json"
+        self.timings = self.out / "timings.json"
         self.report = self.out / "report.md"
         self.report_html = self.out / "report.html"
         self.splits = self.out / "splits.parquet"

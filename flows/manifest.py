@@ -1,4 +1,9 @@
-"""The run's record: inputs and their hashes, config, versions, per-stage accounting, shards, tokenizer."""
+"""The run's record: inputs and their hashes, config, versions, per-stage accounting, shards, tokenizer.
+
+``manifest.json`` is a function of the inputs, the config and the code: the same run gives the same bytes,
+whether it ran in one go or was killed and resumed. What varies from run to run — how long each stage
+took, which steps a rerun reused — goes to ``timings.json`` beside it.
+"""
 
 from __future__ import annotations
 
@@ -94,10 +99,12 @@ def quarantine_summary(paths: RunPaths, top: int = 5) -> dict:
 def dataset_profile(paths: RunPaths, lengths: bool = False) -> dict:
     """Per-split counts by label and origin (original or augmented), and optionally every example's length.
 
-    Documents are counted once (their first window); the queries run lazily over the Parquet file.
+    Documents are counted once (one row per record id, whichever of its windows were kept); the queries
+    run lazily over the Parquet file.
     """
     rows = pl.scan_parquet(paths.stage_file("tokenized"))
-    docs = rows.filter(pl.col("window") == 0)
+    has_id = "id" in rows.collect_schema().names()  # a run folder written without ids counts first windows
+    docs = rows.unique(subset="id") if has_id else rows.filter(pl.col("window") == 0)
     labels = (
         docs.select("split", pl.col("label").fill_null("(none)"))
         .group_by("split", "label")
@@ -160,9 +167,60 @@ def versions() -> dict:
     return out
 
 
+def split_timings(stages: list[dict]) -> tuple[list[dict], dict]:
+    """The stage summaries without their durations (``seconds``, ``seconds_*`` at any depth), and the durations."""
+
+    def strip(d: dict) -> tuple[dict, dict]:
+        kept, timed = {}, {}
+        for k, v in d.items():
+            if k == "seconds" or k.startswith("seconds_"):
+                timed[k] = v
+            elif isinstance(v, dict):
+                kept[k], inner = strip(v)
+                if inner:
+                    timed[k] = inner
+            else:
+                kept[k] = v
+        return kept, timed
+
+    pairs = [strip(s) for s in stages]
+    return [p[0] for p in pairs], {s["name"]: p[1] for s, p in zip(stages, pairs, strict=True)}
+
+
+def read_manifest(paths: RunPaths) -> dict:
+    """The manifest with each stage's durations from timings.json put back, for the reports."""
+
+    def merge(into: dict, timed: dict) -> None:
+        for k, v in timed.items():
+            if isinstance(v, dict) and isinstance(into.get(k), dict):
+                merge(into[k], v)
+            else:
+                into.setdefault(k, v)
+
+    manifest = json.loads(paths.manifest.read_text())
+    timings = json.loads(paths.timings.read_text()).get("stages", {}) if paths.timings.exists() else {}
+    for s in manifest.get("stages", []):
+        merge(s, timings.get(s["name"], {}))
+        s.setdefault("seconds", 0.0)
+    return manifest
+
+
+def write_timings(paths: RunPaths, stage_timings: dict | None = None) -> dict:
+    """``timings.json``: seconds per stage (of the run that computed it) and what this run did per step.
+
+    Without ``stage_timings`` the file's stage part is kept and only the steps are brought up to date."""
+    from flows.markers import RunLog
+
+    if stage_timings is None:
+        stage_timings = json.loads(paths.timings.read_text()).get("stages", {}) if paths.timings.exists() else {}
+    timings = {"steps": RunLog(paths.out).read(), "stages": stage_timings}
+    atomic_write_text(paths.timings, json.dumps(timings, indent=2) + "\n")
+    return timings
+
+
 def write_manifest(cfg: PipelineConfig, paths: RunPaths, summary: dict) -> dict:
     """The run's record: inputs, config, versions, per-stage accounting, shards and tokenizer identity."""
-    stages = summary["stages"]
+    stages, stage_timings = split_timings(summary["stages"])
     manifest = {
         "tuneprep_manifest": 1,
         "name": cfg.name,
@@ -182,6 +240,7 @@ def write_manifest(cfg: PipelineConfig, paths: RunPaths, summary: dict) -> dict:
         "tokenizer": summary["tokenizer"],
     }
     atomic_write_text(paths.manifest, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    write_timings(paths, stage_timings)
     return manifest
 
 

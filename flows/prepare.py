@@ -3,19 +3,20 @@
 Run it with ``tuneprep prepare INPUT... --out DIR`` or ``python -m flows.prepare [OUT]``. Each step is
 its own Prefect task, so the UI shows progress and timing per step; tasks pass paths and small
 summaries only. The work is in ``flows.steps`` (plain functions, callable from a notebook).
+With ``runner.kind: dask`` the partitioned steps run one task per partition on a Dask cluster
+(``flows.runner``). A rerun into the same folder reuses what an earlier run finished (``flows.markers``).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows import steps
+from flows.artifacts import publish_run_artifacts
 from flows.config import PipelineConfig
 from flows.layout import RunPaths
 from flows.manifest import finish
@@ -38,7 +39,10 @@ def _worth_retrying(task, task_run, state) -> bool:
 
 @task(cache_policy=NO_CACHE)
 def run_step(name: str, cfg: PipelineConfig, out: str) -> dict | list[dict]:
-    return steps.run_step(name, cfg, RunPaths(out), get_run_logger().info)
+    from flows.runner import prefect_map
+
+    map_parts = prefect_map if cfg.runner.kind == "dask" else None  # partitions as tasks on the flow's Dask runner
+    return steps.run_step(name, cfg, RunPaths(out), get_run_logger().info, map_parts)
 
 
 def step(name: str):
@@ -48,27 +52,13 @@ def step(name: str):
 
 @task(name="report", cache_policy=NO_CACHE)
 def report(out: str, metrics_path: str | None = None) -> str:
-    """Write report.md and report.html; publish the text, the stage counts and the output folder as artifacts."""
+    """Write report.md and report.html; publish the report, the stage counts, the output folder and the model's
+    metrics as Prefect artifacts (``flows.artifacts``)."""
     paths = RunPaths(out)
     metrics = Path(metrics_path) if metrics_path else None
     text = write_report(paths, metrics)
     page = write_html_report(paths, metrics)
-    folder = paths.out.resolve()
-    create_markdown_artifact(
-        markdown=f"{text}\n**With plots:** [report.html]({page.resolve().as_uri()}) (or `tuneprep report {out} --open`)\n",
-        key="tuneprep-report",
-        description=f"tuneprep run report for {out}",
-    )
-    stages = json.loads(paths.manifest.read_text())["stages"]
-    columns = ("name", "read", "kept", "added", "dropped", "quarantined", "seconds")
-    create_table_artifact(
-        table=[{c: s[c] for c in columns} for s in stages],
-        key="tuneprep-stage-counts",
-        description="records each stage read, kept, added, dropped and quarantined",
-    )
-    create_link_artifact(
-        link=folder.as_uri(), link_text=str(folder), key="tuneprep-output", description="the run's output folder"
-    )
+    publish_run_artifacts(paths, text, metrics, page)
     return str(paths.report)
 
 
@@ -93,11 +83,27 @@ def prepare_data(cfg: PipelineConfig, out: str) -> dict:
     return manifest
 
 
+@flow(name="tuneprep-data", log_prints=True)
+def data_flow(config: PipelineConfig, out: str) -> dict:
+    """The data tasks as a subflow, so they can have a task runner of their own (Dask); returns the manifest."""
+    return prepare_data(config, out)
+
+
+def run_data(cfg: PipelineConfig, out: str) -> dict:
+    """The data tasks on the configured runner: in this flow run, or in a subflow on a Dask cluster."""
+    if cfg.runner.kind == "local":
+        return prepare_data(cfg, out)
+    from flows.runner import api_for_workers, dask_task_runner
+
+    with api_for_workers():
+        return data_flow.with_options(task_runner=dask_task_runner(cfg.runner))(config=cfg, out=out)
+
+
 @flow(name="tuneprep-prepare", log_prints=True)
 def prepare_flow(config: PipelineConfig = PipelineConfig(), out: str = "runs/prepare") -> str:
     """Raw inputs to Arrow shards, manifest and report under ``out``; returns ``out``."""
     with RunLock(out):
-        prepare_data(config, out)
+        run_data(config, out)
         report(out)
     return out
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from flows.layout import RunPaths
-from flows.manifest import dataset_profile
+from flows.manifest import dataset_profile, read_manifest
 from tuneprep.files import atomic_write_text
 
 BAR = "█"
@@ -107,8 +107,11 @@ def _cleaning_details(stages: list[dict]) -> list[str]:
     pii = by_name.get("pii_redaction", {}).get("pii")
     if pii is not None:
         found = ", ".join(f"{k} {v}" for k, v in pii.items() if v) or "none"
+        kept = by_name["pii_redaction"].get("allowed") or {}
+        allowed = f"; kept by the allow-list: {', '.join(f'{k} {v}' for k, v in kept.items())}" if kept else ""
         lines.append(
             f"- PII replaced by placeholders: {found} (in {by_name['pii_redaction'].get('records_with_pii', 0)} records)"
+            + allowed
         )
     langs = by_name.get("language_filter", {}).get("languages")
     if langs is not None:
@@ -123,10 +126,13 @@ def _cleaning_details(stages: list[dict]) -> list[str]:
         )
     dec = by_name.get("decontaminate", {})
     if dec:
+        lines += _decontamination(dec)
+    tok = by_name.get("tokenize", {})
+    if tok:
         lines.append(
-            f"- Decontamination against {dec.get('heldout_records', 0)} validation/test records: "
-            f"{dec.get('flagged', 0)} train records flagged ({dec.get('action')}); "
-            f"{dec.get('common_ngrams_ignored', 0)} stock-phrase n-grams ignored"
+            f"- Tokenize: {tok.get('records_cut', 0):,} records longer than a window were cut at sentence or word "
+            f"starts into {tok.get('windows', 0):,} windows in all; {tok.get('windows_without_loss', 0):,} windows "
+            "without a loss token were dropped (`dropped/tokenize.parquet`)"
         )
     return ["## Cleaning", "", *lines, ""] if lines else []
 
@@ -147,6 +153,45 @@ def _quarantine_details(quarantine: dict) -> list[str]:
         if lines
         else []
     )
+
+
+def _decontamination(dec: dict) -> list[str]:
+    """What decontamination flagged, what it removed, the most shared n-grams, and a loud line if it moved the split."""
+    reasons = ", ".join(f"{k} {v:,}" for k, v in (dec.get("by_reason") or {}).items()) or "none"
+    against = dec.get("against")
+    done = {"drop": "dropped", "report": "reported"}
+    lines = [
+        f"- Decontamination against {dec.get('heldout_records', 0):,} validation/test records"
+        + (f" and {against['records']:,} records of {', '.join(against['inputs'])}" if against else "")
+        + f": {dec.get('flagged', 0):,} train records flagged ({reasons}), {dec.get('removed', 0):,} removed. "
+        f"Near-duplicates{' and matches with `against`' if against else ''} are {done.get(dec.get('action'), '?')}; "
+        f"n-grams shared with the corpus's own held-out records are "
+        f"{done.get(dec.get('heldout_ngrams_action', 'drop'), '?')}. "
+        f"{dec.get('common_ngrams_ignored', 0):,} n-grams found in more than {dec.get('stock_cutoff')} train "
+        "records are stock phrasing and ignored."
+    ]
+    shift = dec.get("split_shift") or {}
+    if "warning" in shift:
+        lines.insert(0, f"- **⚠ WARNING: {shift['warning']}.** See `dropped/decontaminate.parquet`.")
+    top = [t for t in dec.get("top_ngrams") or [] if isinstance(t, dict) and "train_records" in t]
+    if top:
+        lines += ["", "Most shared n-grams (train records holding each; stock phrasing is ignored):", ""]
+        lines += [
+            table(
+                ["n-gram", "train records", "shared with", "stock"],
+                [
+                    [
+                        html.escape(str(t.get("ngram"))).replace("|", "\\|"),
+                        f"{t['train_records']:,}",
+                        t.get("with", ""),
+                        "yes" if t.get("stock") else "",
+                    ]
+                    for t in top
+                ],
+            ),
+            "",
+        ]
+    return lines
 
 
 def render(
@@ -271,6 +316,17 @@ def render(
         extra = aug.get("extra", {})
         per_kind = extra.get("per_kind") or {}
         diversity = extra.get("diversity") or {}
+        protect = extra.get("protect") or {}
+        if protect:
+            rules = ", ".join(k.replace("_", " ") for k, v in protect.items() if v is True) or "formats only"
+            lost = sum(c.get("aug_protected_lost", 0) + c.get("aug_placeholder_lost", 0) for c in per_kind.values())
+            out += [
+                f"Facts protected by rules: {rules}"
+                + (f", entities of `{protect['spacy_model']}`" if protect.get("spacy_model") else "")
+                + f"; {protect.get('corpus_terms_found', 0):,} corpus terms found. {lost:,} variants lost a fact "
+                "and were dropped (`aug_protected_lost`, `aug_placeholder_lost`).",
+                "",
+            ]
         if per_kind:
             out += [
                 "Per augmenter: variants kept, sources it could not change, variants rejected by a quality "
@@ -330,7 +386,7 @@ def render(
 
 def write_report(paths: RunPaths, metrics_path: Path | None = None) -> str:
     """Write ``report.md`` from the manifest and, when there is one, the model's metrics and the files beside them."""
-    manifest = json.loads(paths.manifest.read_text())
+    manifest = read_manifest(paths)  # with the durations timings.json keeps
     metrics = json.loads(metrics_path.read_text()) if metrics_path and metrics_path.exists() else None
     metrics = _current_shape(metrics)
     model_files = {}

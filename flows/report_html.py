@@ -19,6 +19,7 @@ from typing import Any
 
 from flows import plots
 from flows.layout import RunPaths
+from flows.manifest import read_manifest
 from flows.report import marked_words
 from flows.report_data import (
     generated_samples,
@@ -429,20 +430,34 @@ def decontamination_section(manifest: Mapping, paths: RunPaths) -> str:
     if stage is None:
         return ""
     extra = stage.get("extra") or {}
+    against = extra.get("against")
     facts = (
         f"Checked the train split against <strong>{fmt(extra.get('heldout_records'))}</strong> validation/test "
-        f"records ({fmt(extra.get('heldout_ngrams'))} distinct n-grams): <strong>{fmt(extra.get('flagged', 0))}</strong>"
-        f" train records flagged, action <code>{esc(extra.get('action'))}</code>; "
-        f"{fmt(extra.get('common_ngrams_ignored', 0))} stock-phrase n-grams ignored. "
+        f"records ({fmt(extra.get('heldout_ngrams'))} distinct n-grams)"
+        + (
+            f" and {fmt(against.get('records'))} records of {esc(', '.join(against.get('inputs', [])))}"
+            if against
+            else ""
+        )
+        + f": <strong>{fmt(extra.get('flagged', 0))}</strong> train records flagged, "
+        f"<strong>{fmt(extra.get('removed', stage.get('dropped', 0)))}</strong> removed (near-duplicates and "
+        f"<code>against</code> matches: <code>{esc(extra.get('action'))}</code>; n-grams shared within the corpus: "
+        f"<code>{esc(extra.get('heldout_ngrams_action', 'drop'))}</code>); "
+        f"{fmt(extra.get('common_ngrams_ignored', 0))} stock-phrase n-grams ignored "
+        f"(found in more than {fmt(extra.get('stock_cutoff'))} train records). "
         f"The dropped records: {file_link(paths, 'dropped/decontaminate.parquet')}."
     )
-    parts = [para(facts)]
-    reasons = stage.get("reasons") or {}
+    parts = []
+    warning = (extra.get("split_shift") or {}).get("warning")
+    if warning:
+        parts.append(para(f'<strong class="flag">Warning: {esc(warning)}.</strong>'))
+    parts.append(para(facts))
+    reasons = extra.get("by_reason") or stage.get("reasons") or {}
     if reasons:
         parts.append(table(["reason", "train records"], ([r, num(n)] for r, n in sorted(reasons.items()))))
     top = shared_ngrams(extra)
     if top:
-        parts.append(figure(plots.ngrams(top[:TOP_NGRAMS]), "top shared n-grams behind decontamination drops"))
+        parts.append(figure(plots.ngrams(top[:TOP_NGRAMS]), "most shared n-grams (train records holding each)"))
         rows = ([Raw(f'<td class="text">{esc(g)}</td>'), num(n)] for g, n in top[:MAX_TABLE_ROWS])
         parts.append(table(["n-gram", "count"], rows, sortable=True))
     elif stage.get("dropped") or extra.get("flagged"):
@@ -763,7 +778,7 @@ def write_html_report(paths: RunPaths, metrics_path: Path | None = None) -> Path
     """Write ``report.html`` from the manifest, the shards' lengths and, when there is one, the model's run."""
     if not paths.manifest.exists():
         raise FileNotFoundError(f"{paths.manifest}: not a finished tuneprep run folder (no manifest.json)")
-    manifest = json.loads(paths.manifest.read_text())
+    manifest = read_manifest(paths)  # with the durations timings.json keeps
     metrics = read_json(metrics_path) if metrics_path and metrics_path.exists() else None
     model_dir = metrics_path.parent if metrics is not None else None
     page = render_html(paths, manifest, token_lengths(paths), metrics, model_dir)

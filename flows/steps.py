@@ -8,6 +8,11 @@ packages; a step only says which file goes in, which comes out, and what to log.
 Order: load -> clean -> dedup -> split -> decontaminate -> augment -> tokenizer -> tokenize -> shards.
 The split comes before augmentation and tokenizer training so that variants stay in their
 source's split and the tokenizer never sees validation or test text.
+
+The CPU-heavy steps (cleaning with the MinHash signatures near-dedup will need, augmentation,
+tokenization) are partitioned (``flows.partitioned``): one task per row range, in this process or on
+Dask; dedup's index merge, the split and the rest stay single. ``run_step`` skips a step an earlier
+run finished with the same inputs, config slice and code (``flows.markers``).
 """
 
 from __future__ import annotations
@@ -22,12 +27,23 @@ from pathlib import Path
 
 import polars as pl
 
+from finetune.config import FinetuneConfig
 from flows.config import PipelineConfig
 from flows.layout import RunPaths
-from flows.manifest import finish
+from flows.manifest import finish, write_timings
+from flows.markers import Markers, RunLog, Timer, begin_run, code_version, config_slice
+from flows.partitioned import (
+    MapParts,
+    PartitionedStep,
+    concat_part_outputs,
+    merge_stage_stats,
+    part_dir,
+    run_partitioned,
+)
 from tuneprep.files import atomic_replace_dir
 from tuneprep.hashing import sampled
 from tuneprep.lock import RunLock
+from tuneprep.partitions import Partition
 from tuneprep.records import SPLITS, document_text, empty_records
 from tuneprep.runner import JsonlSink, ParquetSink, StopRun, iter_batches, release_memory, run_stages, sort_parquet
 from tuneprep.stage import StageStats
@@ -147,33 +163,70 @@ def _stage_log(s: StageStats) -> str:
     return f"{s.name}: {s.read} in, {s.kept} kept, {s.dropped} dropped {dict(s.reasons)}{q}"
 
 
-def clean_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[dict]:
+def clean_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log = print) -> list[dict]:
+    """Extract, normalise, redact and filter one partition, then MinHash what it kept for near-dedup."""
     from cleaners import clean_stages
+    from cleaners.dedup import write_signatures
 
+    folder = part_dir(paths, "clean", part)
     stages = clean_stages(cfg.clean)
     try:
         stats = run_stages(
             stages,
             paths.stage_file("loaded"),
-            paths.stage_file("cleaned"),
-            paths.dropped,
+            folder / "out.parquet",
+            folder / "dropped",
             cfg.batch_size,
-            quarantine_dir=paths.quarantine,
+            quarantine_dir=folder / "quarantine",
             check=QuarantineGuard(cfg, paths),
+            rows=(part.start, part.stop),
         )
     finally:
         for stage in stages:
             if hasattr(stage, "close"):
                 stage.close()
-    for s in stats:
-        log(_stage_log(s))
+    if cfg.dedup.near:
+        write_signatures(folder / "out.parquet", folder / "minhash.npz", cfg.dedup, cfg.batch_size)
+    log(f"clean: {part.name} ({part.rows} records): {stats[-1].kept} kept")
     return [s.to_dict() for s in stats]
 
 
+def clean_merge(
+    cfg: PipelineConfig, paths: RunPaths, parts: list[Partition], results: list[list[dict]], log: Log = print
+) -> list[dict]:
+    stats = merge_stage_stats(results)
+    concat_part_outputs(paths, "clean", parts, paths.stage_file("cleaned"), [s["name"] for s in stats], cfg.batch_size)
+    for s in stats:
+        log(_stage_log_dict(s))
+    return stats
+
+
+def _stage_log_dict(s: dict) -> str:
+    q = f", {s['quarantined']} quarantined {s['quarantine_reasons']}" if s["quarantined"] else ""
+    return f"{s['name']}: {s['read']} in, {s['kept']} kept, {s['dropped']} dropped {s['reasons']}{q}"
+
+
+def signature_files(cfg: PipelineConfig, paths: RunPaths) -> list[Path]:
+    """The clean step's per-partition MinHash files, in corpus order (empty when it made none)."""
+    from tuneprep.partitions import plan_partitions
+
+    if not cfg.dedup.near or not paths.stage_file("loaded").exists():
+        return []
+    parts = plan_partitions(paths.stage_file("loaded"), cfg.runner.partition_rows, cfg.batch_size)
+    files = [part_dir(paths, "clean", p) / "minhash.npz" for p in parts]
+    return files if all(f.exists() for f in files) else []
+
+
 def dedup_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[dict]:
+    """Exact, then near-duplicates, in corpus order against one growing index (single: the order decides)."""
     from cleaners import dedup_stages, save_indexes
+    from cleaners.dedup import MinHashDeduper, SignatureFeed
 
     stages = dedup_stages(cfg.dedup, paths.work, reuse_index=cfg.dedup.reuse_index, log=log)
+    sigs = signature_files(cfg, paths)
+    for stage in stages:
+        if isinstance(stage, MinHashDeduper) and sigs:
+            stage.use_feed(SignatureFeed(sigs))  # computed per partition by the clean step
     stats = run_stages(
         stages,
         paths.stage_file("cleaned"),
@@ -191,7 +244,7 @@ def dedup_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> list[d
 
 def split_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
     """Assign splits from the (small) key columns, then stream the records through with their split."""
-    from shards.split import assign_splits, previous_assignment
+    from shards.split import assign_splits, previous_assignment, previous_groups
 
     src = paths.stage_file("deduped")
     stratify = [cfg.split.stratify_by] if cfg.split.stratify_by in pl.read_parquet_schema(src) else []
@@ -200,7 +253,11 @@ def split_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
     plan = assign_splits(keys, cfg.split, cfg.seed, previous)
     n_records, splits = keys.height, plan.assignment["split"]  # in file order: sliced per batch, no join
     del keys
-    plan.groups.write_parquet(paths.splits)
+    groups = plan.groups
+    if previous is not None:  # the whole corpus so far: a later drop keeps every earlier group's split
+        earlier = previous_groups(cfg.split.previous)
+        groups = pl.concat([earlier.join(groups, on="group", how="anti"), groups]).sort("group")
+    groups.write_parquet(paths.splits)
     per_split = {s: 0 for s in SPLITS} | dict(plan.assignment.group_by("split").len().iter_rows())
     plan.assignment = plan.groups = None
     out = ParquetSink(paths.stage_file("split"))
@@ -222,19 +279,69 @@ def split_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
     return st.to_dict()
 
 
+def _originals_per_split(path: Path) -> dict[str, int]:
+    counts = pl.scan_parquet(path).filter(pl.col("aug_of").is_null()).group_by("split").len().collect()
+    return {s: 0 for s in SPLITS} | {k: int(v) for k, v in counts.iter_rows() if k is not None}
+
+
+def split_shift(before: dict[str, int], after: dict[str, int], ratios: dict[str, float], limit: float) -> dict:
+    """Each split's share of originals before and after a step, against the configured ratios; ``warning`` names
+    the splits the step moved more than ``limit`` away from their ratio (and further than they were)."""
+    total_b, total_a = sum(before.values()) or 1, sum(after.values()) or 1
+    shares = {
+        s: {
+            "configured": r,
+            "before": round(before.get(s, 0) / total_b, 4),
+            "after": round(after.get(s, 0) / total_a, 4),
+        }
+        for s, r in ratios.items()
+    }
+    moved = [
+        s
+        for s, v in shares.items()
+        if abs(v["after"] - v["configured"]) > limit
+        and abs(v["after"] - v["configured"]) > abs(v["before"] - v["configured"])
+    ]
+    out: dict = {"shares": shares}
+    if moved:
+        out["warning"] = (
+            "decontamination moved the split of originals more than "
+            f"{limit:.0%} from the configured ratios: "
+            + ", ".join(
+                f"{s} {shares[s]['before']:.1%} -> {shares[s]['after']:.1%} (configured {shares[s]['configured']:.0%})"
+                for s in moved
+            )
+        )
+    return out
+
+
 def decontaminate_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
-    """Drop (or report) train records that overlap validation/test text.
+    """Drop train records that leak held-out text: near-duplicates of validation/test records, and records sharing
+    n-grams with the external evaluation sets of ``decontaminate.against``; n-grams shared with the corpus's own
+    held-out records are reported.
 
     The n-gram join spills to ``work/decontaminate``, removed when the step ends (and at the start of a rerun).
     """
     from cleaners.decontaminate import Decontaminator
     from cleaners.heldout import HeldoutIndex
+    from ingest.sources import LoadStats, iter_record_batches
 
     src = paths.stage_file("split")
+    dcfg = cfg.decontaminate
     heldout = HeldoutIndex.from_config(cfg.heldout, cfg.dedup, sig_path=paths.work / "heldout.sigs")
-    stage = Decontaminator(cfg.decontaminate, heldout, cfg.heldout.splits, workdir=paths.work / "decontaminate")
+    stage = Decontaminator(dcfg, heldout, cfg.heldout.splits, workdir=paths.work / "decontaminate")
+    loads: list[LoadStats] = []  # one per pass over the `against` files
+    quarantined: Counter = Counter()
+
+    def external():
+        loads.append(LoadStats())
+        for batch, bad in iter_record_batches(dcfg.against, cfg.load, cfg.batch_size, loads[-1]):
+            if len(loads) == 1:
+                quarantined.update(q.reason for q in bad)
+            yield batch.with_columns((pl.col("source") + pl.lit(":") + pl.col("id")).alias("id"))
+
     try:
-        stage.fit(partial(iter_batches, src, cfg.batch_size))
+        stage.fit(partial(iter_batches, src, cfg.batch_size), external if dcfg.against else None)
         (st,) = run_stages(
             [stage],
             src,
@@ -250,44 +357,86 @@ def decontaminate_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -
         stage.close()
         if heldout is not None:
             heldout.close()
-    log(
-        f"decontaminate: {st.extra.get('flagged', 0)} train records overlap validation/test ({cfg.decontaminate.action})"
+    if dcfg.against:
+        st.extra["against"] = {
+            "inputs": list(dcfg.against),
+            "files": loads[0].files if loads else 0,
+            "records": len(stage.sides["x"].ids),
+            "quarantined": dict(quarantined),
+        }
+    shift = split_shift(
+        _originals_per_split(src),
+        _originals_per_split(paths.stage_file("decontaminated")),
+        cfg.split.ratios,
+        dcfg.max_split_shift,
     )
+    st.extra["split_shift"] = shift
+    reasons = ", ".join(f"{k} {v}" for k, v in st.extra.get("by_reason", {}).items()) or "none"
+    log(f"decontaminate: {st.extra.get('flagged', 0)} train records flagged ({reasons}); {st.dropped} dropped")
+    if "warning" in shift:
+        log(f"WARNING: {shift['warning']}")
     return st.to_dict()
 
 
-def augment_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
-    """Augment the train split, then put the records in their canonical order (by id, variants included).
+def _augmentable_before(cfg: PipelineConfig, src: Path, row: int) -> int:
+    """Records before ``row`` that augmentation takes as sources (``augment.stage.Augment._eligible``), so a
+    partition knows how much of ``augment.max_records`` the partitions before it used."""
+    text = (pl.col("format") != "chat") & pl.col("text").is_not_null() & (pl.col("text").str.len_chars() > 0)
+    chat = (pl.col("format") == "chat") & pl.col("messages").is_not_null()
+    eligible = pl.col("split").is_in(cfg.augment.splits) & pl.col("aug_of").is_null() & (text | chat)
+    return pl.scan_parquet(src).head(row).filter(eligible).select(pl.len()).collect().item()
 
-    The augmenter appends each batch's variants after that batch, so its output order depends on
-    ``batch_size``; the tokenizer trainer and the shard writer read the sorted file, so the shards' bytes
-    do not (nor would they on how workers split the work).
-    """
+
+def augment_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log = print) -> list[dict]:
+    """Augment one partition of the train split, in ``AUGMENT_CHUNK_ROWS`` chunks (partitions start on one)."""
     from augment import Augment
     from cleaners.heldout import HeldoutIndex
 
     src = paths.stage_file("decontaminated")
-    unordered = paths.stage_file("augment-output")
+    folder = part_dir(paths, "augment", part)
+    augment_cfg = cfg.augment
+    if augment_cfg.max_records is not None and part.start:
+        used = _augmentable_before(cfg, src, part.start)
+        augment_cfg = augment_cfg.model_copy(update={"max_records": max(0, augment_cfg.max_records - used)})
     gate = cfg.augment.enabled and cfg.augment.leakage.enabled and paths.heldout_index.exists()
-    holdout = HeldoutIndex.load(paths.heldout_index, paths.work / "heldout.sigs") if gate else None
-    stage = Augment(cfg.augment, seed=cfg.seed, log=log, holdout=holdout)
+    holdout = HeldoutIndex.load(paths.heldout_index, folder / "heldout.sigs") if gate else None
+    stage = Augment(augment_cfg, seed=cfg.seed, log=log, holdout=holdout)
     try:
+        stage.fit(partial(iter_batches, src, cfg.batch_size))  # corpus terms, before the first batch is augmented
         (st,) = run_stages(
             [stage],
             src,
-            unordered,
-            paths.dropped,
+            folder / "out.parquet",
+            folder / "dropped",
             AUGMENT_CHUNK_ROWS,
-            quarantine_dir=paths.quarantine,
+            quarantine_dir=folder / "quarantine",
             check=QuarantineGuard(cfg, paths),
+            rows=(part.start, part.stop),
         )
     finally:
+        stage.close()
         if holdout is not None:
             holdout.close()
+    log(f"augment: {part.name}: {st.read} in, {st.added} variants made")
+    return [st.to_dict()]
+
+
+def augment_merge(
+    cfg: PipelineConfig, paths: RunPaths, parts: list[Partition], results: list[list[dict]], log: Log = print
+) -> dict:
+    """The partitions' records, then in their canonical order (by id, variants included).
+
+    The augmenter appends each chunk's variants after that chunk, so its output order depends on how the
+    input was cut; the tokenizer trainer and the shard writer read the sorted file, so the shards' bytes
+    depend neither on ``batch_size`` nor on the partitions.
+    """
+    (st,) = merge_stage_stats(results)
+    unordered = paths.stage_file("augment-output")
+    concat_part_outputs(paths, "augment", parts, unordered, [st["name"]], cfg.batch_size)
     sort_parquet(unordered, paths.stage_file("augmented"), "id", cfg.batch_size)
     unordered.unlink()
-    log(f"augment: {st.read} in, {st.added} variants made, {st.dropped} rejected by the gates")
-    return st.to_dict()
+    log(f"augment: {st['read']} in, {st['added']} variants made, {st['dropped']} rejected by the gates")
+    return st
 
 
 def earlier_run(cfg: PipelineConfig) -> Path | None:
@@ -353,47 +502,74 @@ def _manifest(run: Path) -> dict:
         return {}
 
 
-def tokenize_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
-    """Encode every record into windows; one the tokenizer cannot encode goes to ``quarantine/tokenize.jsonl``."""
+def tokenize_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log = print) -> list[dict]:
+    """Records -> windows of token ids, for one partition. The unit from here on is the window: a record cut
+    into k windows adds k - 1, a window with no loss token is dropped (``dropped/tokenize.parquet``), and a
+    record the tokenizer cannot encode goes to ``quarantine/tokenize.jsonl``."""
     from transformers import AutoTokenizer
 
     from shards.encode import Tokenize
-    from tuneprep.runner import quarantine_entries
+    from tuneprep.runner import iter_rows, quarantine_entries
 
     stage = Tokenize(AutoTokenizer.from_pretrained(str(paths.tokenizer)), cfg.tokenizer.max_length)
     st = StageStats(stage.name)
     guard = QuarantineGuard(cfg, paths)
     src = paths.stage_file("augmented")
+    folder = part_dir(paths, "tokenize", part)
     t0 = time.perf_counter()
-    windows = 0
-    with ParquetSink(paths.stage_file("tokenized")) as out, JsonlSink(paths.quarantine / "tokenize.jsonl") as bad:
+    windows = cut = 0
+    with (
+        ParquetSink(folder / "out.parquet") as out,
+        JsonlSink(folder / "quarantine" / "tokenize.jsonl") as bad,
+        ParquetSink(folder / "dropped" / "tokenize.parquet") as dropped,
+    ):
         try:
-            for batch in iter_batches(src, cfg.batch_size):
+            for batch in iter_rows(src, part.start, part.stop, cfg.batch_size):
                 result = stage(batch)
                 out.write(result.kept)
+                if result.dropped.height:
+                    dropped.write(result.dropped)
                 bad.write(quarantine_entries(result.quarantined))
+                made = result.kept.height + result.dropped.height
                 st.read += batch.height
-                st.kept += batch.height - result.quarantined.height
+                st.kept += result.kept.height
+                st.dropped += result.dropped.height
+                st.added += made - (batch.height - result.quarantined.height)
                 st.quarantined += result.quarantined.height
                 st.quarantine_reasons.update(result.quarantined["reason"].to_list())
-                windows += result.kept.height
-                log(f"tokenize: {st.read} records -> {windows} windows")
+                st.reasons.update(result.dropped["reason"].to_list())
+                windows += made
+                if made:
+                    ids = pl.concat([result.kept["id"], result.dropped["id"]])
+                    cut += int((ids.value_counts()["count"] > 1).sum())
                 guard([st])
         except StopRun:
             bad.close()
             raise
-        if out.writer is None:
-            if earlier_run(cfg) is None:
-                raise ValueError("no records left to tokenize: every input was dropped or quarantined (see the report)")
-            empty = pl.DataFrame(schema=pl.read_parquet_schema(src))
-            out.write(stage.process(empty).kept)  # a data drop that adds nothing: empty shards with the right columns
-        out.close()
+        empty = stage.process(pl.DataFrame(schema=pl.read_parquet_schema(src)))
+        out.close(empty_like=empty.kept)
         bad.close()
+        dropped.close(empty_like=empty.dropped)
     if not st.quarantined:
-        (paths.quarantine / "tokenize.jsonl").unlink(missing_ok=True)
+        (folder / "quarantine" / "tokenize.jsonl").unlink(missing_ok=True)
     st.seconds = time.perf_counter() - t0
-    st.extra = {"windows": windows}
-    return st.to_dict()
+    log(f"tokenize: {part.name}: {st.read} records -> {windows} windows ({st.dropped} without a loss token)")
+    st.extra = {"windows": windows, "records_cut": cut, "windows_without_loss": st.dropped}
+    return [st.to_dict()]
+
+
+def tokenize_merge(
+    cfg: PipelineConfig, paths: RunPaths, parts: list[Partition], results: list[list[dict]], log: Log = print
+) -> dict:
+    (st,) = merge_stage_stats(results)
+    if st["kept"] == 0 and earlier_run(cfg) is None:
+        raise ValueError("no records left to tokenize: every input was dropped or quarantined (see the report)")
+    # A data drop that adds nothing gets empty shards with the right columns.
+    concat_part_outputs(
+        paths, "tokenize", parts, paths.stage_file("tokenized"), ["tokenize"], cfg.batch_size, ["tokenize"]
+    )
+    log(f"tokenize: {st['read']} records -> {st['extra']['windows']} windows ({st['dropped']} without a loss token)")
+    return st
 
 
 def shard_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
@@ -412,6 +588,27 @@ def shard_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
     return result
 
 
+# The partitioned steps: one task per row range of their source, then a merge in partition order.
+PARTITIONED: dict[str, PartitionedStep] = {
+    "clean": PartitionedStep("clean", lambda p: p.stage_file("loaded"), clean_part, clean_merge),
+    "augment": PartitionedStep(
+        "augment", lambda p: p.stage_file("decontaminated"), augment_part, augment_merge, lambda cfg: AUGMENT_CHUNK_ROWS
+    ),
+    "tokenize": PartitionedStep("tokenize", lambda p: p.stage_file("augmented"), tokenize_part, tokenize_merge),
+}
+
+
+def _run_partitioned(name: str) -> Callable[[PipelineConfig, RunPaths, Log], dict | list[dict]]:
+    def run(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict | list[dict]:
+        return run_partitioned(PARTITIONED[name], cfg, paths, None, log)[0]
+
+    run.__name__ = f"{name}_step"
+    run.__doc__ = f"The {name} step, its partitions one after another in this process."
+    return run
+
+
+clean_step, augment_step, tokenize_step = (_run_partitioned(n) for n in ("clean", "augment", "tokenize"))
+
 # The data part of the pipeline, in order; each takes (cfg, paths, log) and returns a small summary.
 STEPS: dict[str, Callable[[PipelineConfig, RunPaths, Log], dict | list[dict]]] = {
     "load": load_step,
@@ -425,32 +622,141 @@ STEPS: dict[str, Callable[[PipelineConfig, RunPaths, Log], dict | list[dict]]] =
     "shards": shard_step,
 }
 
+# What each step's result depends on besides its input files: the config it reads (a change elsewhere
+# does not redo it). Partitioned steps also depend on the partition size (the stage summaries do).
+STEP_CONFIG: dict[str, tuple[str, ...]] = {
+    "load": ("inputs", "load", "scrape", "batch_size"),
+    "clean": ("clean", "batch_size", "runner.partition_rows", "dedup.near", "dedup.num_perm", "dedup.ngram",
+              "dedup.shingle", "dedup.sketch"),
+    "dedup": ("dedup", "batch_size"),
+    "split": ("split", "seed", "batch_size"),
+    "decontaminate": ("heldout", "dedup", "decontaminate", "batch_size"),
+    "augment": ("augment", "heldout", "seed", "batch_size", "runner.partition_rows"),
+    "tokenizer": ("tokenizer", "seed", "batch_size"),
+    "tokenize": ("tokenizer.max_length", "batch_size", "runner.partition_rows"),
+    "shards": ("shards", "batch_size"),
+}  # fmt: skip
 
-def run_step(name: str, cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict | list[dict]:
-    """One step of ``STEPS``; then the quarantine share is checked (a stage checks it batch by batch as well), and
-    the memory the step freed goes back to the OS before the next one starts."""
+
+def step_inputs(name: str, cfg: PipelineConfig, paths: RunPaths) -> list[Path | str]:
+    """The files (or, for URLs and hub datasets, the names) a step reads: a change in any of them redoes it."""
+    w = paths.stage_file
+    if name == "load":
+        from ingest.sources import list_files
+
+        remote = [i for i in cfg.inputs if "://" in i] + cfg.scrape.urls + cfg.scrape.sitemaps
+        return [p for p, _ in list_files(cfg.inputs, cfg.load)] + remote
+    local = lambda ref: [Path(ref)] if ref and "://" not in ref and Path(ref).exists() else ([ref] if ref else [])  # noqa: E731
+    return {
+        "clean": [w("loaded")],
+        "dedup": [w("cleaned"), *signature_files(cfg, paths), *local(cfg.dedup.reuse_index)],
+        "split": [w("deduped"), *local(cfg.split.previous)],
+        "decontaminate": [w("split")],
+        "augment": [w("decontaminated"), paths.heldout_index],
+        "tokenizer": [w("augmented"), *local(cfg.tokenizer.pretrained)],
+        "tokenize": [w("augmented"), paths.tokenizer],
+        "shards": [w("tokenized")],
+    }[name]
+
+
+def run_step(
+    name: str, cfg: PipelineConfig, paths: RunPaths, log: Log = print, map_parts: MapParts | None = None
+) -> dict | list[dict]:
+    """One step of ``STEPS``, unless an earlier run finished it with the same inputs, config and code; then the
+    quarantine share is checked (a stage checks it batch by batch as well), and the memory the step freed goes
+    back to the OS before the next one starts.
+
+    Partitioned steps run their partitions through ``map_parts`` (default: one after another here), and skip
+    the partitions an interrupted run finished.
+    """
+    markers = Markers(paths.out)
+    inputs = step_inputs(name, cfg, paths)
+    key, read = markers.key(name, config_slice(cfg, STEP_CONFIG[name]), inputs, code_version(name))
+    done = markers.done(name, key)
+    if done is not None:
+        log(f"{name}: finished in an earlier run with the same inputs, config and code; reused")
+        RunLog(paths.out).add(name, status="reused", seconds=0.0)
+        return done["result"]
+    markers.forget(name)
+    before = markers.snapshot()
+    parts = None
     try:
-        result = STEPS[name](cfg, paths, log)
+        with Timer() as t:
+            if name in PARTITIONED:
+                result, parts = run_partitioned(PARTITIONED[name], cfg, paths, key, log, map_parts)
+            else:
+                result = STEPS[name](cfg, paths, log)
         QuarantineGuard(cfg, paths)()
-        return result
     finally:
         release_memory()
+    outputs = markers.written_since(before)
+    if name in PARTITIONED:
+        outputs = sorted({*outputs, *(p for p in (paths.work / "parts" / name).rglob("*") if p.is_file())})
+    markers.record(name, key, outputs, result, read)
+    RunLog(paths.out).add(name, status="ran", seconds=t.seconds, **({"partitions": parts} if parts else {}))
+    return result
 
 
 def start_run(cfg: PipelineConfig, out: str | Path) -> RunPaths:
-    """Check inputs, config and output folder (``flows.preflight``), make the layout, and clear what an earlier run
-    into the same folder quarantined (this run's quarantine files are counted against its limit)."""
+    """Check inputs, config and output folder (``flows.preflight``), make the layout, remove what a killed run
+    left half-written, and clear the quarantine files no finished step vouches for (an earlier run's: this
+    run's quarantine files are counted against its limit; a step this run reuses keeps its own)."""
     from flows.preflight import preflight
 
     preflight(cfg, out)
     paths = RunPaths(out).make()
+    begin_run(out)
+    kept = Markers(out).recorded_outputs()
     for f in paths.quarantine.glob("*.jsonl"):
-        f.unlink()
+        if f.resolve() not in kept:
+            f.unlink()
     return paths
 
 
+def _train(data_dir: str, model_dir: str, cfg: FinetuneConfig) -> str:
+    from finetune import train
+
+    train(Path(data_dir), Path(model_dir), cfg)
+    return str(Path(model_dir) / "metrics.json")
+
+
+def finetune_step(
+    data_dir: str | Path,
+    model_dir: str | Path,
+    cfg: FinetuneConfig,
+    log: Log = print,
+    train: Callable[[str, str, FinetuneConfig], str] = _train,
+) -> str:
+    """Fine-tune on a prepared folder (``train``: the Prefect task in the flows), unless ``model_dir`` holds a
+    finished run on the same shards, tokenizer, config and code; returns the path of metrics.json.
+
+    The marker is written only after ``metrics.json``, so a run killed while training trains again (resuming
+    from its last checkpoint where the trainer keeps them) instead of being skipped.
+    """
+    data, model = Path(data_dir), Path(model_dir)
+    markers = Markers(data)
+    config = {"finetune": cfg.model_dump(mode="json"), "model_dir": str(model.resolve())}
+    base = [Path(cfg.model)] if cfg.model and Path(cfg.model).exists() else []
+    key, read = markers.key("finetune", config, [data / "shards", data / "tokenizer", *base], code_version("finetune"))
+    if markers.done("finetune", key) is not None and (model / "metrics.json").exists():
+        log(f"finetune: {model} holds a finished run on the same shards, config and code; reused")
+        RunLog(data).add("finetune", status="reused", seconds=0.0)
+        write_timings(RunPaths(data))
+        return str(model / "metrics.json")
+    markers.forget("finetune")
+    before = markers.snapshot(model)
+    with Timer() as t:
+        metrics = train(str(data), str(model), cfg)
+    markers.record("finetune", key, markers.written_since(before, model), {"metrics": metrics}, read)
+    RunLog(data).add("finetune", status="ran", seconds=t.seconds)
+    write_timings(RunPaths(data))
+    return metrics
+
+
 def prepare(cfg: PipelineConfig, out: str | Path, log: Log = print) -> dict:
-    """The whole data part without Prefect (for notebooks, benchmarks and tests); returns the manifest."""
+    """The whole data part without Prefect (for notebooks, benchmarks and tests); returns the manifest.
+
+    A rerun into the same folder reuses every step (and partition) an earlier run finished."""
     with RunLock(out):
         paths = start_run(cfg, out)
         results = {name: run_step(name, cfg, paths, log) for name in STEPS}

@@ -11,7 +11,8 @@ from tuneprep.stage import Stage, StageOutput
 
 
 class Tokenize(Stage):
-    """Records in, one row per window out (``input_ids``, ``loss_mask``, ``n_tokens``, ``window``)."""
+    """Records in, one row per window out (``input_ids``, ``loss_mask``, ``n_tokens``, ``window``); windows
+    without a loss token come out dropped (``no_loss_tokens``)."""
 
     name: ClassVar[str] = "tokenize"
     adds_records: ClassVar[bool] = True  # a long record becomes several windows
@@ -21,4 +22,5 @@ class Tokenize(Stage):
         self.max_length = max_length
 
     def process(self, batch: pl.DataFrame) -> StageOutput:
-        return StageOutput(encode_records(batch, self.tokenizer, self.max_length), self.drop(batch.clear(), "none"))
+        kept, dropped = encode_records(batch, self.tokenizer, self.max_length)
+        return StageOutput(kept, dropped)

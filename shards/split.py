@@ -124,3 +124,9 @@ def previous_assignment(path: str | None) -> pl.DataFrame | None:
     if not p.exists():
         raise FileNotFoundError(f"split.previous: no splits.parquet at {path}")
     return pl.read_parquet(p, columns=["group", "split"])
+
+
+def previous_groups(path: str) -> pl.DataFrame:
+    """An earlier run's whole group table (group, stratum, split), to carry into this run's ``splits.parquet``."""
+    p = Path(path)
+    return pl.read_parquet(p / "splits.parquet" if p.is_dir() else p)

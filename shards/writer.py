@@ -181,3 +181,39 @@ def write_shards(
         w.close()
         os.replace(parquet_dir / s / f".part-00000.parquet.tmp-{os.getpid()}", parquet_dir / s / "part-00000.parquet")
     return {s: writers[s].close() for s in splits}
+
+
+def combine_splits(sources: list[Path], dst: Path) -> dict:
+    """One ``load_from_disk`` folder over the shard files of several folders of the same split (one per corpus
+    version), hard-linked where the filesystem allows, else copied; for training on every version at once."""
+    tmp = dst.parent / f".{dst.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    files, info, rows = [], None, 0
+    for i, src in enumerate(sources):
+        state = json.loads((src / "state.json").read_text())
+        for entry in state["_data_files"]:
+            name = f"{i:04d}-{entry['filename']}"
+            try:
+                os.link(src / entry["filename"], tmp / name)
+            except OSError:
+                shutil.copyfile(src / entry["filename"], tmp / name)
+            files.append(name)
+        info = info or (src / "dataset_info.json").read_text()
+    digests = [sha256_file(tmp / f) for f in files]
+    state = {
+        "_data_files": [{"filename": f} for f in files],
+        "_fingerprint": hashlib.sha256("".join(digests).encode()).hexdigest()[:16],
+        "_format_columns": None,
+        "_format_kwargs": {},
+        "_format_type": None,
+        "_output_all_columns": False,
+        "_split": None,
+    }
+    (tmp / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
+    (tmp / "dataset_info.json").write_text(info or "{}")
+    for f in files:
+        with pa.OSFile(str(tmp / f)) as source:
+            rows += sum(batch.num_rows for batch in pa.ipc.open_stream(source))
+    atomic_replace_dir(tmp, dst)
+    return {"rows": rows, "files": len(files)}

@@ -116,10 +116,12 @@ def make_data_dir(
                 windows = encode_text(r["text"], tok, max_length)
             else:
                 windows = encode_chat(r["messages"], tok, max_length)
-            for w, (ids, mask) in enumerate(windows):
+            for w, (ids, mask, text, messages) in enumerate(windows):
                 rows[split].append(
                     {
                         **r,
+                        "text": text if r["format"] == "text" else r.get("text"),
+                        "messages": messages if r["format"] == "chat" else r.get("messages"),
                         "split": split,
                         "aug_of": aug_of,
                         "aug_kind": aug_kind,

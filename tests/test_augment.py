@@ -22,6 +22,7 @@ from augment import (
     BackTranslationConfig,
     BackTranslator,
     CharNoise,
+    TextBatch,
     TransformersBackend,
     WordNoise,
     apertium_available,
@@ -89,14 +90,15 @@ def test_seed_for_is_stable_and_distinct() -> None:
     others = {seed_for("abc", 1, "synonym"), seed_for("abd", 0, "synonym"), seed_for("abc", 0, "char_noise")}
     others.add(seed_for("abc", 0, "synonym", variant=1))
     assert seed_for("abc", 0, "synonym") not in others and len(others) == 4
-    assert seed_for("abc", 0, "synonym") == 4897461297900322156  # blake2b, not Python's salted hash()
+    assert seed_for("abc", 0, "synonym") == 3312423753520684852  # xxh3, not Python's salted hash()
 
 
 def test_protected_spans_cover_facts() -> None:
     spans = protected_spans(PROTECTED_TEXT, NAMES)
     covered = [PROTECTED_TEXT[s:e] for s, e in spans]
     for part in PROTECTED_PARTS:
-        assert part in covered, (part, covered)
+        assert any(part in c for c in covered), (part, covered)
+    assert "30 days" in covered  # a count and what it counts
     assert "customer" not in " ".join(covered).replace("customer_name", "")
     assert "https://northwind.example/track?id=48213." not in covered  # trailing period is not part of the URL
 
@@ -249,8 +251,13 @@ def test_noise_determinism_and_batch_independence() -> None:
         assert aug(texts[::-1], seeds[::-1]) == batch[::-1]
 
 
+def _free_words(text: str) -> list[str]:
+    ws, we, _ = TextBatch([text]).free_words()
+    return [text[s:e] for s, e in zip(ws.tolist(), we.tolist(), strict=True)]
+
+
 def test_char_noise_rate_and_keyboard_typos() -> None:
-    letters = sum(len(w) for w in re.findall(r"[A-Za-z]+", LONG_TEXT) if len(w) >= 3)
+    letters = sum(len(w) for w in _free_words(LONG_TEXT) if len(w) >= 3)
     for rate in (0.02, 0.05, 0.1):
         aug = CharNoise(rate=rate, ops=["substitute"])
         for seed in _seeds(5):
@@ -270,11 +277,12 @@ def test_char_noise_rate_and_keyboard_typos() -> None:
 
 def test_word_noise_rate() -> None:
     n_words = len(re.findall(r"[A-Za-z']+", LONG_TEXT))
+    n_free = len(_free_words(LONG_TEXT))  # "twice" is a fact
     for rate in (0.1, 0.3):
         out = WordNoise(rate=rate, ops=["delete"])([LONG_TEXT], [5])[0]
-        assert n_words - len(re.findall(r"[A-Za-z']+", out)) == round(rate * n_words)
+        assert n_words - len(re.findall(r"[A-Za-z']+", out)) == round(rate * n_free)
         out = WordNoise(rate=rate, ops=["insert"])([LONG_TEXT], [5])[0]
-        assert len(re.findall(r"[A-Za-z']+", out)) - n_words == round(rate * n_words)
+        assert len(re.findall(r"[A-Za-z']+", out)) - n_words == round(rate * n_free)
         out = WordNoise(rate=rate, ops=["swap"])([LONG_TEXT], [5])[0]
         assert out != LONG_TEXT
         assert sorted(re.findall(r"[a-z']+", out.lower())) == sorted(re.findall(r"[a-z']+", LONG_TEXT.lower()))
@@ -541,26 +549,37 @@ def test_stage_is_deterministic_across_batches() -> None:
 class _Echo(Augmenter):
     kind = "echo"
 
-    def augment(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
+    def augment(self, texts: Sequence[str], seeds: Sequence[int], spans=None) -> list[str | None]:
         return list(texts)
 
 
 class _Never(Augmenter):
     kind = "never"
 
-    def augment(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
+    def augment(self, texts: Sequence[str], seeds: Sequence[int], spans=None) -> list[str | None]:
         return [None] * len(texts)
 
 
+class _Shout(Augmenter):
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def augment(self, texts: Sequence[str], seeds: Sequence[int], spans=None) -> list[str | None]:
+        return [t + "!" for t in texts]
+
+
 def test_stage_counts_identical_and_failed() -> None:
+    """The text back unchanged is no variant (failed); a variant equal to another one is dropped as identical."""
     df = _frame()
-    stage = Augment(AugmentConfig(), augmenters=[_Echo(), _Never()])
+    stage = Augment(AugmentConfig(), augmenters=[_Echo(), _Never(), _Shout("shout"), _Shout("again")])
     out = stage(df)
-    assert out.kept.equals(df)
+    assert out.kept.height == df.height + 3 and out.kept.head(df.height).equals(df)
     assert out.dropped.height == 3 and set(out.dropped["reason"]) == {"aug_identical"}
     assert set(out.dropped["aug_of"]) == {"t1", "c1", "t3"} and (out.dropped["stage"] == "augment").all()
-    assert stage.stats["echo"]["made"] == 0 and stage.stats["echo"]["aug_identical"] == 3
+    assert stage.stats["echo"]["made"] == 0 and stage.stats["echo"]["failed"] == 3
     assert stage.stats["never"]["failed"] == 3 and stage.stats["never"]["made"] == 0
+    assert stage.stats["shout"]["made"] == 3 and stage.stats["again"]["aug_identical"] == 3
 
 
 def test_stage_options() -> None:

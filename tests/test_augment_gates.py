@@ -27,7 +27,7 @@ from augment import (
     seed_for,
 )
 from augment.gates import Diversity, edit_rate
-from augment.text import reference_spans
+from augment.text import FORMAT_ONLY, reference_spans
 from cleaners.heldout import HeldoutIndex
 from tuneprep.records import make_records
 from tuneprep.runner import run_stages
@@ -89,7 +89,7 @@ def test_batch_spans_match_the_reference_regex() -> None:
         "İstanbul office: call Rosalind at 555-0100.",  # lowering İ changes the length: regex path for names
         "nul\x00inside 42",
     ]
-    batch = TextBatch(texts, NAMES)
+    batch = TextBatch(texts, NAMES, rules=FORMAT_ONLY)
     for i, text in enumerate(texts):
         if "\x00" in text:
             assert not batch.usable[i] and batch.spans(i) == []
@@ -97,6 +97,20 @@ def test_batch_spans_match_the_reference_regex() -> None:
         assert batch.spans(i) == reference_spans(text, NAMES), text
     covered = [texts[-3][s:e] for s, e in batch.spans(len(texts) - 3)]
     assert "ROSALIND" in covered and "northwind pro" in covered and "Northwind Professional" not in " ".join(covered)
+    many = ["Rosalind", "Marcus", "Priya", "Tomasz", "Aiko", "Fatima", "Jonas", "Lucia", "Kwame", "Ingrid"]
+    many += ["Northwind Pro", "Cedar Hollow", "Glowworm 300", "Brookside Filter", "Summit Lite", "Ember Stove"]
+    many += ["#1 Choice", "O'Neil"]
+    texts = [t for t in texts if "İ" not in t]  # the numpy path, not the regex one
+    texts += [
+        f"{p} met {q} at the {r} stand, not the Summit Lite."
+        for p, q, r in zip(many, many[::-1], many[9:], strict=False)
+    ]
+    texts += ["The strong jacket from Brookside Filter costs $46.33, but Jonas says the new orders arrived."]
+    texts += ["O'Neil bought a Glowworm 300 and the #1 Choice kit; glowworm 3000 is not one.", "Rosalind"]
+    batch = TextBatch(texts, many, rules=FORMAT_ONLY)
+    for i, text in enumerate(texts):
+        if batch.usable[i]:
+            assert batch.spans(i) == reference_spans(text, many), text
 
 
 def test_edit_count_clamps() -> None:
@@ -226,7 +240,7 @@ class _Fixed(Augmenter):
         super().__init__()
         self.fn = fn
 
-    def augment(self, texts: Sequence[str], seeds: Sequence[int]) -> list[str | None]:
+    def augment(self, texts: Sequence[str], seeds: Sequence[int], spans=None) -> list[str | None]:
         return [self.fn(t) for t in texts]
 
 
@@ -292,7 +306,7 @@ def test_no_variant_crosses_splits_and_accounting_balances(tmp_path: Path) -> No
     holdout.append(train[0] + " Thanks!")  # makes one train record's variants leak
     stage = Augment(
         AugmentConfig(variants_per_record=2),
-        augmenters=[_Fixed(lambda t: t), WordNoise(rate=0.02, ops=["swap"], protect_names=NAMES)],
+        augmenters=[_Fixed(lambda t: t + " Indeed."), WordNoise(rate=0.02, ops=["swap"], protect_names=NAMES)],
         holdout_texts=holdout,
     )
     (st,) = run_stages([stage], src, tmp_path / "out.parquet", tmp_path / "dropped", batch_size=16)
@@ -305,9 +319,9 @@ def test_no_variant_crosses_splits_and_accounting_balances(tmp_path: Path) -> No
     assert st.read == df.height and st.kept == out.height and st.dropped == dropped.height
     assert st.added == variants.height + dropped.height and st.balanced
     assert {"aug_identical", "aug_near_holdout"} <= set(dropped["reason"])
-    assert json.loads(variants["aug_params"][0])["kind"] == "word_noise"
+    assert {json.loads(p)["kind"] for p in variants["aug_params"]} == {"fixed", "word_noise"}
     summary = st.extra
-    assert summary["per_kind"]["word_noise"]["made"] == variants.height
+    assert summary["per_kind"]["word_noise"]["made"] + summary["per_kind"]["fixed"]["made"] == variants.height
     assert 0 < summary["diversity"]["word_noise"]["edit_rate"] < 1
 
 
@@ -374,3 +388,13 @@ def test_report_renders_augmentation_figures() -> None:
     assert "| synonym | 2 | 1 | 1 |" in section and "near_holdout 1" in section
     assert "0.800" in section and "0.120" in section
     assert "<del>big</del>" in section and "backtranslation skipped" in section
+
+
+def test_many_addresses_take_the_numpy_domain_rule_and_match_the_regex_one() -> None:
+    """A batch with many @ finds e-mail domains in numpy; one text at a time, a regex per @: the same spans."""
+    rng = random.Random(0)
+    parts = ["a@b.c", "x.y+z@mail.example.", "a@b..c", "a@.b.c", "me@host", "u@-x.y", "u@x-.y", "u@x.y."]
+    parts += ["u@x_y.z-w", "q@@a.b", "@a.b", "a@b.c@d.e", "é@ü.de", "1@2.3", "a@b.c.d..e", "x@y.z,", "m@n.o\n"]
+    texts = [" ".join(rng.choice(parts) for _ in range(4)) + " end." for _ in range(100)]
+    batch = TextBatch(texts, rules=FORMAT_ONLY)
+    assert all(batch.spans(i) == TextBatch([t], rules=FORMAT_ONLY).spans(0) for i, t in enumerate(texts))

@@ -21,7 +21,7 @@ def test_ngram_hashes_need_n_words_and_ignore_case_and_punctuation():
 
 
 def test_train_records_sharing_a_13gram_are_dropped_with_the_heldout_id():
-    stage = Decontaminator(DecontamConfig())
+    stage = Decontaminator(DecontamConfig(heldout_ngrams="drop"))
     stage.add_heldout(["v1"], [HELD])
     batch = rows(
         ("t1", "Intro sentence here. " + HELD[:110] + " and more words after it", "train"),
@@ -40,14 +40,15 @@ def test_near_duplicates_caught_by_minhash_and_report_mode_keeps_everything():
     stage.add_heldout(["v1"], [HELD])
     out = stage(rows(("t1", reworded, "train"), ("t2", OTHER, "train")))
     assert out.dropped["reason"].to_list() == ["contaminated_near_dup"]
-    report = Decontaminator(DecontamConfig(action="report"))
+    report = Decontaminator(DecontamConfig(ngram=25), HeldoutIndex(MinHasher(128, 3, "word", 1), 0.5))
+    report.cfg = DecontamConfig(ngram=25, action="report")
     report.add_heldout(["v1"], [HELD])
-    out = report(rows(("t1", HELD, "train")))
+    out = report(rows(("t1", reworded, "train")))
     assert out.kept.height == 1 and out.dropped.height == 0 and report.summary()["flagged"] == 1
 
 
-def test_chats_are_checked_on_their_joined_text():
-    stage = Decontaminator(DecontamConfig())
+def test_chats_are_checked_turn_by_turn():
+    stage = Decontaminator(DecontamConfig(heldout_ngrams="drop"))
     stage.add_heldout(["v1"], [HELD])
     chat = make_records(
         [
@@ -64,7 +65,7 @@ def test_chats_are_checked_on_their_joined_text():
 
 
 def test_stock_phrasing_shared_by_many_train_records_is_not_leakage():
-    stage = Decontaminator(DecontamConfig(max_train_docs=2))
+    stage = Decontaminator(DecontamConfig(max_train_docs=2, heldout_ngrams="drop"))
     stage.add_heldout(["v1"], [HELD])
     train = [("t1", HELD + " one", "train"), ("t2", HELD + " two", "train"), ("t3", HELD + " three", "train")]
     stage.count_train([t for _, t, _ in train])
@@ -135,7 +136,7 @@ def _run(held, train, cfg, workdir=None, partitions=4, count=True, batch=64):
 
 def test_partitioned_join_matches_an_in_memory_reference(tmp_path):
     held, train = _corpus()
-    cfg = DecontamConfig(ngram=5, min_shared=2, max_train_docs=3)
+    cfg = DecontamConfig(ngram=5, min_shared=2, max_train_docs=3, heldout_ngrams="drop")
     want, n_grams, n_common = _reference(held, train, 5, 2, 3)
     assert len(want) > 10 and n_common > 5  # the planted overlaps and stock phrase are there
     stage = Decontaminator(cfg, workdir=tmp_path / "w", partitions=4)
@@ -160,7 +161,7 @@ def test_stock_phrase_counted_once_per_train_record_across_partitions(tmp_path):
     held = [("v1", HELD), ("v2", OTHER)]
     twice = [(f"t{i}", f"{HELD} filler {HELD}") for i in range(2)]  # 2 records: not stock phrasing
     leaked = [(f"s{i}", f"{OTHER} number {i}") for i in range(3)]  # 3 records: stock phrasing
-    cfg = DecontamConfig(max_train_docs=2)
+    cfg = DecontamConfig(max_train_docs=2, heldout_ngrams="drop")
     stage, found = _run(held, twice + leaked, cfg, tmp_path / "w", partitions=16, batch=2)
     assert len({int(g) >> 60 for g in ngram_hashes(OTHER, 13)}) > 1  # the phrase's n-grams span partitions
     assert found == {"t0": f"{n_grams} shared 13-grams with v1", "t1": f"{n_grams} shared 13-grams with v1"}
@@ -173,7 +174,7 @@ def test_work_folder_is_removed_by_close_and_after_the_step(tmp_path):
     from flows.layout import RunPaths
     from tuneprep.runner import ParquetSink
 
-    stage = Decontaminator(DecontamConfig(), workdir=tmp_path / "w")
+    stage = Decontaminator(DecontamConfig(heldout_ngrams="drop"), workdir=tmp_path / "w")
     stage.add_heldout(["v1"], [HELD])
     stage.count_train([HELD, OTHER])
     assert any((tmp_path / "w").iterdir())
@@ -193,7 +194,8 @@ def test_work_folder_is_removed_by_close_and_after_the_step(tmp_path):
     sink = ParquetSink(paths.stage_file("split"))
     sink.write(rows(("v1", HELD, "validation"), ("t1", "Intro. " + HELD, "train"), ("t2", OTHER, "train")))
     sink.close()
-    st = pipeline.decontaminate_step(PipelineConfig(inputs=["unused"]), paths, lambda _m: None)
+    cfg = PipelineConfig.model_validate({"inputs": ["unused"], "decontaminate": {"heldout_ngrams": "drop"}})
+    st = pipeline.decontaminate_step(cfg, paths, lambda _m: None)
     assert st["dropped"] == 1 and st["extra"]["flagged"] == 1
     assert not (paths.work / "decontaminate").exists()
 
@@ -202,7 +204,7 @@ def test_a_stale_work_folder_from_a_killed_run_changes_nothing(tmp_path):
     import numpy as np
 
     held, train = _corpus(seed=3)
-    cfg = DecontamConfig(ngram=5, min_shared=1, max_train_docs=3)
+    cfg = DecontamConfig(ngram=5, min_shared=1, max_train_docs=3, heldout_ngrams="drop")
     _, clean = _run(held, train, cfg, tmp_path / "clean")
     stale = tmp_path / "stale"
     stale.mkdir()
@@ -213,3 +215,123 @@ def test_a_stale_work_folder_from_a_killed_run_changes_nothing(tmp_path):
             junk.tofile(stale / f"{side}{p:05d}.bin")
     _, again = _run(held, train, cfg, stale)
     assert again == clean and len(clean) > 10
+
+
+# --- leakage, not phrasing ------------------------------------------------------------------------------
+
+
+def _chat(rid, split, *turns):
+    roles = ["user", "assistant"] * len(turns)
+    return {
+        "id": rid,
+        "source": "s",
+        "format": "chat",
+        "split": split,
+        "messages": [{"role": r, "content": t} for r, t in zip(roles, turns, strict=False)],
+    }
+
+
+def test_a_turn_spanning_stock_phrase_no_longer_drops_a_record():
+    """The joiner's "assistant: … with\\nuser: no that…" made 13-grams across two turns; n-grams stay in a turn."""
+    closing = "Is there anything else I can help you with"  # 9 words, then the user's answer
+    held = [_chat("v1", "test", "Where is my parcel", f"It left Leeds today. {closing}", "No that is all thanks")]
+    train = [_chat("t1", "train", "Can I change my address", f"Yes, it is done. {closing}", "No that is all thanks")]
+    joined = "assistant: " + closing + "\nuser: No that is all thanks"
+    assert ngram_hashes(joined, 13).size > 0  # the old joined text held a 13-gram across the two turns
+    for heldout_ngrams in ("drop", "report"):
+        stage = Decontaminator(DecontamConfig(heldout_ngrams=heldout_ngrams))
+        held_df = make_records(held)
+        from cleaners.decontaminate import segments
+
+        stage.add_heldout(held_df["id"].to_list(), ["x"], segments(held_df))
+        out = stage(make_records(train))
+        assert out.dropped.height == 0 and stage.summary()["flagged"] == 0
+
+
+def test_by_default_shared_ngrams_are_reported_and_near_duplicates_dropped():
+    near = HELD.replace("without tools", "without any tools")
+    shares = f"{OTHER}. As our guide says, {' '.join(HELD.split()[:15])}, which is good to know for a trip"
+    batch = rows(("t1", shares, "train"), ("t2", near, "train"))
+    stage = Decontaminator(DecontamConfig(), HeldoutIndex(MinHasher(128, 3, "word", 1), 0.7))
+    stage.add_heldout(["v1"], [HELD])
+    out = stage(batch)
+    assert out.dropped["id"].to_list() == ["t2"] and out.dropped["reason"].to_list() == ["contaminated_near_dup"]
+    s = stage.summary()
+    assert (
+        s["flagged"] == 2
+        and s["removed"] == 1
+        and s["by_reason"] == {"contaminated_13gram": 1, "contaminated_near_dup": 1}
+    )
+    assert (
+        s["top_ngrams"] and s["top_ngrams"][0]["train_records"] >= 1 and len(s["top_ngrams"][0]["ngram"].split()) == 13
+    )
+
+
+def test_stock_phrase_cut_off_scales_with_the_corpus():
+    stage = Decontaminator(DecontamConfig(stock_share=0.01, stock_min_records=10))
+    stage.count_train(["x"] * 500)
+    assert stage.cutoff() == 10  # the floor
+    stage = Decontaminator(DecontamConfig(stock_share=0.01, stock_min_records=10))
+    stage.count_train(["x"] * 3000)
+    assert stage.cutoff() == 30  # a share of the records
+    assert Decontaminator(DecontamConfig(max_train_docs=4)).cutoff() is None  # not counted: no cut-off yet
+
+
+def test_top_shared_ngrams_are_listed_with_counts_and_words(tmp_path):
+    held = [("v1", HELD), ("v2", OTHER)]
+    train = [(f"s{i}", f"{OTHER} number {i}") for i in range(12)] + [("t0", f"{HELD} filler")]
+    stage = Decontaminator(DecontamConfig(stock_min_records=10, top_ngrams=40), partitions=4)
+
+    def batches():
+        yield rows(*[(h, t, "test") for h, t in held], *[(r, t, "train") for r, t in train])
+
+    stage.fit(batches)
+    out = stage(rows(*[(r, t, "train") for r, t in train]))
+    assert out.dropped.height == 0  # shared n-grams in the corpus are reported, not dropped
+    top = stage.summary()["top_ngrams"]
+    assert top[0]["train_records"] == 12 and top[0]["stock"] and top[0]["ngram"] in OTHER.lower().replace(",", "")
+    assert any(t["train_records"] == 1 and not t["stock"] for t in top)
+
+
+def test_an_ngram_shared_with_an_against_file_removes_its_train_record(tmp_path):
+    from flows import steps as pipeline
+    from flows.config import PipelineConfig
+    from flows.layout import RunPaths
+    from tuneprep.runner import ParquetSink
+
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "eval.jsonl").write_text('{"text": "' + HELD + '"}\n{"text": "something else entirely here"}\n')
+    paths = RunPaths(tmp_path / "run").make()
+    sink = ParquetSink(paths.stage_file("split"))
+    sink.write(
+        rows(
+            ("t1", "We wrote: " + HELD[:120] + " and then some more words", "train"),
+            ("t2", OTHER, "train"),
+            ("v1", "An unrelated validation record about opening hours on weekdays", "validation"),
+        )
+    )
+    sink.close()
+    cfg = PipelineConfig.model_validate({"inputs": ["unused"], "decontaminate": {"against": [str(bench)]}})
+    logs: list[str] = []
+    st = pipeline.decontaminate_step(cfg, paths, logs.append)
+    assert st["dropped"] == 1 and st["reasons"] == {"contaminated_external_13gram": 1}
+    assert st["extra"]["against"]["records"] == 2 and st["extra"]["against"]["files"] == 1
+    import polars as pl
+
+    dropped = pl.read_parquet(paths.dropped / "decontaminate.parquet")
+    assert dropped["id"].to_list() == ["t1"] and "eval.jsonl" in dropped["detail"][0]
+
+
+def test_the_step_warns_loudly_when_decontamination_moves_the_split():
+    from flows.steps import split_shift
+
+    ratios = {"train": 0.8, "validation": 0.1, "test": 0.1}
+    fine = split_shift(
+        {"train": 80, "validation": 10, "test": 10}, {"train": 79, "validation": 10, "test": 10}, ratios, 0.02
+    )
+    assert "warning" not in fine
+    bad = split_shift(
+        {"train": 80, "validation": 10, "test": 10}, {"train": 50, "validation": 10, "test": 10}, ratios, 0.02
+    )
+    assert "train" in bad["warning"] and bad["shares"]["train"]["after"] < 0.75

@@ -178,7 +178,7 @@ def test_a_stage_that_numbers_records_stays_aligned_past_a_quarantined_one(monke
     held = "The replacement strap for the Ridgeline pack ships in five days and fits every model made since 2019"
     other = "Our stores open at nine on weekdays and at ten on Sundays, except on public holidays when they close"
     index = HeldoutIndex(MinHasher(128, 3, "word", 1), 0.9)
-    stage = Decontaminator(DecontamConfig(), index)
+    stage = Decontaminator(DecontamConfig(heldout_ngrams="drop"), index)
     texts = [other + f" note {i}." for i in range(6)]
     texts[2] = "boom " + other
     texts[4] = "Intro words. " + held + " and more words after it."

@@ -109,4 +109,36 @@ def test_stage_redacts_text_and_messages_never_drops_and_counts():
     assert stage.summary() == {
         "pii": {"email": 4, "iban": 2, "card": 2, "ip": 2, "phone": 2},
         "records_with_pii": 4,
+        "allowed": {},
     }
+
+
+def test_an_allow_listed_number_survives_redaction():
+    """A restaurant's public number is a fact a support model must give out, not personal data."""
+    text = "Call Villa Romano at (415) 555-0132 or me at 415-555-0199; mail bookings@villaromano.example or me@home.example"
+    out, _ = redact_pii(text)
+    assert "(415) 555-0132" not in out and "bookings@" not in out  # today's behaviour: everything goes
+    cfg = PIIConfig(allow=["+1 415 555 0132", "@villaromano.example", r"re:me@home\.example"])
+    out, counts = redact_pii(text, cfg)
+    assert (
+        out
+        == "Call Villa Romano at (415) 555-0132 or me at <PHONE>; mail bookings@villaromano.example or me@home.example"
+    )
+    assert counts == {"phone": 1, "phone_allowed": 1, "email_allowed": 2}
+    assert (
+        redact_pii("card 4111 1111 1111 1111", PIIConfig(allow=["4111111111111111"]))[0] == "card 4111 1111 1111 1111"
+    )
+
+
+def test_redaction_settings_per_role():
+    chat = [
+        {"role": "user", "content": "My number is 415-555-0199, what is yours?"},
+        {"role": "assistant", "content": "Ours is 415-555-0132; write to help@shop.example."},
+    ]
+    batch = make_records([{"id": "c", "source": "s", "format": "chat", "messages": chat}])
+    cfg = PIIConfig.model_validate({"roles": {"assistant": {"phone": False, "allow": ["help@shop.example"]}}})
+    stage = RedactPII(cfg)
+    msgs = stage(batch).kept["messages"].to_list()[0]
+    assert msgs[0]["content"] == "My number is <PHONE>, what is yours?"
+    assert msgs[1]["content"] == "Ours is 415-555-0132; write to help@shop.example."
+    assert stage.summary()["pii"]["phone"] == 1 and stage.summary()["allowed"] == {"email": 1}

@@ -50,12 +50,47 @@ def test_plain_text_windows_end_with_eos_and_cover_the_text(tok):
     text = "\n\n".join(TEXTS[:6])
     windows = encode_text(text, tok, max_length=40)
     assert len(windows) > 1
-    assert all(ids[-1] == tok.eos_token_id and len(ids) <= 40 and mask == [1] * len(ids) for ids, mask in windows)
-    assert "".join(tok.decode(ids[:-1]) for ids, _ in windows).replace(" ", "") == text.replace(" ", "")
+    for k, (ids, mask, _, _) in enumerate(windows):
+        assert ids[-1] == tok.eos_token_id and len(ids) <= 40 and len(mask) == len(ids)
+        # every token is in the loss; the EOS of a window the document goes on after is not
+        assert mask == [1] * (len(ids) - 1) + [1 if k == len(windows) - 1 else 0]
+    assert "".join(tok.decode(w.ids[:-1]) for w in windows).replace(" ", "") == text.replace(" ", "")
+
+
+def _words_of(text: str) -> set[str]:
+    return set(text.split())
+
+
+def test_long_text_is_cut_at_sentences_then_words_never_inside_a_word(tok):
+    """Today's cut fell at raw token positions: "tion 46: the…". Every window must start and end on a word."""
+    sentence = "Order 46 shipped on Monday and the parcel left our warehouse in Leeds before noon."
+    text = " ".join([sentence] * 12)
+    words = _words_of(text)
+    for max_length in (48, 200):  # shorter and longer than a sentence
+        windows = encode_text(text, tok, max_length=max_length)
+        assert len(windows) > 2
+        for w in windows:
+            assert w.text == tok.decode(w.ids[:-1])  # the row's text is what its ids encode
+            assert _words_of(w.text) <= words, w.text  # whole words only
+        assert " ".join(w.text for w in windows).split() == text.split()
+    assert all(w.text.rstrip().endswith(".") for w in windows)  # a window holds whole sentences where they fit
+    one_word = "x" * 400  # longer than a window: the only cut left is inside it
+    assert len(encode_text(f"{one_word} end.", tok, max_length=48)) > 1
+
+
+def test_window_text_is_stored_once_and_equals_its_decoded_window(tok):
+    doc = " ".join(["The parcel left our warehouse in Leeds."] * 60)
+    df = make_records([{"id": "d", "source": "s", "format": "text", "text": doc, "split": "train"}])
+    kept = encode_records(df, tok, max_length=64).kept
+    assert kept.height > 3
+    assert sum(len(t) for t in kept["text"]) < 1.1 * len(doc)  # not the whole document on every row
+    for text, ids in zip(kept["text"], kept["input_ids"].to_list(), strict=True):
+        assert text == tok.decode(ids[:-1])
 
 
 def test_chat_mask_covers_assistant_turns_only(tok):
-    ((ids, mask),) = encode_chat(CHAT, tok, max_length=512)
+    ((ids, mask, _, messages),) = encode_chat(CHAT, tok, max_length=512)
+    assert messages == CHAT
     assert ids.count(tok.bos_token_id) == 1 and ids[0] == tok.bos_token_id
     masked = tok.decode([i for i, m in zip(ids, mask, strict=True) if m], skip_special_tokens=False)
     assert masked == "It shipped on Monday.</s>You are welcome.</s>"
@@ -63,10 +98,46 @@ def test_chat_mask_covers_assistant_turns_only(tok):
 
 
 def test_long_chat_is_cut_at_turn_boundaries(tok):
-    windows = encode_chat(CHAT * 3, tok, max_length=30)
+    chat = CHAT + CHAT[1:] * 4
+    windows = encode_chat(chat, tok, max_length=160)
     assert len(windows) > 1
-    for ids, mask in windows:
-        assert len(ids) <= 30 and ids[0] == tok.bos_token_id and len(ids) == len(mask) and ids[-1] == tok.eos_token_id
+    for ids, mask, _, messages in windows:
+        assert len(ids) <= 160 and ids[0] == tok.bos_token_id and len(ids) == len(mask) and ids[-1] == tok.eos_token_id
+        assert messages[0] == CHAT[0]  # the short system prompt opens every window
+        contents = [m["content"] for m in CHAT]
+        assert all(m["content"] in contents for m in messages)  # whole turns: every cut fell between turns
+        assert messages[1]["role"] == "user"  # and before a question, not between it and its answer
+
+
+def test_a_long_turn_is_never_windowed_mid_word_and_keeps_its_role_marker(tok):
+    answer = " ".join(["Your parcel left our warehouse in Leeds on Monday and should arrive soon."] * 12)
+    chat = [{"role": "user", "content": "Where is order 42?"}, {"role": "assistant", "content": answer}]
+    windows = encode_chat(chat, tok, max_length=64)
+    assert len(windows) > 2
+    words = _words_of(answer) | _words_of(chat[0]["content"])
+    assistant = tok.convert_tokens_to_ids("<|assistant|>")
+    for k, w in enumerate(windows):
+        rendered = tok.decode(w.ids, skip_special_tokens=False)
+        assert w.ids[0] == tok.bos_token_id and w.ids[-1] == tok.eos_token_id
+        if k:
+            assert w.ids[1] == assistant  # a window inside the answer starts with its role marker
+            assert [m["role"] for m in w.messages] == ["assistant"]
+        for m in w.messages:
+            assert _words_of(m["content"]) <= words, m["content"]  # never a piece of a word
+            assert m["content"] in rendered  # the turns are what the ids encode
+        assert sum(w.mask) > 0
+    pieces = " ".join(m["content"] for w in windows for m in w.messages if m["role"] == "assistant")
+    assert pieces.split() == answer.split()
+
+
+def test_windows_without_a_loss_token_are_dropped_with_a_reason(tok):
+    question = " ".join(["Please tell me where my parcel is now because it left Leeds on Monday."] * 8)
+    chat = [{"role": "user", "content": question}, {"role": "assistant", "content": "It is in York."}]
+    df = make_records([{"id": "c", "source": "s", "format": "chat", "messages": chat, "split": "train"}])
+    enc = encode_records(df, tok, max_length=64)
+    assert enc.dropped.height >= 1 and set(enc.dropped["reason"]) == {"no_loss_tokens"}
+    assert enc.kept.height >= 1 and all(sum(m) > 0 for m in enc.kept["loss_mask"].to_list())
+    assert enc.kept["messages"][-1].to_list()[-1]["content"] == "It is in York."
 
 
 def test_encode_records_one_row_per_window(tok):
@@ -76,7 +147,7 @@ def test_encode_records_one_row_per_window(tok):
             {"id": "b", "source": "s", "format": "chat", "messages": CHAT, "split": "test"},
         ]
     )
-    out = encode_records(df, tok, max_length=32)
+    out = encode_records(df, tok, max_length=32).kept
     assert out.filter(pl.col("id") == "a").height > 1
     assert out["n_tokens"].to_list() == [len(x) for x in out["input_ids"].to_list()]
     assert set(out.filter(pl.col("id") == "b")["split"]) == {"test"}
@@ -109,7 +180,7 @@ def test_pretrained_tokenizer_by_path_gets_a_chat_template_and_mask(tmp_path):
     reloaded = AutoTokenizer.from_pretrained(str(tmp_path / "copy"))
     assert reloaded.chat_template and reloaded.pad_token is not None
     chat = [{"role": "user", "content": "where is order 42"}, {"role": "assistant", "content": "it shipped on monday"}]
-    ((ids, mask),) = encode_chat(chat, tok, max_length=64)
+    ((ids, mask, _, _),) = encode_chat(chat, tok, max_length=64)
     masked = [t for t, m in zip(tok.convert_ids_to_tokens(ids), mask, strict=True) if m]
     assert masked == ["it", "shipped", "on", "monday", tok.eos_token]
 

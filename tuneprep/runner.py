@@ -139,6 +139,43 @@ def iter_batches(path: Path, batch_size: int) -> Iterator[pl.DataFrame]:
         yield pl.from_arrow(batch)
 
 
+def iter_rows(path: Path, start: int, stop: int, batch_size: int) -> Iterator[pl.DataFrame]:
+    """Rows ``[start, stop)`` of a Parquet file in batches of ``batch_size`` counted from ``start``.
+
+    Only the row groups that overlap the range are read, batch by batch.
+    """
+    if stop <= start:
+        return
+    pf = pq.ParquetFile(path, pre_buffer=False)
+    groups, offset, first = [], 0, None
+    for g in range(pf.metadata.num_row_groups):
+        n = pf.metadata.row_group(g).num_rows
+        if offset + n > start and offset < stop:
+            groups.append(g)
+            first = offset if first is None else first
+        offset += n
+    if not groups:
+        return
+    pos = first
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for batch in pf.iter_batches(batch_size=batch_size, row_groups=groups):
+        lo, hi = max(start - pos, 0), min(stop - pos, batch.num_rows)
+        pos += batch.num_rows
+        if hi > lo:
+            pending.append(batch.slice(lo, hi - lo))
+            pending_rows += hi - lo
+        while pending_rows >= batch_size:
+            table = pa.Table.from_batches(pending)
+            yield pl.from_arrow(table.slice(0, batch_size).combine_chunks())
+            rest = table.slice(batch_size)
+            pending, pending_rows = rest.to_batches(), rest.num_rows
+        if pos >= stop:
+            break
+    if pending_rows:
+        yield pl.from_arrow(pa.Table.from_batches(pending).combine_chunks())
+
+
 EXCERPT_CHARS = 300
 
 
@@ -177,12 +214,14 @@ def run_stages(
     on_batch: Callable[[int], None] | None = None,
     quarantine_dir: Path | None = None,
     check: Callable[[list[StageStats]], None] | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> list[StageStats]:
     """Feed every batch of ``src`` through ``stages`` in order; kept rows go to ``dst``, drops to
     ``dropped_dir/<stage>.parquet``, records a stage could not handle to ``quarantine_dir/<stage>.jsonl``
     (default: ``quarantine/`` beside ``dropped_dir``; written only when a stage quarantined something).
 
     ``check`` sees the running figures after every batch and may raise to stop the run (too much quarantined).
+    ``rows`` = (start, stop) limits the run to that row range of ``src`` (one partition, see ``tuneprep.partitions``).
     """
     quarantine_dir = quarantine_dir or dropped_dir.parent / "quarantine"
     stats = [StageStats(s.name) for s in stages]
@@ -192,7 +231,8 @@ def run_stages(
         drops = {s.name: sinks.enter_context(ParquetSink(dropped_dir / f"{s.name}.parquet")) for s in stages}
         bad: dict[str, JsonlSink] = {}
         try:
-            for batch in iter_batches(src, batch_size):
+            batches = iter_batches(src, batch_size) if rows is None else iter_rows(src, *rows, batch_size)
+            for batch in batches:
                 n_in = batch.height
                 for stage, st in zip(stages, stats, strict=True):
                     t0 = time.perf_counter()

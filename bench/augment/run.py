@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.augment.corpus import PEOPLE, PRODUCTS, Sentence, make_corpus
+from bench.common import headline, require_modules
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "out"
@@ -215,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.quick:
         args.n, args.repeats = 1000, 1
+    require_modules("nlpaug")
     warnings.filterwarnings("ignore")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     corpus = make_corpus(args.n, seed=0)
@@ -278,6 +280,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "augment.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(render(report))
+    for r in results:
+        headline(r["speedup"], "x", f"{r['augmenter']}: tuneprep / nlpaug sentences/s", ">=", 10)
+    if results:
+        facts = min(r["tuneprep_facts_kept"] for r in results)
+        headline(100 * facts, "%", "facts kept by tuneprep's augmenters (the lowest)", ">=", 100)
     return report
 
 

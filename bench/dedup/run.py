@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import headline, skip
 from bench.dedup.corpus import Corpus, generate, jaccard
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +59,14 @@ SLOW = {"datatrove", "datasketch"}  # kinds that take minutes at 20k docs: run -
 # --- workers (run in a subprocess) ----------------------------------------------------------------------------
 
 
+def _cpu() -> float:
+    """User + system CPU seconds of this worker and its waited-for children: load from other jobs barely moves it."""
+    return sum(
+        r.ru_utime + r.ru_stime
+        for r in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
+
+
 def _peak_rss_mib() -> float:
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -74,7 +83,7 @@ def work_tuneprep(corpus: Path, work: Path, settings: dict) -> dict:
     from tuneprep.records import conform
     from tuneprep.runner import ParquetSink
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     dd = MinHashDeduper(DedupConfig(**settings))
     kept, dropped = ParquetSink(work / "kept.parquet"), ParquetSink(work / "dropped.parquet")
     removed: dict[str, str] = {}
@@ -88,8 +97,14 @@ def work_tuneprep(corpus: Path, work: Path, settings: dict) -> dict:
     kept.close()
     dropped.close()
     dd.save(work / "near.idx")
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "removed": removed, "config": dd.cfg.model_dump(), "lsh": list(dd.cfg.lsh_params())}
+    seconds, cpu = time.perf_counter() - t0, _cpu() - c0
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "removed": removed,
+        "config": dd.cfg.model_dump(),
+        "lsh": list(dd.cfg.lsh_params()),
+    }
 
 
 def work_datatrove(corpus: Path, work: Path, settings: dict) -> dict:
@@ -113,7 +128,7 @@ def work_datatrove(corpus: Path, work: Path, settings: dict) -> dict:
     cfg = MinhashConfig(hash_config=HashConfig(**settings)) if settings else MinhashConfig()
     src = corpus.parent
     logs = work / "logs"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
 
     def run(pipeline: list, tasks: int, name: str) -> None:
         LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=1, logging_dir=str(logs / name)).run()
@@ -147,9 +162,9 @@ def work_datatrove(corpus: Path, work: Path, settings: dict) -> dict:
         1,
         "filter",
     )
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, _cpu() - c0
     removed = _datatrove_matches(work)
-    return {"seconds": seconds, "removed": removed, "config": {"minhash": str(cfg)}}
+    return {"seconds": seconds, "cpu_seconds": cpu, "removed": removed, "config": {"minhash": str(cfg)}}
 
 
 def _SplitTokenizer() -> object:  # noqa: N802 - a factory, so datatrove is imported only in its worker
@@ -196,7 +211,7 @@ def work_datasketch(corpus: Path, work: Path, settings: dict) -> dict:
     from datasketch import MinHash, MinHashLSH
 
     word = re.compile(r"\w+")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     df = pl.read_ndjson(corpus)
     n, thr, perm = settings["ngram"], settings["threshold"], settings["num_perm"]
     lsh = MinHashLSH(threshold=thr, num_perm=perm)
@@ -214,7 +229,7 @@ def work_datasketch(corpus: Path, work: Path, settings: dict) -> dict:
             lsh.insert(rid, m)
             sigs[rid] = m
     df.filter(~pl.col("id").is_in(list(removed))).write_parquet(work / "kept.parquet")
-    return {"seconds": time.perf_counter() - t0, "removed": removed, "config": settings}
+    return {"seconds": time.perf_counter() - t0, "cpu_seconds": _cpu() - c0, "removed": removed, "config": settings}
 
 
 WORKERS = {"tuneprep": work_tuneprep, "datatrove": work_datatrove, "datasketch": work_datasketch}
@@ -325,15 +340,20 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true", help="5,000 docs, each method once")
     args = ap.parse_args(argv)
     if args.worker:
         worker_main(args.worker, args.corpus, args.result)
         return
+    if args.quick:
+        args.docs, args.repeat, args.slow_repeat = 5_000, 1, 1
 
     missing = [m for m in args.methods if not _available(m)]
     if missing:
-        print(f"skipping {missing}: install with  .venv/bin/pip install 'datatrove[io,processing]' datasketch rensa")
+        print(f"skipping {missing}: not installed (`make bench-setup` installs the baselines; rensa: the rensa extra)")
         args.methods = [m for m in args.methods if m not in missing]
+    if "datatrove" in missing:
+        skip("datatrove is not installed: `make bench-setup` (or pip install -e '.[bench]')")
     t0 = time.perf_counter()
     corpus, data = load_corpus(args.docs, args.seed)
     print(f"corpus: {len(corpus)} docs, {len(corpus.pairs)} planted pairs ({time.perf_counter() - t0:.1f}s)")
@@ -361,6 +381,8 @@ def main(argv: list[str] | None = None) -> None:
             "lsh_bands_rows": rs[0].get("lsh"),
             "seconds": secs,
             "median_seconds": float(np.median(secs)),
+            "cpu_seconds": sorted(x["cpu_seconds"] for x in rs),
+            "docs_per_cpu_s": len(corpus) / float(np.median([x["cpu_seconds"] for x in rs])),
             "docs_per_s": len(corpus) / float(np.median(secs)),
             "process_seconds": [x["process_seconds"] for x in rs],
             "peak_rss_mib": max(x["peak_rss_mib"] for x in rs),
@@ -376,10 +398,17 @@ def main(argv: list[str] | None = None) -> None:
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "methods": results,
         "ratios": _ratios(results),
+        "cpu_ratios": _ratios(results, "docs_per_cpu_s"),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1), encoding="utf-8")
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    if "tuneprep" in results and "datatrove" in results:
+        cpu = report["cpu_ratios"]["tuneprep/datatrove"]
+        headline(cpu, "x", "tuneprep / datatrove MinHash docs per CPU-second, defaults")
+        headline(report["ratios"]["tuneprep/datatrove"], "x", "tuneprep / datatrove MinHash docs/s, defaults", ">=", 5)
+        fr = results["tuneprep"]["quality"]["j5"]["false_removals"]
+        headline(fr, "", "false removals by tuneprep (planted corpus)", "<=", 0)
 
 
 def _available(method: str) -> bool:
@@ -388,20 +417,23 @@ def _available(method: str) -> bool:
     return module is None or importlib.util.find_spec(module) is not None
 
 
-def _ratios(results: dict) -> dict:
-    """docs/s of each tuneprep variant over each datatrove variant in the run."""
+def _ratios(results: dict, key: str = "docs_per_s") -> dict:
+    """docs/s (or docs per CPU-second) of each tuneprep variant over each datatrove variant in the run."""
     ours = [m for m in results if m.startswith("tuneprep")]
     theirs = [m for m in results if m.startswith("datatrove")]
-    return {f"{a}/{b}": results[a]["docs_per_s"] / results[b]["docs_per_s"] for b in theirs for a in ours}
+    return {f"{a}/{b}": results[a][key] / results[b][key] for b in theirs for a in ours}
 
 
 def _print_report(results: dict, n_docs: int) -> None:
-    print(f"\n{'method':18s} {'docs/s':>8s} {'median s':>9s} {'peak RSS':>9s} {'removed':>8s} {'false rm':>8s}")
+    print(
+        f"\n{'method':18s} {'docs/s':>8s} {'median s':>9s} {'docs/CPU-s':>11s} {'peak RSS':>9s} {'removed':>8s}"
+        f" {'false rm':>8s}"
+    )
     for m, r in results.items():
         q = r["quality"]["j5"]
         print(
-            f"{m:18s} {r['docs_per_s']:8.0f} {r['median_seconds']:9.2f} {r['peak_rss_mib']:7.0f}Mi "
-            f"{q['removed']:8d} {q['false_removals']:8d}"
+            f"{m:18s} {r['docs_per_s']:8.0f} {r['median_seconds']:9.2f} {r['docs_per_cpu_s']:11.0f}"
+            f" {r['peak_rss_mib']:7.0f}Mi {q['removed']:8d} {q['false_removals']:8d}"
         )
     for axis, label in (("j5", "word 5-gram"), ("j3", "word 3-gram")):
         first = next(iter(results.values()))["quality"][axis]
@@ -413,8 +445,9 @@ def _print_report(results: dict, n_docs: int) -> None:
                 q = r["quality"][axis]
                 cells.append(f"{_fmt(q['recall'][i])}/{_fmt(q['precision'][i])}".rjust(15))
             print(f"{band:12s} {first['pairs'][i]:6d}  " + "  ".join(cells))
+    cpu = _ratios(results, "docs_per_cpu_s")
     for k, v in _ratios(results).items():
-        print(f"speed ratio {k}: {v:.1f}x")
+        print(f"speed ratio {k}: {v:.1f}x (per CPU-second {cpu[k]:.1f}x)")
 
 
 if __name__ == "__main__":

@@ -46,11 +46,13 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import headline, require_data  # noqa: E402
 from cleaners.config import HtmlConfig  # noqa: E402
 from cleaners.html import available, strip_html  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "trafilatura_eval_en"
 REFERENCE = "trafilatura"
+DEFAULT = "strip_html[auto]"  # what the pipeline runs
 _WS = re.compile(r"\s+")
 _TOKEN = re.compile(r"\w+")
 
@@ -171,11 +173,7 @@ def extractors() -> dict[str, tuple[Callable[[str], str | None], str]]:
 
 def run(data: Path, repeat: int, only: list[str] | None) -> dict:
     spec = data / "evaldata_subset.json"
-    if not spec.is_file():
-        sys.exit(
-            f"no benchmark data at {data} (expected evaldata_subset.json and html/): "
-            "pass --data DIR pointing at trafilatura_eval_en"
-        )
+    require_data(spec, data / "html")
     evaldata = json.loads(spec.read_text(encoding="utf-8"))
     pages = list(evaldata.values())
     htmls = [(data / "html" / p["file"]).read_bytes().decode("utf-8", "replace") for p in pages]
@@ -280,7 +278,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=2, help="timing passes; the best is kept")
     ap.add_argument("--only", nargs="+", help="extractor names to run (trafilatura is always added)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "extract.json")
+    ap.add_argument("--quick", action="store_true", help="one pass, the default extractor against trafilatura only")
     args = ap.parse_args(argv)
+    if args.quick:
+        args.repeat, args.only = 1, args.only or [DEFAULT]
     report = run(args.data, max(1, args.repeat), args.only)
     print(
         f"{report['pages']} pages, {report['snippets']['with']} with / {report['snippets']['without']} without"
@@ -290,6 +291,10 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    ours = next((r for r in report["results"] if r["extractor"] == DEFAULT), None)
+    if ours is not None and ours["f1_vs_trafilatura"] is not None:
+        headline(ours["f1_vs_trafilatura"], "", "F1 of strip_html (default) minus trafilatura's, snippet eval", ">=", 0)
+        headline(ours["speed_vs_trafilatura"], "x", "strip_html (default) / trafilatura pages/s", ">=", 1)
 
 
 if __name__ == "__main__":

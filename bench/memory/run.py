@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import headline
+
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "out" / "memory"
 PART_MB = 100
@@ -140,12 +142,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes-mb", type=int, nargs="+", default=[200, 2000])
     ap.add_argument("--keep", action="store_true", help="keep each run's output folder")
+    ap.add_argument("--quick", action="store_true", help="100 and 300 MB instead of 200 and 2,000 MB")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child, args.out)
         return
+    if args.quick:
+        args.sizes_mb = [100, 300]
     print(f"corpus: up to {max(args.sizes_mb)} MB in {PART_MB} MB parts under {OUT / 'corpus'}", flush=True)
     parts = ensure_corpus(max(args.sizes_mb))
     rows = []
@@ -181,6 +186,8 @@ def main() -> None:
         )
     (ROOT / "bench" / "out").mkdir(parents=True, exist_ok=True)
     (ROOT / "bench" / "out" / "memory.json").write_text(json.dumps({"rows": rows, "ratio": ratio}, indent=2))
+    size = f"{rows[-1]['input_mb']:,} MB / {rows[0]['input_mb']:,} MB input"
+    headline(ratio, "x", f"peak RSS of the data pipeline, {size}", "<=", 1.25)
 
 
 if __name__ == "__main__":

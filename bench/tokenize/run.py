@@ -1,60 +1,81 @@
 """Tokenization throughput: tuneprep's ``encode_records`` against the raw ``tokenizers`` batch rate.
 
-Both sides use the same SentencePiece tokenizer (trained by tuneprep on the
-texts) and the same texts; the baseline is ``Tokenizer.encode_batch`` plus
-reading the ids, the fastest a Python caller gets from the Rust library.
-tuneprep does that and more: windows at sentence boundaries for long texts,
-EOS, loss masks and Arrow columns. Runs alternate so machine noise hits both.
+Both sides use the same SentencePiece tokenizer (trained by tuneprep on the texts) and the same records.
 
-    python -m bench.tokenize.run [--docs 50000] [--data ../shared/data]
+- text: the baseline is ``Tokenizer.encode_batch`` plus reading the ids, the fastest a Python caller gets
+  from the Rust library; tuneprep does that and more: windows at sentence boundaries for long texts, EOS,
+  loss masks and Arrow columns.
+- conversations: the baseline renders each conversation once with the tokenizer's chat template
+  (``apply_chat_template(tokenize=False)``) and encodes all renders in one ``encode_batch``, the least work
+  that yields the ids; tuneprep also finds the assistant spans for the loss mask and cuts windows at turns.
+
+Rounds alternate all four so machine noise hits every side alike; the best round of each is compared.
+
+    python -m bench.tokenize.run [--docs 50000] [--conversations 5000] [--rounds 3] [--data ../shared/data]
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench import realdata
+from bench.common import DATA, OUT, headline
+
+MESSAGES = pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8}))
+
+
+def repeat_to(items: list, n: int) -> list:
+    return (items * -(-n // len(items)))[:n]
 
 
 def load_texts(data: Path, n: int) -> tuple[list[str], str]:
-    texts: list[str] = []
-    bitext = data / "bitext_customer_support" / "Bitext_Sample_Customer_Support_Training_Dataset.csv"
-    banking = data / "banking77" / "train.csv"
-    if bitext.exists() and banking.exists():
-        with open(bitext, newline="", encoding="utf-8") as f:
-            texts += [r["response"] for r in csv.DictReader(f)]
-        with open(banking, newline="", encoding="utf-8") as f:
-            texts += [r["text"] for r in csv.DictReader(f)]
-        source = "bitext_customer_support responses + banking77 queries (shared/data)"
-    else:
-        for p in sorted((ROOT / "sample_data" / "docs").glob("*.*")):
-            try:
-                texts.append(p.read_text(encoding="utf-8"))
-            except UnicodeDecodeError:
-                continue
-        source = "sample_data/docs (shared/data not found)"
+    texts = [e.response for e in realdata.bitext(data)] + [r.text for r in realdata.banking77(data, ("train",))]
     texts = [t for t in texts if t.strip()]
-    reps = -(-n // len(texts))
-    return (texts * reps)[:n], source
+    return repeat_to(texts, n), "bitext_customer_support responses + banking77 train queries"
 
 
-def main() -> None:
+def load_conversations(data: Path, n: int) -> tuple[list[list[dict]], str]:
+    convs = [e.messages for e in realdata.bitext(data)] + [d.messages for d in realdata.taskmaster(data)]
+    source = "bitext_customer_support instruction/response pairs + taskmaster4_coffee dialogues"
+    return repeat_to(convs, n), source
+
+
+def records(texts: list[str] | None = None, convs: list[list[dict]] | None = None) -> pl.DataFrame:
+    n = len(texts) if texts is not None else len(convs or [])
+    return pl.DataFrame(
+        {
+            "format": ["text" if texts is not None else "chat"] * n,
+            "text": texts if texts is not None else [None] * n,
+            "messages": convs if convs is not None else [None] * n,
+        },
+        schema={"format": pl.Utf8, "text": pl.Utf8, "messages": MESSAGES},
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=50_000)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--conversations", type=int, default=5_000)
+    ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--max-length", type=int, default=512)
     ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
+    ap.add_argument("--quick", action="store_true", help="5,000 docs, 1,000 conversations, 1 round")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.docs, args.conversations, args.rounds = 5_000, 1_000, 1
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+
+    texts, text_source = load_texts(args.data, args.docs)
+    convs, conv_source = load_conversations(args.data, args.conversations)
 
     from tokenizers import Tokenizer
     from transformers import AutoTokenizer
@@ -62,59 +83,85 @@ def main() -> None:
     from shards.config import TokenizerConfig
     from shards.tokenization import encode_records, train_sentencepiece
 
-    texts, source = load_texts(args.data, args.docs)
     with tempfile.TemporaryDirectory() as tmp:
         train_sentencepiece(texts[:20_000], TokenizerConfig(vocab_size=8000), Path(tmp))
         raw = Tokenizer.from_file(str(Path(tmp) / "tokenizer.json"))
         tok = AutoTokenizer.from_pretrained(tmp)
-    df = pl.DataFrame(
-        {"format": ["text"] * len(texts), "text": texts, "messages": [None] * len(texts)},
-        schema={
-            "format": pl.Utf8,
-            "text": pl.Utf8,
-            "messages": pl.List(pl.Struct({"role": pl.Utf8, "content": pl.Utf8})),
-        },
-    )
-    n_chars = sum(map(len, texts))
+    text_df, conv_df = records(texts=texts), records(convs=convs)
 
-    def baseline() -> int:
+    def raw_text() -> int:
         return sum(len(e.ids) for e in raw.encode_batch(texts, add_special_tokens=False))
 
-    def ours() -> int:
-        return int(encode_records(df, tok, args.max_length)["n_tokens"].sum())
+    def raw_chat() -> int:
+        rendered = [tok.apply_chat_template(m, tokenize=False) for m in convs]
+        return sum(len(e.ids) for e in raw.encode_batch(rendered, add_special_tokens=False))
 
-    times: dict[str, list[float]] = {"tokenizers.encode_batch": [], "tuneprep.encode_records": []}
-    tokens = {}
-    for _ in range(args.rounds):
-        for name, fn in (("tokenizers.encode_batch", baseline), ("tuneprep.encode_records", ours)):
+    def ours(df: pl.DataFrame) -> Callable[[], int]:
+        return lambda: int(encode_records(df, tok, args.max_length).kept["n_tokens"].sum())
+
+    sides: dict[str, tuple[str, int, int, Callable[[], int]]] = {  # name -> (path, records, chars, run)
+        "tokenizers.encode_batch": ("text", len(texts), sum(map(len, texts)), raw_text),
+        "tuneprep.encode_records": ("text", len(texts), sum(map(len, texts)), ours(text_df)),
+        "render once + encode_batch": ("chat", len(convs), _chat_chars(convs), raw_chat),
+        "tuneprep.encode_records (chat)": ("chat", len(convs), _chat_chars(convs), ours(conv_df)),
+    }
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    tokens: dict[str, int] = {}
+    for r in range(args.rounds):
+        for name in list(sides) if r % 2 == 0 else list(sides)[::-1]:
             t0 = time.perf_counter()
-            tokens[name] = fn()
+            tokens[name] = sides[name][3]()
             times[name].append(time.perf_counter() - t0)
     rows = []
     for name, ts in times.items():
+        path, n, chars, _ = sides[name]
         best = min(ts)
         rows.append(
             {
                 "impl": name,
-                "docs_per_s": len(texts) / best,
-                "mchars_per_s": n_chars / best / 1e6,
+                "path": path,
+                "records": n,
+                "records_per_s": n / best,
+                "mchars_per_s": chars / best / 1e6,
                 "seconds_best": best,
                 "seconds_median": statistics.median(ts),
                 "tokens": tokens[name],
             }
         )
-    ratio = rows[1]["docs_per_s"] / rows[0]["docs_per_s"]
-    print(f"corpus: {len(texts):,} docs, {n_chars / 1e6:.1f} M chars from {source}; {os.cpu_count()} cores")
-    print(f"{'impl':<26}{'docs/s':>12}{'Mchars/s':>10}{'best s':>9}{'median s':>10}{'tokens':>12}")
+    by = {r["impl"]: r for r in rows}
+    text_ratio = by["tuneprep.encode_records"]["records_per_s"] / by["tokenizers.encode_batch"]["records_per_s"]
+    chat_ratio = (
+        by["tuneprep.encode_records (chat)"]["records_per_s"] / by["render once + encode_batch"]["records_per_s"]
+    )
+    print(f"text: {len(texts):,} docs from {text_source}")
+    print(f"chat: {len(convs):,} conversations from {conv_source}")
+    print(f"{os.cpu_count()} cores, {args.rounds} rounds (best of each)")
+    print(f"{'impl':<32}{'path':>5}{'records/s':>12}{'Mchars/s':>10}{'best s':>9}{'median s':>10}{'tokens':>12}")
     for r in rows:
         print(
-            f"{r['impl']:<26}{r['docs_per_s']:>12,.0f}{r['mchars_per_s']:>10.2f}{r['seconds_best']:>9.2f}"
-            f"{r['seconds_median']:>10.2f}{r['tokens']:>12,}"
+            f"{r['impl']:<32}{r['path']:>5}{r['records_per_s']:>12,.0f}{r['mchars_per_s']:>10.2f}"
+            f"{r['seconds_best']:>9.2f}{r['seconds_median']:>10.2f}{r['tokens']:>12,}"
         )
-    print(f"ratio tuneprep / raw tokenizers batch: {ratio:.2f}x (target >= 0.8x)")
-    out = ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "tokenize.json").write_text(json.dumps({"source": source, "rows": rows, "ratio": ratio}, indent=2))
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "tokenize.json").write_text(
+        json.dumps(
+            {
+                "text_source": text_source,
+                "chat_source": conv_source,
+                "rounds": args.rounds,
+                "rows": rows,
+                "ratio": text_ratio,
+                "chat_ratio": chat_ratio,
+            },
+            indent=2,
+        )
+    )
+    headline(text_ratio, "x", "tuneprep / raw encode_batch, text records/s", ">=", 0.8)
+    headline(chat_ratio, "x", "tuneprep / (render once + encode_batch), conversations/s")
+
+
+def _chat_chars(convs: list[list[dict]]) -> int:
+    return sum(len(m["content"]) for c in convs for m in c)
 
 
 if __name__ == "__main__":
