@@ -313,6 +313,7 @@ def encode_chat(messages: list[dict], tok, max_length: int) -> list[Window]:
     sentence_cuts = np.concatenate(sentences) if sentences else np.empty(0, np.int64)
     word_cuts = np.concatenate(words) if words else np.empty(0, np.int64)
     bos = [int(ids[0])] if tok.bos_token_id is not None and len(ids) and ids[0] == tok.bos_token_id else []
+    turn_tok[0] = max(int(turn_tok[0]), len(bos))  # the first turn's own tokens: after the BOS, never a second one
     system: list[int] = []
     if messages[0]["role"] == "system" and n_turns > 1:
         sys_ids = ids[turn_tok[0] : turn_tok[1]].tolist()
