@@ -29,6 +29,77 @@ class LoraSettings(Settings):
     target_modules: list[str] | str | None = None
 
 
+class CurriculumSettings(Settings):
+    """Baby steps (Bengio et al., 2009): batches are drawn from the easiest examples first, the pool widening to all of
+    them over the first `warm_fraction` of training; ordinary shuffled epochs follow."""
+
+    by: Literal["length", "loss", "column"] = "length"  # tokens; a reference model's loss; a numeric shard column
+    column: str | None = None  # by: column
+    reference: str | None = None  # by: loss: a causal LM name or local path using the shards' tokenizer
+    order: Literal["easy_first", "hard_first"] = "easy_first"
+    pacing: Literal["linear", "step"] = "linear"  # the pool grows every batch, or in `steps` equal jumps
+    warm_fraction: float = Field(0.5, gt=0.0, le=1.0)  # share of training until the pool holds every example
+    start_fraction: float = Field(0.2, gt=0.0, le=1.0)  # share of the examples in the first pool
+    steps: int = Field(4, ge=1)  # step pacing: pools before the whole set
+
+    @model_validator(mode="after")
+    def _needs(self) -> CurriculumSettings:
+        if self.by == "column" and not self.column:
+            raise ValueError("curriculum by: column needs `column` (a numeric shard column, e.g. n_tokens)")
+        if self.by == "loss" and not self.reference:
+            raise ValueError("curriculum by: loss needs `reference` (a causal LM name or path)")
+        return self
+
+
+class TaskSettings(Settings):
+    """How an example's task is named, from columns the shards already have (no extra shard column is needed): the
+    folder of its `source` file, its `label`, or any other column; `map` renames values (fnmatch patterns, the first
+    match wins), e.g. {"tickets/*": support, "*refund*": billing}."""
+
+    by: Literal["source", "label", "column"] = "source"
+    column: str | None = None  # by: column (a `task` column, if the shards carry one)
+    map: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _needs(self) -> TaskSettings:
+        if self.by == "column" and not self.column:
+            raise ValueError("tasks by: column needs `column`")
+        return self
+
+
+class MixtureSettings(Settings):
+    """How training batches sample tasks: fixed `weights` ({task: weight}, normalised; 0 leaves a task out), or
+    `temperature` T: probability proportional to size^(1/T), size = the task's training tokens (T5/mT5; T=1 is the
+    natural mix, larger T flattens it). Written as {task: weight} directly, or {temperature: T}."""
+
+    weights: dict[str, float] = {}
+    temperature: float | None = Field(None, gt=0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data and not set(data) & {"weights", "temperature"}:
+            return {"weights": data}  # mixture: {support: 2, chat: 1}
+        return data
+
+    @model_validator(mode="after")
+    def _one(self) -> MixtureSettings:
+        if bool(self.weights) == (self.temperature is not None):
+            raise ValueError("mixture: give either task weights ({task: weight}) or temperature, not both or neither")
+        if any(w < 0 for w in self.weights.values()) or (self.weights and not sum(self.weights.values()) > 0):
+            raise ValueError("mixture weights must be >= 0 and not all 0")
+        return self
+
+
+class DistillSettings(Settings):
+    """Knowledge distillation (Hinton et al., 2015): the loss per loss token is (1 - alpha) * cross-entropy on the
+    label + alpha * T^2 * KL(teacher || student), both distributions softened by temperature T."""
+
+    teacher: str  # AutoModelForCausalLM name or local path; must use the shards' tokenizer
+    temperature: float = Field(2.0, gt=0.0)
+    alpha: float = Field(0.5, ge=0.0, le=1.0)
+
+
 class FinetuneConfig(Settings):
     """Everything `train` needs besides the data and output dirs. Defaults train a tiny GPT-2 on CPU in ~1 min."""
 
@@ -50,7 +121,12 @@ class FinetuneConfig(Settings):
     packing: bool = True  # several examples share a row, each attending only to itself
     batch_size: int = Field(4, ge=1)  # rows per micro-batch (a packed row holds several examples)
     eval_batch_size: int | None = Field(None, ge=1)  # None = batch_size
-    use_augmented: bool = True  # false = train on original rows only (aug_of is null)
+    # false = train on original rows only (aug_of is null); a list = originals plus these augmenters' variants (aug_kind)
+    use_augmented: bool | list[str] = True
+    tasks: TaskSettings | None = None  # name each example's task: per-task metrics, and what `mixture` weighs
+    mixture: MixtureSettings | None = None  # sample tasks by weight (tasks default to the source folder)
+    curriculum: CurriculumSettings | None = None  # easy examples first, the pool widening over training
+    distill: DistillSettings | None = None  # add a KL term towards a teacher's softened next-token distribution
 
     # optimisation
     grad_accum: int = Field(1, ge=1)
@@ -61,6 +137,7 @@ class FinetuneConfig(Settings):
     beta2: float = 0.99
     warmup_steps: int = Field(10, ge=0)
     max_steps: int | None = Field(None, ge=1)  # set = train exactly this many optimizer steps, ignoring epochs
+    max_tokens: int | None = Field(None, ge=1)  # set = train until this many loss tokens (wins over max_steps)
     epochs: float = Field(5.0, gt=0)
     grad_clip: float = Field(1.0, ge=0.0)  # 0 disables clipping
 
@@ -90,6 +167,8 @@ class FinetuneConfig(Settings):
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.lora is not None and self.train_top_layers is not None:
             raise ValueError("choose one of lora and train_top_layers")
+        if self.mixture is not None and self.tasks is None:
+            self.tasks = TaskSettings()
         if self.grid:
             trials(self)  # every combination must be a valid config: fail at load time, not in trial 7
         return self
@@ -104,6 +183,13 @@ class FinetuneConfig(Settings):
             if not values:
                 raise ValueError(f"grid: {key!r} has no values to try")
         return grid
+
+    @field_validator("use_augmented")
+    @classmethod
+    def _kinds(cls, value: bool | list[str]) -> bool | list[str]:
+        if isinstance(value, list) and not value:
+            raise ValueError("use_augmented: an empty list of augmenters; use false for originals only")
+        return value
 
     def resolved_seed(self) -> int:
         return 0 if self.seed is None else self.seed

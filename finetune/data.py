@@ -14,8 +14,9 @@ so it is learned even when the tokenizer's pad token is EOS; padding is marked b
 from __future__ import annotations
 
 import bisect
+import fnmatch
 import json
-import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,9 @@ import pyarrow.compute as pc
 import torch
 from datasets import Dataset, load_from_disk
 
+from finetune.config import TaskSettings
+
+_FILE_PART, _IN_BRACKETS = re.compile(r"/[^/]*$"), re.compile(r"\[.*\]$")
 IGNORE_INDEX = -100  # what torch's cross_entropy skips
 SPLITS = ("train", "validation", "test")
 FORMATS = ("text", "chat")  # the shards' `format` column; metrics are broken down by it
@@ -45,13 +49,23 @@ class SplitData:
     rows: np.ndarray  # table rows in use (originals only when use_augmented is false)
     lengths: np.ndarray  # tokens per used example
     formats: np.ndarray  # FORMATS index per used example
+    tasks: np.ndarray | None = None  # index into task_names per used example (None = tasks not named)
+    task_names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.rows)
 
+    def task_of(self) -> np.ndarray:
+        return self.tasks if self.tasks is not None else np.zeros(len(self.rows), dtype=np.int64)
 
-def load_split(data_dir: Path, split: str, *, use_augmented: bool = True) -> SplitData | None:
-    """DATA/shards/<split>, or None when it is missing or empty (callers then report null)."""
+
+def load_split(
+    data_dir: Path, split: str, *, use_augmented: bool | list[str] = True, tasks: TaskSettings | None = None
+) -> SplitData | None:
+    """DATA/shards/<split>, or None when it is missing or empty (callers then report null).
+
+    ``use_augmented``: every row (true), originals only (false), or originals plus the variants of the augmenters
+    named (their ``aug_kind``). ``tasks``: name each used example's task (see `example_tasks`)."""
     path = Path(data_dir) / "shards" / split
     if not path.exists() or _saved_without_data(path):
         return None
@@ -60,8 +74,14 @@ def load_split(data_dir: Path, split: str, *, use_augmented: bool = True) -> Spl
         return None
     full = ds.data.table
     rows = np.arange(len(ds))
-    if not use_augmented and "aug_of" in ds.column_names:
-        rows = np.flatnonzero(full.column("aug_of").is_null().to_numpy(zero_copy_only=False))
+    if use_augmented is not True and "aug_of" in ds.column_names:
+        keep = full.column("aug_of").is_null()
+        if isinstance(use_augmented, list):
+            if "aug_kind" not in ds.column_names:
+                raise ValueError(f"{path}: no aug_kind column to pick augmenters {use_augmented} by")
+            kind = pc.fill_null(pc.is_in(full.column("aug_kind"), pa.array(use_augmented, pa.string())), False)
+            keep = pc.or_(keep, kind)
+        rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
     if len(rows) == 0:
         return None
     table = full.select([c for c in ("input_ids", "loss_mask") if c in full.column_names])
@@ -71,7 +91,39 @@ def load_split(data_dir: Path, split: str, *, use_augmented: bool = True) -> Spl
         formats = is_chat.to_numpy(zero_copy_only=False)[rows].astype(np.int8)
     else:
         formats = np.zeros(len(rows), dtype=np.int8)
-    return SplitData(split, ds, table, rows, lengths, formats)
+    data = SplitData(split, ds, table, rows, lengths, formats)
+    if tasks is not None:
+        data.task_names, data.tasks = example_tasks(data, tasks)
+    return data
+
+
+def example_tasks(split: SplitData, settings: TaskSettings) -> tuple[tuple[str, ...], np.ndarray]:
+    """(task names, sorted; per used example the index of its task) from the shards' own columns: the folder of
+    the `source` file (``a/b/file.csv`` -> ``a/b``; a file at the top keeps its name), the `label`, or any column;
+    then `settings.map` (fnmatch pattern -> task, first match wins). A missing value is the task "(none)"."""
+    column = {"source": "source", "label": "label", "column": settings.column}[settings.by]
+    assert column is not None
+    where = f"shards/{split.name}"
+    if column not in split.dataset.column_names:
+        raise ValueError(
+            f"{where}: no column {column!r} to name tasks by (columns: {', '.join(split.dataset.column_names)})"
+        )
+    values = split.dataset.data.table.column(column).take(pa.array(split.rows)).cast(pa.string()).to_pylist()
+    if settings.by == "source":  # the folder, as the split's strata name it
+        values = [None if v is None else _IN_BRACKETS.sub("", _FILE_PART.sub("", v)) for v in values]
+    names = [_task_name(v, settings.map) for v in values]
+    unique = tuple(sorted(set(names)))
+    index = {name: i for i, name in enumerate(unique)}
+    return unique, np.asarray([index[n] for n in names], dtype=np.int64)
+
+
+def _task_name(value: str | None, mapping: dict[str, str]) -> str:
+    if value is None:
+        return "(none)"
+    for pattern, task in mapping.items():
+        if fnmatch.fnmatchcase(value, pattern):
+            return task
+    return value
 
 
 def _saved_without_data(path: Path) -> bool:
@@ -156,25 +208,18 @@ def make_rows(split: SplitData, block_size: int, packing: bool) -> list[np.ndarr
     return pack_rows(split.lengths, block_size) if packing else single_rows(len(split))
 
 
-class BatchOrder:
-    """Which rows form each micro-batch: a pure function of (seed, epoch, position), so a resumed run reads
-    exactly the batches the uninterrupted run would have, in every epoch."""
-
-    def __init__(self, n_rows: int, batch_size: int, seed: int) -> None:
-        self.n_rows, self.batch_size, self.seed = n_rows, batch_size, seed
-        self.per_epoch = math.ceil(n_rows / batch_size)
-
-    def epoch(self, epoch: int) -> list[np.ndarray]:
-        perm = np.random.default_rng([self.seed, epoch]).permutation(self.n_rows)
-        return [perm[i : i + self.batch_size] for i in range(0, self.n_rows, self.batch_size)]
-
-    def stream(self, epoch: int = 0, cursor: int = 0) -> Iterator[tuple[int, int, np.ndarray]]:
-        """(epoch, micro-batches of that epoch consumed after this one, row ids), endlessly from a cursor."""
-        while True:
-            batches = self.epoch(epoch)
-            for k in range(cursor, len(batches)):
-                yield epoch, k + 1, batches[k]
-            epoch, cursor = epoch + 1, 0
+def loss_token_counts(split: SplitData) -> np.ndarray:
+    """Per used example, its targets: tokens after the first whose loss_mask is 1 (read chunk by chunk)."""
+    if "loss_mask" not in split.table.column_names:
+        return np.maximum(split.lengths - 1, 0)
+    counts = []
+    for chunk in split.table.column("loss_mask").chunks:
+        offsets = chunk.offsets.to_numpy()
+        flags = (chunk.values.to_numpy(zero_copy_only=False) != 0).astype(np.int64)
+        flags[offsets[:-1][offsets[:-1] < offsets[1:]]] = 0  # the first token of an example is never a target
+        sums = np.add.reduceat(np.append(flags, 0), offsets[:-1]) if len(flags) else np.zeros(len(chunk), np.int64)
+        counts.append(np.where(offsets[1:] > offsets[:-1], sums, 0))
+    return np.concatenate(counts)[split.rows] if counts else np.zeros(len(split), dtype=np.int64)
 
 
 # ---- batches ----------------------------------------------------------------------------------------------------
@@ -202,7 +247,9 @@ def attention_mask_4d(doc: torch.Tensor, mode: MaskMode) -> torch.Tensor:
     allowed = allowed[:, None]
     if mode == "bool":
         return allowed
-    return torch.zeros(allowed.shape, dtype=torch.float32).masked_fill_(~allowed, torch.finfo(torch.float32).min)
+    return torch.zeros(allowed.shape, dtype=torch.float32, device=doc.device).masked_fill_(
+        ~allowed, torch.finfo(torch.float32).min
+    )
 
 
 class Batcher:
@@ -232,11 +279,12 @@ class Batcher:
 
     def batch(self, row_ids: np.ndarray) -> Batch:
         """input_ids, position_ids, targets, the attention mask, and per token its example (index in the split,
-        -1 = padding) and format."""
+        -1 = padding), format and task."""
         row_list = [self.rows[r] for r in row_ids.tolist()]
         positions = np.concatenate(row_list)
         examples = iter(self._examples(positions))
         formats = self.split.formats[positions]
+        tasks = self.split.task_of()[positions]
         width = max(int(self.split.lengths[r].sum()) for r in row_list)
         b = len(row_list)
         input_ids = np.full((b, width), self.pad_id, dtype=np.int64)
@@ -245,6 +293,7 @@ class Batcher:
         example = np.full((b, width), -1, dtype=np.int64)  # index within its row
         position = np.full((b, width), -1, dtype=np.int64)  # index of the example in the split
         fmt = np.zeros((b, width), dtype=np.int64)
+        task = np.zeros((b, width), dtype=np.int64)
         k = 0
         for i, row in enumerate(row_list):
             at = 0
@@ -257,6 +306,7 @@ class Batcher:
                 example[i, at : at + n] = j
                 position[i, at : at + n] = positions[k]
                 fmt[i, at : at + n] = formats[k]
+                task[i, at : at + n] = tasks[k]
                 at, k = at + n, k + 1
             position_ids[i, at:] = np.arange(width - at)  # padding: a run of its own, isolated like an example
         batch: Batch = {
@@ -264,6 +314,7 @@ class Batcher:
             "position_ids": torch.from_numpy(position_ids),
             "targets": torch.from_numpy(targets),
             "format": torch.from_numpy(fmt),
+            "task": torch.from_numpy(task),
             "example": torch.from_numpy(position),
             "attention_mask": None,
         }

@@ -7,6 +7,7 @@ are ever held in memory.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -44,36 +45,55 @@ def loss_metrics(
     autocast,
     max_batches: int | None = None,
 ) -> dict[str, Any] | None:
-    """Token-weighted loss, perplexity and token accuracy, with the same per format (text, chat)."""
+    """Token-weighted loss, perplexity and token accuracy, with the same per format (text, chat) and, when the split's
+    tasks are named, per task."""
     model = head.model
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros(len(FORMATS), dtype=torch.float64)
-    correct = torch.zeros(len(FORMATS), dtype=torch.long)
-    tokens = torch.zeros(len(FORMATS), dtype=torch.long)
+    task_names = batcher.split.task_names
+    by_format, by_task = _Sums(len(FORMATS)), _Sums(max(1, len(task_names)))
     try:
         for i, batch in enumerate(batcher.sequential(batch_size)):
             if max_batches is not None and i >= max_batches:
                 break
             with autocast:
                 scores = head.scores(to_device(batch, device), accuracy=True)
-            fmt = scores.formats.cpu()
-            loss_sum.index_add_(0, fmt, scores.losses.double().cpu())
             assert scores.correct is not None
-            correct.index_add_(0, fmt, scores.correct.long().cpu())
-            tokens.index_add_(0, fmt, torch.ones_like(fmt))
+            losses, correct = scores.losses.double().cpu(), scores.correct.long().cpu()
+            by_format.add(scores.formats.cpu(), losses, correct)
+            if scores.tasks is not None:
+                by_task.add(scores.tasks.cpu(), losses, correct)
     finally:
         model.train(was_training)
-    total = int(tokens.sum())
+    total = int(by_format.tokens.sum())
     if total == 0:
         return None
-    out = _summary(float(loss_sum.sum()), int(correct.sum()), total)
-    out["by_format"] = {
-        name: _summary(float(loss_sum[k]), int(correct[k]), int(tokens[k]))
-        for k, name in enumerate(FORMATS)
-        if tokens[k] > 0
-    }
+    out = _summary(float(by_format.loss.sum()), int(by_format.correct.sum()), total)
+    out["by_format"] = by_format.summaries(FORMATS)
+    if task_names:
+        out["by_task"] = by_task.summaries(task_names)
     return out
+
+
+class _Sums:
+    """Summed loss, right guesses and tokens per group (format or task)."""
+
+    def __init__(self, n: int) -> None:
+        self.loss = torch.zeros(n, dtype=torch.float64)
+        self.correct = torch.zeros(n, dtype=torch.long)
+        self.tokens = torch.zeros(n, dtype=torch.long)
+
+    def add(self, group: torch.Tensor, losses: torch.Tensor, correct: torch.Tensor) -> None:
+        self.loss.index_add_(0, group, losses)
+        self.correct.index_add_(0, group, correct)
+        self.tokens.index_add_(0, group, torch.ones_like(group))
+
+    def summaries(self, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        return {
+            name: _summary(float(self.loss[k]), int(self.correct[k]), int(self.tokens[k]))
+            for k, name in enumerate(names)
+            if self.tokens[k] > 0
+        }
 
 
 # ---- generation -------------------------------------------------------------------------------------------------
@@ -86,11 +106,12 @@ class HeldOutTurn:
     id: str
     context: list[dict[str, str]]
     reference: str
+    task: str | None = None
 
 
 def held_out_turns(split: SplitData, n: int) -> list[HeldOutTurn]:
     """Up to n conversations of the split (first window of each, ordered by id, so the pick is stable) that end
-    with an assistant turn."""
+    with an assistant turn; with named tasks, taken from each task in turn, so every task gets its share."""
     ds = split.dataset
     if n == 0 or "messages" not in ds.column_names or "format" not in ds.column_names:
         return []
@@ -103,14 +124,30 @@ def held_out_turns(split: SplitData, n: int) -> list[HeldOutTurn]:
     if len(rows) == 0:
         return []
     ids = table.column("id").take(rows).to_pylist() if "id" in ds.column_names else [str(r) for r in rows]
-    out: list[HeldOutTurn] = []
+    task_of = dict(zip(split.rows.tolist(), split.task_of().tolist(), strict=True))
+    queues: dict[int, list[HeldOutTurn]] = {}
     for record_id, row in sorted(zip(ids, rows.tolist(), strict=True)):
+        queue = queues.setdefault(task_of[row], [])
+        if len(queue) == n:
+            continue
         messages = ds[row]["messages"] or []
         if len(messages) >= 2 and messages[-1]["role"] == "assistant" and messages[-1]["content"].strip():
             context = [{"role": m["role"], "content": m["content"]} for m in messages[:-1]]
-            out.append(HeldOutTurn(record_id, context, messages[-1]["content"]))
-            if len(out) == n:
-                break
+            task = split.task_names[task_of[row]] if split.task_names else None
+            queue.append(HeldOutTurn(record_id, context, messages[-1]["content"], task))
+    out: list[HeldOutTurn] = []
+    for turns in itertools.zip_longest(*(queues[t] for t in sorted(queues))):  # round-robin over tasks
+        out += [t for t in turns if t is not None]
+    return out[:n]
+
+
+def generation_by_task(turns: list[HeldOutTurn], done: list[Completion | None]) -> dict[str, dict[str, Any]]:
+    """Generation scores per task, over the answers that were made."""
+    tasks = sorted({t.task for t in turns if t.task is not None})
+    out = {}
+    for task in tasks:
+        pairs = [(c.text, t.reference) for t, c in zip(turns, done, strict=True) if t.task == task and c is not None]
+        out[task] = score_generations([h for h, _ in pairs], [r for _, r in pairs])
     return out
 
 

@@ -12,6 +12,7 @@ metrics as an uninterrupted run (see `checkpoint.py`). The outputs, in OUT:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -26,18 +27,21 @@ from transformers import AutoTokenizer
 
 from finetune.checkpoint import Checkpoints, LoopState
 from finetune.config import FinetuneConfig
+from finetune.curriculum import curriculum_rank
 from finetune.data import (
     SPLITS,
+    Batch,
     Batcher,
-    BatchOrder,
     SplitData,
     check_examples,
     count_targets,
     load_split,
+    loss_token_counts,
     make_rows,
     to_device,
 )
-from finetune.evaluate import generation_metrics, held_out_turns, loss_metrics
+from finetune.distill import Distiller
+from finetune.evaluate import generation_by_task, generation_metrics, held_out_turns, loss_metrics
 from finetune.export import model_card, save_model, write_json
 from finetune.model import (
     LossHead,
@@ -52,11 +56,13 @@ from finetune.model import (
     trainable_parameters,
     uses_bf16,
 )
+from finetune.sampling import batch_order, plan_rows
 from shards.tokenization import tokenizer_identity
 from tuneprep.files import sha256_file
 
 EVAL_SPLITS = ("validation", "test")
 Log = Callable[[str], None]
+Objective = Callable[[Batch], torch.Tensor]  # a batch -> the training loss of each of its loss tokens
 
 
 # ---- data checks ------------------------------------------------------------------------------------------------
@@ -93,6 +99,15 @@ def data_block_size(cfg: FinetuneConfig, data_dir: Path, splits: dict[str, Split
 # ---- optimisation -----------------------------------------------------------------------------------------------
 
 
+def planned_steps(cfg: FinetuneConfig, per_epoch: int, loss_tokens: int) -> int:
+    """Optimizer steps the LR schedule is planned over: from `max_tokens` (the split's mean loss tokens per
+    micro-batch), else `max_steps`, else `epochs`."""
+    if cfg.max_tokens is not None:
+        per_step = max(1.0, loss_tokens / per_epoch) * cfg.grad_accum
+        return max(1, math.ceil(cfg.max_tokens / per_step))
+    return cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch / cfg.grad_accum))
+
+
 def lr_factor(step: int, max_steps: int, cfg: FinetuneConfig) -> float:
     """Linear warmup, then cosine decay to min_lr_ratio at the last step (a multiple of the peak LR)."""
     if step < cfg.warmup_steps:
@@ -111,14 +126,14 @@ def make_optimizer(model: nn.Module, cfg: FinetuneConfig, device: torch.device) 
     return torch.optim.AdamW(groups, lr=cfg.resolved_lr(), betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda")
 
 
-def accumulate_gradients(head: LossHead, micro: list, device: torch.device, ctx) -> tuple[int, torch.Tensor]:
+def accumulate_gradients(objective: Objective, micro: list, device: torch.device, ctx) -> tuple[int, torch.Tensor]:
     """Backward over one step's micro-batches, each loss summed and divided by the loss tokens of them all: the
     gradient of one big batch's token mean, however the step is split. Returns (loss tokens, mean loss)."""
     step_tokens = sum(count_targets(b) for b in micro)
     total = torch.zeros((), device=device)
     for batch in micro:
         with ctx:
-            loss = head.scores(to_device(batch, device)).losses.sum() / max(1, step_tokens)
+            loss = objective(to_device(batch, device)).sum() / max(1, step_tokens)
         loss.backward()
         total += loss.detach()
     return step_tokens, total
@@ -161,6 +176,8 @@ class Evaluator:
                     self.batch_size,
                     autocast(self.cfg, self.device),
                 )
+                for task, scores in generation_by_task(self.turns[split], done).items():
+                    m["by_task"].setdefault(task, {})["generation"] = scores
                 outputs[split] = [None if c is None else c.text for c in done]
                 if skipped := sum(c is None for c in done):
                     log(f"  {split}: {skipped} conversations too long to answer within the model's context: not scored")
@@ -198,8 +215,12 @@ def train(
     device = setup_runtime(cfg)
     check_tokenizer(data_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(data_dir / "tokenizer"))
-    splits = {s: load_split(data_dir, s, use_augmented=cfg.use_augmented or s != "train") for s in SPLITS}
-    if splits["train"] is None:
+    splits = {
+        s: load_split(data_dir, s, use_augmented=cfg.use_augmented if s == "train" else True, tasks=cfg.tasks)
+        for s in SPLITS
+    }
+    train_split = splits["train"]
+    if train_split is None:
         raise ValueError(f"no training examples under {data_dir / 'shards' / 'train'}")
     block_size = data_block_size(cfg, data_dir, splits)
     model = build_model(cfg, tokenizer, block_size).to(device)
@@ -213,13 +234,27 @@ def train(
     batchers = {
         name: Batcher(split, make_rows(split, block_size, cfg.packing), pad_id, mask_mode(model))
         for name, split in splits.items()
-        if split is not None
+        if split is not None and name != "train"
     }
-    train_batcher = batchers["train"]
-    order = BatchOrder(len(train_batcher.rows), cfg.batch_size, cfg.resolved_seed())
-    max_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * order.per_epoch / cfg.grad_accum))
+    # training rows and their order (sampling.py): shuffled epochs, a mixture of tasks, a curriculum's warm phase
+    rank = None
+    if cfg.curriculum is not None:
+        rank = curriculum_rank(
+            cfg.curriculum, data_dir, train_split, tokenizer, block_size, device, uses_bf16(cfg, device), log
+        )
+    plan = plan_rows(train_split, block_size, cfg.packing, by_task=cfg.mixture is not None, rank=rank)
+    train_batcher = batchers["train"] = Batcher(train_split, plan.rows, pad_id, mask_mode(model))
+    max_steps = planned_steps(
+        cfg, math.ceil(len(plan.rows) / cfg.batch_size), int(loss_token_counts(train_split).sum())
+    )
+    order, order_note = batch_order(plan, cfg, train_split.task_names, max_steps)
     evaluator = Evaluator(cfg, device, tokenizer, batchers)
     head = LossHead(model)
+    objective: Objective = head.token_losses  # cross-entropy per loss token; with a teacher, mixed with the KL
+    if cfg.distill is not None:
+        distiller = Distiller(cfg.distill, tokenizer, model, block_size, device, uses_bf16(cfg, device))
+        objective = functools.partial(distiller.token_losses, head)
+        order_note = "; ".join(n for n in (order_note, distiller.describe()) if n)
     n_params, n_trained = count_parameters(model), sum(p.numel() for p in trainable_parameters(model).values())
     what = training_mode(cfg)
     log(
@@ -227,7 +262,10 @@ def train(
         f"{n_trained / 1e6:.2f}M trained, on {device}; {len(splits['train'])} train examples in "
         f"{len(train_batcher.rows)} rows of <= {block_size} tokens ({'packed' if cfg.packing else 'one per row'}); "
         f"{max_steps} steps of {cfg.batch_size}x{cfg.grad_accum} rows, peak lr {cfg.resolved_lr():.1e}"
+        + (f" (until {cfg.max_tokens:,} loss tokens)" if cfg.max_tokens else "")
     )
+    if order_note:
+        log(order_note)
 
     optimizer = make_optimizer(model, cfg, device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, max_steps, cfg))
@@ -259,12 +297,12 @@ def train(
     # Time is taken at pauses (log, eval, checkpoint), not every step, so a GPU is never synchronised needlessly.
     window_loss, window_tokens, window_seconds = torch.zeros((), device=device), 0, state.train_seconds
     segment_start = time.perf_counter()
-    while state.step < max_steps and not state.stopped_early:
+    while not (finished(state, cfg, max_steps) or state.stopped_early):
         micro = []
         for _ in range(cfg.grad_accum):
             epoch, cursor, rows = next(stream)
             micro.append(train_batcher.batch(rows))
-        step_tokens, step_loss = accumulate_gradients(head, micro, device, ctx)
+        step_tokens, step_loss = accumulate_gradients(objective, micro, device, ctx)
         window_loss += step_loss
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(trainable_parameters(model).values(), cfg.grad_clip)
@@ -278,7 +316,7 @@ def train(
         window_tokens += step_tokens
         bar.update(1)
 
-        last = state.step == max_steps
+        last = finished(state, cfg, max_steps)
         log_now = state.step % cfg.log_every == 0 or last
         eval_now = bool(eval_every) and (state.step % eval_every == 0 or last)
         save_now = bool(checkpoint_every) and state.step % checkpoint_every == 0
@@ -329,8 +367,9 @@ def train(
         "dir": str(data_dir),
         "manifest_sha256": manifest_sha,
         "tokenizer_sha256": _manifest(data_dir).get("tokenizer", {}).get("sha256"),
-        "train_examples": len(splits["train"]),
+        "train_examples": len(train_split),
         "train_rows": len(train_batcher.rows),
+        "tasks": list(train_split.task_names),
     }
     training = {
         "device": str(device),
@@ -339,6 +378,7 @@ def train(
         "block_size": block_size,
         "steps": state.step,
         "max_steps": max_steps,
+        "order": order_note or "shuffled epochs",
         "train_tokens": state.train_tokens,
         "seconds": state.train_seconds,
         "history": state.history,
@@ -360,6 +400,13 @@ def train(
     write_json(out_dir / "metrics.json", metrics)  # written last: its presence means the run finished
     checkpoints.clear()
     return metrics
+
+
+def finished(state: LoopState, cfg: FinetuneConfig, max_steps: int) -> bool:
+    """The budget is spent: `max_tokens` loss tokens when set (steps past the plan run at the final LR), else steps."""
+    if cfg.max_tokens is not None:
+        return state.train_tokens >= cfg.max_tokens
+    return state.step >= max_steps
 
 
 def training_mode(cfg: FinetuneConfig) -> str:

@@ -248,11 +248,23 @@ def mask_mode(model: nn.Module) -> MaskMode:
 @dataclass
 class TokenScores:
     """Per loss token (in the order of `keep`, the batch's (B, T) mask of loss positions): its loss, whether the
-    argmax was right (when asked), and its example's format."""
+    argmax was right (when asked), and its example's format and task."""
 
     losses: torch.Tensor
     correct: torch.Tensor | None
     formats: torch.Tensor
+    keep: torch.Tensor
+    tasks: torch.Tensor | None = None
+
+
+@dataclass
+class LossRows:
+    """What the output head is applied to, one row per loss token: hidden states (or, in the fallback, the model's
+    own logits), their targets, and the projection to logits."""
+
+    hidden: torch.Tensor
+    targets: torch.Tensor
+    project: Callable[[torch.Tensor], torch.Tensor]
     keep: torch.Tensor
 
 
@@ -293,21 +305,31 @@ class LossHead:
         out = self.body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
         return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
 
-    def scores(self, batch: Batch, accuracy: bool = False) -> TokenScores:
+    def rows(self, batch: Batch) -> LossRows:
         targets = batch["targets"]
         assert targets is not None
         keep = targets != IGNORE_INDEX
-        wanted = targets[keep]
         inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "position_ids")}
         if self.body is not None:
-            hidden = self._hidden(**inputs)[keep]
-            project: Callable[[torch.Tensor], torch.Tensor] = self.head
-        else:  # fallback: the model's own logits, then only the loss rows
-            hidden = self.model(**inputs, use_cache=False).logits[keep]
-            project = nn.Identity()
-        losses, correct = chunked_cross_entropy(hidden, wanted, project, accuracy)
-        formats = batch["format"][keep] if batch.get("format") is not None else torch.zeros_like(wanted)
-        return TokenScores(losses, correct, formats, keep)
+            return LossRows(self._hidden(**inputs)[keep], targets[keep], self.head, keep)
+        # fallback: the model's own logits, then only the loss rows
+        return LossRows(self.model(**inputs, use_cache=False).logits[keep], targets[keep], nn.Identity(), keep)
+
+    def scores(self, batch: Batch, accuracy: bool = False) -> TokenScores:
+        rows = self.rows(batch)
+        losses, correct = chunked_cross_entropy(rows.hidden, rows.targets, rows.project, accuracy)
+        keep = rows.keep
+        formats = batch["format"][keep] if batch.get("format") is not None else torch.zeros_like(rows.targets)
+        tasks = batch["task"][keep] if batch.get("task") is not None else None
+        return TokenScores(losses, correct, formats, keep, tasks)
+
+    def token_losses(self, batch: Batch) -> torch.Tensor:
+        """The training objective per loss token: cross-entropy on the label."""
+        return self.scores(batch).losses
+
+
+def output_size(project: Callable[[torch.Tensor], torch.Tensor], hidden: torch.Tensor) -> int:
+    return hidden.shape[-1] if isinstance(project, nn.Identity) else project.weight.shape[0]
 
 
 def chunked_cross_entropy(
@@ -315,8 +337,7 @@ def chunked_cross_entropy(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-token cross-entropy (fp32) over chunks of rows; in training each chunk's logits are recomputed in
     backward rather than kept, so memory holds one chunk of logits at a time."""
-    vocab = hidden.shape[-1] if isinstance(project, nn.Identity) else project.weight.shape[0]
-    rows = max(1, LOGIT_CHUNK // max(1, vocab))
+    rows = max(1, LOGIT_CHUNK // max(1, output_size(project, hidden)))
     losses, correct = [], []
     checkpointed = torch.is_grad_enabled() and len(targets) > rows and not accuracy
 

@@ -3,6 +3,7 @@
 tuneprep run [--config FILE] [--out DIR] [--runner local|dask --workers N --address ADDR]
 tuneprep prepare INPUT... --out DIR [--config FILE] [--runner local|dask --workers N --address ADDR]
 tuneprep finetune DATA_DIR --out DIR [--config FILE]
+tuneprep ablate RUN_DIR [--config FILE] [--tokens N] [--seeds 3] [--no-per-augmenter] [--keep-weights]
 tuneprep generate MODEL_DIR "prompt" [--chat] [--max-new-tokens N] [--do-sample --temperature T --top-p P ...]
 tuneprep serve MODEL_DIR [--host 127.0.0.1] [--port 8000]
 tuneprep drops [--config FILE]
@@ -148,6 +149,44 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ablate(args: argparse.Namespace) -> int:
+    """The run's own fine-tuning settings (its manifest's config) unless --config names others."""
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "shards").is_dir():
+        raise FileNotFoundError(f"{run_dir}: not a prepared run folder (no shards/)")
+    if args.config is not None:
+        cfg = _config(args).finetune
+    else:
+        from finetune import FinetuneConfig
+
+        manifest = run_dir / "manifest.json"
+        saved = (json.loads(manifest.read_text()).get("config") or {}).get("finetune") if manifest.exists() else None
+        cfg = FinetuneConfig.model_validate(saved or {})
+    lock = _locked(run_dir)
+    try:
+        from flows.ablate import ablation_flow
+
+        path = Path(
+            ablation_flow(
+                run_dir=str(run_dir),
+                config=cfg,
+                tokens=args.tokens,
+                seeds=args.seeds,
+                per_augmenter=args.per_augmenter,
+                keep_weights=args.keep_weights,
+            )
+        )
+    finally:
+        lock.release()
+    from finetune.ablation import markdown
+
+    summary = json.loads(path.read_text())
+    print(markdown(summary))
+    print(summary["verdict"])
+    print(f"ablation: {path}")
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from finetune.generate import Sampling, chat_prompt, complete, load, text_prompt
 
@@ -247,6 +286,17 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", required=True, help="model folder")
     f.add_argument("--config", type=Path)
     f.set_defaults(func=cmd_finetune)
+
+    a = sub.add_parser("ablate", help="does augmentation help? train with and without it, several seeds, one budget")
+    a.add_argument("run_dir", help="a prepared run folder (from `tuneprep prepare` or `tuneprep run`)")
+    a.add_argument("--config", type=Path, help="fine-tuning settings (default: the run's own, from its manifest)")
+    a.add_argument(
+        "--tokens", type=int, help="loss tokens per run (default: finetune.epochs passes over the originals)"
+    )
+    a.add_argument("--seeds", type=int, default=3, help="runs per arm, seeds finetune.seed, +1, +2, ...")
+    a.add_argument("--no-per-augmenter", dest="per_augmenter", action="store_false", help="only the with/without arms")
+    a.add_argument("--keep-weights", action="store_true", help="keep every run's exported weights")
+    a.set_defaults(func=cmd_ablate)
 
     g = sub.add_parser("generate", help="complete a prompt with an exported model")
     g.add_argument("model_dir", help="a `tuneprep finetune` output folder (or any causal LM folder)")

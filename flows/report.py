@@ -365,6 +365,8 @@ def render(
 
     if metrics:
         out += model_section(metrics, model_files or {})
+    if (model_files or {}).get("ablation"):
+        out += ablation_section(model_files["ablation"])
 
     tok = manifest.get("tokenizer", {})
     out += [
@@ -393,6 +395,8 @@ def write_report(paths: RunPaths, metrics_path: Path | None = None) -> str:
             f = metrics_path.parent / f"{name}.json"
             if f.exists():
                 model_files[name] = json.loads(f.read_text())
+    if (paths.out / "ablation.json").exists():
+        model_files["ablation"] = json.loads((paths.out / "ablation.json").read_text())
     lengths = dataset_profile(paths, lengths=True)["token_lengths"] if paths.stage_file("tokenized").exists() else None
     text = render(manifest, metrics, lengths, model_files)
     atomic_write_text(paths.report, text)
@@ -416,6 +420,25 @@ def _current_shape(metrics: dict | None) -> dict | None:
 
 
 # ---- the model --------------------------------------------------------------------------------------------------
+
+
+def ablation_section(summary: dict) -> list[str]:
+    """The augmentation ablation (``tuneprep ablate``): the verdict, and mean ± std per arm."""
+    from finetune.ablation import markdown
+
+    return [
+        "## Does augmentation help?",
+        "",
+        summary.get("verdict", ""),
+        "",
+        f"Each arm trained the same configuration at {summary.get('token_budget', 0):,} loss tokens per run (no early "
+        f"stopping), once per seed; {summary.get('split')} metrics of the exported weights, mean ± std over the seeds "
+        "(`ablation.json`, runs in `ablation/`). Δ loss: the arm minus the arm without augmented rows, ± its standard "
+        "error.",
+        "",
+        markdown(summary),
+        "",
+    ]
 
 
 def _ppl(m: dict | None) -> str:
@@ -464,6 +487,8 @@ def model_section(metrics: dict, files: dict) -> list[str]:
         formats = after.get("by_format") or {}
         if len(formats) > 1:
             views += [(name, (before.get("by_format") or {}).get(name), m) for name, m in formats.items()]
+        tasks = after.get("by_task") or {}
+        views += [(f"task {name}", (before.get("by_task") or {}).get(name), m) for name, m in tasks.items()]
         for name, b, a in views:
             rows.append(
                 [
@@ -479,7 +504,7 @@ def model_section(metrics: dict, files: dict) -> list[str]:
         "Loss, perplexity and next-token accuracy on loss tokens (every token of a document, the assistant turns "
         "of a conversation), before → after fine-tuning.",
         "",
-        table(["split", "format", "loss tokens", "loss", "perplexity", "token accuracy"], rows),
+        table(["split", "format or task", "loss tokens", "loss", "perplexity", "token accuracy"], rows),
         "",
     ]
     gen_rows = []
@@ -488,15 +513,21 @@ def model_section(metrics: dict, files: dict) -> list[str]:
         gen = after.get("generation")
         if gen and gen.get("n"):
             b = base.get(split)
-            gen_rows.append(
+            views = [(split, b, after)] + [
+                (f"{split}, task {name}", ((b or {}).get("by_task") or {}).get(name), m)
+                for name, m in (after.get("by_task") or {}).items()
+                if (m.get("generation") or {}).get("n")
+            ]
+            gen_rows += [
                 [
-                    split,
-                    gen["n"],
-                    f"{_gen(b, 'bleu', 2)} → {_gen(after, 'bleu', 2)}",
-                    f"{_gen(b, 'rouge_l', 3)} → {_gen(after, 'rouge_l', 3)}",
-                    f"{_gen(b, 'f1', 3)} → {_gen(after, 'f1', 3)}",
+                    where,
+                    a["generation"]["n"],
+                    f"{_gen(before, 'bleu', 2)} → {_gen(a, 'bleu', 2)}",
+                    f"{_gen(before, 'rouge_l', 3)} → {_gen(a, 'rouge_l', 3)}",
+                    f"{_gen(before, 'f1', 3)} → {_gen(a, 'f1', 3)}",
                 ]
-            )
+                for where, before, a in views
+            ]
     if gen_rows:
         out += [
             "Held-out conversations: the last assistant turn generated (greedy) from the turns before it, against "

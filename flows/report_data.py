@@ -84,8 +84,18 @@ def _split_metrics(per_split: Mapping) -> dict[str, dict[str, float]]:
             flat = {
                 k: v for k, v in _flatten(values).items() if _is_number(v) and k.split(".")[-1] not in ("tokens", "n")
             }
-            out[split] = {k.split(".")[-1] if k.startswith("generation.") else k: v for k, v in flat.items()}
+            out[split] = {_metric_name(k): v for k, v in flat.items()}
     return out
+
+
+def _metric_name(key: str) -> str:
+    """``generation.bleu`` -> ``bleu``; ``by_task.support.generation.bleu`` -> ``task support: bleu``;
+    ``by_format.chat.loss`` -> ``chat: loss``."""
+    parts = key.split(".")
+    if parts[0] in ("by_task", "by_format") and len(parts) >= 3:
+        group = f"task {parts[1]}" if parts[0] == "by_task" else parts[1]
+        return f"{group}: {parts[-1]}"
+    return parts[-1] if parts[0] == "generation" else key
 
 
 def _flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:

@@ -593,6 +593,28 @@ def _trials_table(trials: list[dict]) -> str:
     )
 
 
+def ablation_section(paths: RunPaths) -> str:
+    """``tuneprep ablate``'s table (RUN_DIR/ablation.json): mean ± std per arm, and its one-sentence verdict."""
+    summary = read_json(paths.out / "ablation.json")
+    if not isinstance(summary, Mapping) or not summary.get("arms"):
+        return ""
+    from finetune.ablation import table_rows
+
+    rows = table_rows(dict(summary))
+    headers = list(rows[0])
+    return section(
+        "ablation",
+        "Does augmentation help?",
+        para(esc(summary.get("verdict", ""))),
+        para(
+            f"Same configuration, {esc(fmt(summary.get('token_budget')))} loss tokens per run, mean ± std over seeds "
+            f"on {esc(summary.get('split'))}; runs in {file_link(paths, 'ablation')}, figures in "
+            f"{file_link(paths, 'ablation.json')}."
+        ),
+        table(headers, [[r[h] for h in headers] for r in rows], sortable=True),
+    )
+
+
 def identity_section(manifest: Mapping, paths: RunPaths) -> str:
     versions = manifest.get("versions") or {}
     tok = manifest.get("tokenizer") or {}
@@ -735,6 +757,7 @@ def render_html(
                 grid_trials(model_dir, metrics_raw),
             ),
         ),
+        ("ablation", "Augmentation ablation", ablation_section(paths)),
         ("identity", "Run identity", identity_section(manifest, paths)),
     ]
     nav = "".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title, body in sections if body)

@@ -8,6 +8,11 @@ augmented copies, in the layout `tuneprep prepare` writes.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import torch
@@ -17,6 +22,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 
 from shards.tokenization import DEFAULT_CHAT_TEMPLATE, ROLE_TOKENS, encode_chat, encode_text, tokenizer_identity
 
+ROOT = Path(__file__).resolve().parents[1]
 SPECIALS = {"pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
 SUBJECTS = ["the cat", "the dog", "a bird", "my friend", "the teacher", "our neighbour"]
 VERBS = ["sat on", "looked at", "walked to", "jumped over", "talked about", "painted"]
@@ -51,15 +57,19 @@ def chat_tokenizer(pad_is_eos: bool = False) -> PreTrainedTokenizerFast:
 FEATURES = Features(
     {
         "id": Value("string"),
+        "source": Value("string"),
         "format": Value("string"),
         "text": Value("string"),
         "messages": List({"role": Value("string"), "content": Value("string")}),
+        "label": Value("string"),
         "split": Value("string"),
         "aug_of": Value("string"),
+        "aug_kind": Value("string"),
         "window": Value("int32"),
         "input_ids": List(Value("int32")),
         "loss_mask": List(Value("int8")),
         "n_tokens": Value("int32"),
+        "score": Value("float64"),  # a numeric column for curriculum by: column (not the length)
     }
 )
 
@@ -74,26 +84,34 @@ def make_data_dir(
     empty_eval: bool = False,
     tokenizer: PreTrainedTokenizerFast | None = None,
 ) -> Path:
-    """DATA/{tokenizer/, shards/{train,validation,test}/, manifest.json} as `tuneprep prepare` leaves them."""
+    """DATA/{tokenizer/, shards/{train,validation,test}/, manifest.json} as `tuneprep prepare` leaves them.
+
+    Documents come from `docs/stories.txt`, conversations from `chats/support.jsonl` (two tasks by source folder),
+    labelled by their first word; variants alternate between two augmenters (`synonym`, `word_noise`)."""
     root = Path(root)
     tok = tokenizer or chat_tokenizer()
     tok.save_pretrained(str(root / "tokenizer"))
     records = []
     if texts:
-        records += [{"id": f"doc{i:03d}", "format": "text", "text": t, "messages": None} for i, t in enumerate(TEXTS)]
+        records += [
+            {"id": f"doc{i:03d}", "source": "docs/stories.txt", "format": "text", "text": t, "messages": None}
+            for i, t in enumerate(TEXTS)
+        ]
     if chats:
         records += [
-            {"id": f"chat{i:03d}", "format": "chat", "text": None, "messages": c} for i, c in enumerate(conversations())
+            {"id": f"chat{i:03d}", "source": "chats/support.jsonl", "format": "chat", "text": None, "messages": c}
+            for i, c in enumerate(conversations())
         ]
     rows: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
     for i, rec in enumerate(records):
         split = "train" if empty_eval or i % 6 > 1 else ("validation", "test")[i % 6]
-        variants = [(rec, None)]
+        rec = {**rec, "label": (rec["text"] or rec["messages"][0]["content"]).split()[0], "score": (i * 37 % 101) / 101}
+        variants = [(rec, None, None)]
         if augmented and split == "train" and rec["format"] == "text":
-            variants.append(
-                ({**rec, "id": rec["id"] + "-aug", "text": rec["text"].replace(" again", " once more")}, rec["id"])
-            )
-        for r, aug_of in variants:
+            kind = ("synonym", "word_noise")[i % 2]
+            variant = {**rec, "id": rec["id"] + "-aug", "text": rec["text"].replace(" again", " once more")}
+            variants.append((variant, rec["id"], kind))
+        for r, aug_of, aug_kind in variants:
             if r["format"] == "text":
                 windows = encode_text(r["text"], tok, max_length)
             else:
@@ -106,6 +124,7 @@ def make_data_dir(
                         "messages": messages if r["format"] == "chat" else r.get("messages"),
                         "split": split,
                         "aug_of": aug_of,
+                        "aug_kind": aug_kind,
                         "window": w,
                         "input_ids": ids,
                         "loss_mask": mask,
@@ -167,3 +186,72 @@ def tiny_gpt2(vocab: int, attn: str = "sdpa", seed: int = 0) -> GPT2LMHeadModel:
     config._attn_implementation = attn
     torch.manual_seed(seed)
     return GPT2LMHeadModel(config)
+
+
+def add_run_manifest(root: Path) -> None:
+    """Give a `make_data_dir` folder the manifest fields a pipeline run has (stages, accounting, splits), so the
+    run's reports can be written for it."""
+    from datasets import load_from_disk
+
+    from flows.manifest import accounting
+
+    manifest = json.loads((root / "manifest.json").read_text())
+    rows = {s: len(load_from_disk(str(root / "shards" / s))) for s in ("train", "validation", "test")}
+    total = sum(rows.values())
+    stages = [
+        {"name": "load", "read": total, "kept": total, "dropped": 0, "quarantined": 0, "added": 0, "seconds": 0.1}
+    ]
+    manifest |= {
+        "name": root.name,
+        "inputs": [{"source": "docs"}, {"source": "chats"}],
+        "stages": stages,
+        "accounting": accounting(stages),
+        "splits": {s: {"rows": n, "tokens": 0} for s, n in rows.items()},
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest))
+
+
+# ---- killing a training run mid-way ------------------------------------------------------------------------------
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from finetune import FinetuneConfig, train
+
+    data, out, pause, config = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+
+    def log(line):
+        print(line, flush=True)
+        if line.startswith(f"step {pause}/"):
+            print("PAUSED", flush=True)
+            time.sleep(600)  # the test kills us here with SIGKILL
+
+    train(data, out, FinetuneConfig.model_validate_json(config), log=log)
+    """
+)
+
+
+def kill_at_step(data: Path, out: Path, cfg, step: int, tmp_path: Path) -> None:
+    """Train `cfg` in a child process and SIGKILL it once it logs step `step` (cfg.log_every must divide it)."""
+    import pytest
+
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(data), str(out), str(step), cfg.model_dump_json()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        for line in child.stdout:
+            if line.strip() == "PAUSED":
+                break
+        else:
+            pytest.fail(f"the training child ended before it reached step {step}")
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL

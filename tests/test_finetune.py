@@ -12,7 +12,6 @@ from finetune import model as ft_model
 from finetune.data import (
     IGNORE_INDEX,
     Batcher,
-    BatchOrder,
     check_examples,
     example_targets,
     load_split,
@@ -21,6 +20,7 @@ from finetune.data import (
 )
 from finetune.loop import accumulate_gradients, lr_factor
 from finetune.model import LossHead, mask_mode, pick_device
+from finetune.sampling import BatchOrder
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +202,7 @@ def test_gradient_accumulation_equals_one_big_batch(data_dir):
 
     def grads(micro: list) -> torch.Tensor:
         model.zero_grad()
-        accumulate_gradients(head, micro, torch.device("cpu"), ctx)
+        accumulate_gradients(head.token_losses, micro, torch.device("cpu"), ctx)
         return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
     one = grads([batcher.batch(np.arange(6))])

@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
-from ft_builders import chat_tokenizer, make_data_dir, save_pretrained_gpt2
+from ft_builders import chat_tokenizer, kill_at_step, make_data_dir, save_pretrained_gpt2
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -38,7 +33,6 @@ FAST = {
 }
 TOP_KEYS = {"base", "final", "best_step", "stopped_early", "train_tokens", "tokens_per_s"}
 SPLIT_KEYS = {"loss", "perplexity", "token_accuracy"}
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def quiet(_: str) -> None:
@@ -224,48 +218,12 @@ def test_train_top_layers_freezes_the_rest(pretrained, tmp_path):
 
 # ---- resume -----------------------------------------------------------------------------------------------------
 
-CHILD = textwrap.dedent(
-    """
-    import sys, time
-    from finetune import FinetuneConfig, train
-
-    data, out, pause, config = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-
-    def log(line):
-        print(line, flush=True)
-        if line.startswith(f"step {pause}/"):
-            print("PAUSED", flush=True)
-            time.sleep(600)  # the test kills us here with SIGKILL
-
-    train(data, out, FinetuneConfig.model_validate_json(config), log=log)
-    """
-)
-
 
 def test_killed_run_resumes_to_the_same_final_metrics(text_data, tmp_path):
     # dropout on (the RNG must be restored); killed at step 45, past the checkpoint of step 40, in a later epoch
     cfg = FinetuneConfig(**{**FAST, "max_steps": 60, "batch_size": 2, "dropout": 0.1, "log_every": 5, "generate_n": 0})
     killed = tmp_path / "killed"
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(text_data), str(killed), "45", cfg.model_dump_json()],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    try:
-        for line in child.stdout:
-            if line.strip() == "PAUSED":
-                break
-        else:
-            pytest.fail("the training child ended before it reached step 45")
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.wait(timeout=60)
-    assert child.returncode == -signal.SIGKILL
+    kill_at_step(text_data, killed, cfg, 45, tmp_path)
     assert not (killed / "metrics.json").exists()
     assert [p.name for p in (killed / "checkpoints").glob("step-*")] == ["step-00000040"]
     state = json.loads((killed / "checkpoints" / "step-00000040" / "state.json").read_text())["loop"]

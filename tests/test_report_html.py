@@ -282,6 +282,14 @@ def test_metrics_in_both_shapes():
     assert m["final"]["validation"] == {"loss": 3.0, "perplexity": 20.1, "token_accuracy": 0.4, "bleu": 0.2, "f1": 0.5}
     assert m["facts"] == {"best_step": 40, "stopped_early": True, "train_tokens": 1000, "tokens_per_s": 250.0}
     assert model_metrics(None) == {"base": {}, "final": {}, "facts": {}}
+    grouped = {"loss": 3.0, "by_format": {"chat": {"loss": 2.9, "tokens": 7}}}
+    grouped["by_task"] = {"support": {"loss": 2.8, "generation": {"bleu": 4.0, "n": 2}}}
+    assert model_metrics({"final": {"test": grouped}})["final"]["test"] == {
+        "loss": 3.0,
+        "chat: loss": 2.9,
+        "task support: loss": 2.8,
+        "task support: bleu": 4.0,
+    }
 
 
 def test_shared_ngrams_in_any_reasonable_shape():

@@ -131,6 +131,18 @@ def test_a_long_turn_is_never_windowed_mid_word_and_keeps_its_role_marker(tok):
     assert pieces.split() == answer.split()
 
 
+@pytest.mark.parametrize("first", ["system", "user"])
+def test_windows_repeating_the_opening_turn_start_with_one_bos(tok, first):
+    """The repeated system prompt, or the role marker of a long first turn, comes after the window's one BOS."""
+    long = " ".join(["Your parcel left our warehouse in Leeds on Monday and should arrive soon."] * 12)
+    chat = [{"role": first, "content": "You are a support agent." if first == "system" else long}]
+    chat += [{"role": "user", "content": "Where is order 42?"}, {"role": "assistant", "content": long}]
+    windows = encode_chat(chat, tok, max_length=128)
+    assert len(windows) > 2
+    for w in windows:
+        assert w.ids[0] == tok.bos_token_id and w.ids[1] != tok.bos_token_id
+
+
 def test_windows_without_a_loss_token_are_dropped_with_a_reason(tok):
     question = " ".join(["Please tell me where my parcel is now because it left Leeds on Monday."] * 8)
     chat = [{"role": "user", "content": question}, {"role": "assistant", "content": "It is in York."}]

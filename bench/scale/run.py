@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import headline
+
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "out" / "scale"
 PARALLEL = ("clean", "augment", "tokenize")
@@ -165,6 +167,7 @@ def main() -> None:
     print(f"this machine now: 2 processes do CPU work {ceiling[0]:.2f}x / {ceiling[1]:.2f}x as fast as 1 "
           "(before / after the runs; 2.0 = two free cores)")  # fmt: skip
     print(f"partitioned steps, 1 worker / 2 workers: {one:.1f} s / {two:.1f} s = {summary['ratio']:.2f}x")
+    headline(summary["ratio"], "x", "partitioned steps, 1 Dask worker / 2 workers wall time", ">=", 1.7)
 
 
 if __name__ == "__main__":
