@@ -14,6 +14,7 @@ import re
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate, chain
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -583,8 +584,8 @@ def _encode_with_offsets(tok, texts: list[str]) -> list[tuple[np.ndarray, np.nda
     return out
 
 
-def _starts(offsets: list) -> np.ndarray:
-    return np.asarray(offsets, np.int64).reshape(-1, 2)[:, 0]
+def _starts(offsets: list[tuple[int, int]]) -> np.ndarray:
+    return np.fromiter(map(itemgetter(0), offsets), np.int64, len(offsets))
 
 
 class Encoded(NamedTuple):
@@ -598,6 +599,15 @@ def _list_column(values: np.ndarray, lengths: np.ndarray) -> pa.Array:
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values))
+
+
+def _replace_rows(column: pl.Series, rows: np.ndarray, values: list) -> pl.Series:
+    """``column`` with ``values`` at ``rows``, built without a Python object per row it keeps."""
+    if not len(rows):
+        return column
+    taken = np.arange(len(column), dtype=np.int64)
+    taken[rows] = len(column) + np.arange(len(rows))
+    return pl.concat([column, pl.Series(column.name, values, dtype=column.dtype)]).gather(taken)
 
 
 def encode_records(df: pl.DataFrame, tok, max_length: int) -> Encoded:
@@ -664,18 +674,13 @@ def encode_records(df: pl.DataFrame, tok, max_length: int) -> Encoded:
     ]
     cut = [i for i in windows if counts[i] > 1]
     if cut:  # a cut record: each window row holds only what its ids encode
-        text_col = out["text"].to_list()
-        msg_col = out["messages"].to_list()
         row_of = np.cumsum(counts) - counts  # each record's first window row
-        for i in cut:
-            for k, w in enumerate(windows[i], start=int(row_of[i])):
-                if w.messages is not None:
-                    msg_col[k] = w.messages
-                else:
-                    text_col[k] = w.text
+        cut_rows = np.concatenate([np.arange(row_of[i], row_of[i] + counts[i]) for i in cut])
+        cut_windows = [w for i in cut for w in windows[i]]
+        is_turns = np.array([w.messages is not None for w in cut_windows])
         columns += [
-            pl.Series("text", text_col, dtype=pl.Utf8),
-            pl.Series("messages", msg_col, dtype=df.schema["messages"]),
+            _replace_rows(out["text"], cut_rows[~is_turns], [w.text for w in cut_windows if w.messages is None]),
+            _replace_rows(out["messages"], cut_rows[is_turns], [w.messages for w in cut_windows if w.messages]),
         ]
     out = out.with_columns(columns)
     if not len(lengths):
