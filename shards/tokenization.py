@@ -372,10 +372,14 @@ class ChatRenderer:
     MAX_SHAPES = 4096
 
     def __init__(self, tok) -> None:
-        self.tok = tok
+        self._tok = weakref.ref(tok)  # weak: the renderers are kept in a dict weakly keyed by their tokenizer
         self.template = tok.chat_template
         self.specials = dict(tok.special_tokens_map)
         self._shapes: dict[tuple, _Shape] = {}
+
+    @property
+    def tok(self):
+        return self._tok()
 
     def fits(self, tok) -> bool:
         return tok.chat_template == self.template and tok.special_tokens_map == self.specials
