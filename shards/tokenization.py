@@ -433,7 +433,10 @@ def chat_renderer(tok) -> ChatRenderer:
     return renderer
 
 
-def _chat_windows(messages: list[dict], turns: Turns, ids: np.ndarray, starts: np.ndarray, tok, max_length: int):
+def _chat_windows(
+    messages: list[dict], turns: Turns, ids: np.ndarray, starts: np.ndarray, tok, max_length: int
+) -> list[Window]:
+    """One conversation's windows from its placed turns, ids and token starts (the rules: ``encode_chat``)."""
     full, turn_starts, contents, assistant = turns
     mask = np.zeros(len(ids), dtype=np.int8)
     for a, b in assistant:
