@@ -115,7 +115,7 @@ def test_conversations_rendered_once_encode_as_prefix_renders_one_by_one(tok, te
     if template is not None:
         tok = AutoTokenizer.from_pretrained(tok.name_or_path)
         tok.chat_template = template
-    convs = conversations(120, seed=hash(template) % 1000)
+    convs = conversations(80, seed=len(template or ""))
     df = _chat_frame(convs)
     for max_length in (40, 96, 512):
         batched = Tokenize(tok, max_length)(df)  # a record it cannot window is quarantined alone, as in a run
