@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable
+import re
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from itertools import accumulate, chain
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -214,24 +218,17 @@ def encode_text(text: str, tok, max_length: int) -> list[Window]:
     """Plain document -> windows of at most ``max_length`` tokens, each ending with EOS; every token in the loss
     but the EOS of a window the document goes on after. Long documents are cut at sentence starts, then word
     starts, never inside a word; each window's ``text`` is the decoded window."""
-    backend = getattr(tok, "backend_tokenizer", None)
-    if backend is not None:
-        enc = backend.encode(text, add_special_tokens=False)
-        ids, offsets = np.asarray(enc.ids, np.int32), enc.offsets
-    else:
-        enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids, offsets = np.asarray(enc["input_ids"], np.int32), enc["offset_mapping"]
+    ((ids, starts),) = _encode_with_offsets(tok, [text])
     return [
         Window(np.asarray(w.ids).tolist(), [1] * len(w.ids) if w.mask is None else np.asarray(w.mask).tolist(), w.text)
-        for w in _text_windows(text, ids, offsets, tok, max_length)
+        for w in _text_windows(text, ids, starts, tok, max_length)
     ]
 
 
-def _text_windows(text: str, ids: np.ndarray, offsets, tok, max_length: int) -> list[Window]:
+def _text_windows(text: str, ids: np.ndarray, starts: np.ndarray, tok, max_length: int) -> list[Window]:
     eos = np.int32(tok.eos_token_id)
     if len(ids) < max_length:  # the common case: one window, the text as it is, every token in the loss
         return [Window(np.append(ids, eos), None, text)]
-    starts = np.fromiter((o[0] for o in offsets), np.int64, len(offsets))
     sentences, words = cut_points(text, starts)
     capacity = max_length - 1
     out: list[Window] = []
@@ -248,55 +245,207 @@ def _text_windows(text: str, ids: np.ndarray, offsets, tok, max_length: int) -> 
     return out
 
 
-def _render_turns(messages: list[dict], tok) -> tuple[str, list[int], list[tuple[int, int]], list[tuple[int, int]]]:
-    """The rendered conversation, each turn's start, each turn's content span and the assistant spans (content
-    and EOS), all in characters; found on prefix renders, so right for any template whose renders nest."""
-    full = tok.apply_chat_template(messages, tokenize=False).rstrip("\n")
+# --- conversations -----------------------------------------------------------------------------------------
+
+NOT_NESTED = "chat template renders are not prefixes of each other; cannot place the loss mask"
+Render = Callable[[int, bool], str]  # (the first k turns, with a generation prompt) -> the template's render
+
+
+class Turns(NamedTuple):
+    """A rendered conversation and where its turns lie in it, in characters."""
+
+    full: str  # the render without its closing newlines
+    starts: list[int]  # each turn's first character
+    contents: list[tuple[int, int]]  # each turn's content
+    assistant: list[tuple[int, int]]  # each assistant turn's text and EOS, not the newline after
+
+
+def _turns(messages: list[dict], render: Render) -> Turns:
+    """Where each turn starts, its content and the assistant spans, found on prefix renders, so right for any
+    template whose renders nest."""
+    full = render(len(messages), False).rstrip("\n")
     turn_starts, contents, assistant = [], [], []
     for i, m in enumerate(messages):
-        before = tok.apply_chat_template(messages[:i], tokenize=False) if i else ""
+        before = render(i, False) if i else ""
         turn_starts.append(len(before))
-        upto = tok.apply_chat_template(messages[: i + 1], tokenize=False)
+        upto = render(i + 1, False)
         if not full.startswith(upto.rstrip("\n")):
-            raise ValueError("chat template renders are not prefixes of each other; cannot place the loss mask")
+            raise ValueError(NOT_NESTED)
         content = m.get("content") or ""
         at = upto.rfind(content) if content else -1
         if at < len(before):  # a template that rewrites the content: the whole turn counts as its body
             at, content = len(before), upto[len(before) :].rstrip("\n")
         contents.append((at, at + len(content)))
         if m["role"] == "assistant":
-            prompt = tok.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
+            prompt = render(i, True)
             if not upto.startswith(prompt):
-                raise ValueError("chat template renders are not prefixes of each other; cannot place the loss mask")
-            assistant.append((len(prompt), len(upto.rstrip())))  # the turn's text and EOS, not the newline after
-    return full, turn_starts, contents, assistant
+                raise ValueError(NOT_NESTED)
+            assistant.append((len(prompt), len(upto.rstrip())))
+    return Turns(full, turn_starts, contents, assistant)
 
 
-def encode_chat(messages: list[dict], tok, max_length: int) -> list[Window]:
-    """Conversation -> chat-template windows with a mask over assistant turns (content and EOS).
+def _template_render(messages: list[dict], tok, full: str | None = None) -> Render:
+    """The template's own prefix renders of ``messages`` (each made once; ``full`` is the whole render if known)."""
+    made: dict[tuple[int, bool], str] = {} if full is None else {(len(messages), False): full}
 
-    Short conversations are one window. A longer one is cut before a user or system turn where that fills
-    a quarter of the window, else at a sentence start inside a turn (half a window), else before an
-    assistant turn, else at a word start inside a turn, passing over cuts that would leave the window
-    without a loss token while there is another; a window that starts inside a turn begins with BOS and that turn's role marker, and
-    a short opening system turn (a quarter of the window at most) is repeated at the start of every window.
-    Each window ends with EOS (outside the loss when the template did not put one there) and its
-    ``messages`` are the turns, or parts of turns, its ids encode.
+    def render(k: int, prompt: bool) -> str:
+        if (k, prompt) not in made:
+            made[k, prompt] = tok.apply_chat_template(messages[:k], tokenize=False, add_generation_prompt=prompt)
+        return made[k, prompt]
+
+    return render
+
+
+_SLOT = "\ue000{}\ue001"  # a placeholder for turn {}'s content (private-use characters no template writes)
+_SLOTS = re.compile("\ue000(\\d+)\ue001")
+
+
+class _Skeleton(NamedTuple):
+    """A render with placeholders: the literal text around each content slot, and the turn of each slot."""
+
+    literals: list[str]  # one more than slots
+    slots: list[int]
+
+    @classmethod
+    def of(cls, text: str) -> _Skeleton:
+        parts = _SLOTS.split(text)
+        return cls(parts[0::2], [int(s) for s in parts[1::2]])
+
+    def pieces(self, contents: list) -> list[str]:
+        out = [self.literals[0]]
+        for slot, literal in zip(self.slots, self.literals[1:], strict=True):
+            out += (contents[slot], literal)
+        return out
+
+
+class _Shape:
+    """The prefix renders a conversation of one shape needs, made once with placeholder contents; each is kept
+    as the number of content slots it shares with the whole render, and its own skeleton after them."""
+
+    def __init__(self, messages: list[dict], tok) -> None:
+        placeholders = [{**m, "content": _SLOT.format(i)} if _has_text(m) else dict(m) for i, m in enumerate(messages)]
+        render = _template_render(placeholders, tok)
+        self.whole = _Skeleton.of(render(len(messages), False))
+        needed = [(k, False) for k in range(1, len(messages) + 1)]
+        needed += [(i, True) for i, m in enumerate(messages) if m["role"] == "assistant"]
+        self.parts: dict[tuple[int, bool], tuple[int, _Skeleton]] = {}
+        for key in needed:
+            own = _Skeleton.of(render(*key))
+            j = 0
+            while (
+                j < min(len(own.slots), len(self.whole.slots))
+                and own.literals[j] == self.whole.literals[j]
+                and own.slots[j] == self.whole.slots[j]
+            ):
+                j += 1
+            self.parts[key] = (j, _Skeleton(own.literals[j:], own.slots[j:]))
+
+    def render(self, messages: list[dict], full: str) -> Render | None:
+        """The prefix renders of ``messages`` by filling in this shape, if ``full`` is this shape filled in."""
+        contents = [m.get("content") for m in messages]
+        pieces = self.whole.pieces(contents)
+        if "".join(pieces) != full:
+            return None
+        ends = [0, *accumulate(map(len, pieces))]
+
+        def render(k: int, prompt: bool) -> str:
+            shared, own = self.parts[k, prompt]
+            return full[: ends[2 * shared]] + "".join(own.pieces(contents))
+
+        return render
+
+
+def _has_text(message: dict) -> bool:
+    return isinstance(message.get("content"), str) and bool(message["content"])
+
+
+class ChatRenderer:
+    """A tokenizer's chat template, rendered once per conversation (the whole batch in one call).
+
+    Where the turns lie comes from prefix renders (``_turns``). Those are made once per shape of conversation
+    (its roles and other keys, and which turns are empty) on placeholder contents; a conversation's prefix
+    renders are its shape's with its contents filled in, once its one real render is checked to be its shape's
+    whole render filled in. A conversation that fails that check (a template that rewrites or looks into
+    contents) is rendered prefix by prefix, as it was before.
     """
-    full, turn_starts, contents, assistant = _render_turns(messages, tok)
-    enc = tok(full, add_special_tokens=False, return_offsets_mapping=True)
-    ids = np.asarray(enc["input_ids"], np.int64)
-    offsets = enc["offset_mapping"]
-    starts = np.fromiter((o[0] for o in offsets), np.int64, len(offsets))
+
+    MAX_SHAPES = 4096
+
+    def __init__(self, tok) -> None:
+        self._tok = weakref.ref(tok)  # weak: the renderers are kept in a dict weakly keyed by their tokenizer
+        self.template = tok.chat_template
+        self.specials = dict(tok.special_tokens_map)
+        self._shapes: dict[tuple, _Shape] = {}
+
+    @property
+    def tok(self):
+        return self._tok()
+
+    def fits(self, tok) -> bool:
+        return tok.chat_template == self.template and tok.special_tokens_map == self.specials
+
+    def turns(self, conversations: list[list[dict]]) -> list[Turns]:
+        for messages in conversations:
+            if messages is None:
+                raise ValueError("a chat record without messages")
+        if not conversations:
+            return []
+        fulls = self.tok.apply_chat_template(conversations, tokenize=False)
+        return [self._place(m, full) for m, full in zip(conversations, fulls, strict=True)]
+
+    def _place(self, messages: list[dict], full: str) -> Turns:
+        key = _shape_key(messages)
+        if key is not None:
+            shape = self._shapes.get(key)
+            if shape is None:
+                if len(self._shapes) >= self.MAX_SHAPES:
+                    self._shapes.clear()
+                shape = self._shapes[key] = _Shape(messages, self.tok)
+            render = shape.render(messages, full)
+            if render is not None:
+                return _turns(messages, render)
+        return _turns(messages, _template_render(messages, self.tok, full))
+
+
+def _shape_key(messages: list[dict]) -> tuple | None:
+    """What a template may look at besides the contents: every other key, and which contents are empty."""
+    key = []
+    for m in messages:
+        content = m.get("content")
+        if content is not None and not isinstance(content, str):
+            return None
+        key.append((tuple((k, v) for k, v in m.items() if k != "content"), bool(content), content is None))
+    try:
+        hash(tuple(key))
+    except TypeError:
+        return None
+    return tuple(key)
+
+
+_RENDERERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def chat_renderer(tok) -> ChatRenderer:
+    """The tokenizer's renderer, kept while its template and special tokens stay the same."""
+    renderer = _RENDERERS.get(tok)
+    if renderer is None or not renderer.fits(tok):
+        renderer = _RENDERERS[tok] = ChatRenderer(tok)
+    return renderer
+
+
+def _chat_windows(
+    messages: list[dict], turns: Turns, ids: np.ndarray, starts: np.ndarray, tok, max_length: int
+) -> list[Window]:
+    """One conversation's windows from its placed turns, ids and token starts (the rules: ``encode_chat``)."""
+    full, turn_starts, contents, assistant = turns
     mask = np.zeros(len(ids), dtype=np.int8)
     for a, b in assistant:
         mask[(starts >= a) & (starts < b)] = 1
     eos = tok.eos_token_id
     if len(ids) + (0 if len(ids) and ids[-1] == eos else 1) <= max_length:
-        window, wmask = ids.tolist(), mask.tolist()
-        if not window or window[-1] != eos:
-            window, wmask = window + [eos], wmask + [0]
-        return [Window(window, wmask, None, [dict(m) for m in messages])]
+        if not len(ids) or ids[-1] != eos:
+            ids, mask = np.append(ids, np.int32(eos)), np.append(mask, np.int8(0))
+        return [Window(ids, mask, None, messages)]
     n_turns = len(messages)
     bos = [int(ids[0])] if tok.bos_token_id is not None and len(ids) and ids[0] == tok.bos_token_id else []
     turn_tok = np.searchsorted(starts, np.asarray(turn_starts, np.int64))  # first token of each turn
@@ -349,40 +498,103 @@ def encode_chat(messages: list[dict], tok, max_length: int) -> list[Window]:
         wmask = [0] * len(prefix) + pmask.tolist()
         if window[-1] != eos:  # every example ends with EOS; one added here is not an assistant token
             window, wmask = window + [eos], wmask + [0]
-        turns = []
+        turns_in = []
         if system and start > 0 and t > 0:
-            turns.append(dict(messages[0]))
+            turns_in.append(dict(messages[0]))
         for u in range(t, int(turn_of[end - 1]) + 1):
             a, b = max(start, int(body_tok[u])), min(end, int(body_end[u]))
             whole = a == body_tok[u] and b == body_end[u]
             content = (messages[u].get("content") or "") if whole else _decode(tok, ids[a:b]) if b > a else ""
             if b > a or whole:
-                turns.append({**messages[u], "content": content})
-        out.append(Window(window, wmask, None, turns))
+                turns_in.append({**messages[u], "content": content})
+        out.append(Window(window, wmask, None, turns_in))
         start = end
     return out
 
 
-_ENCODE_CHUNK = 256  # texts per Rust call: its Encodings (ids, offsets, token strings) cost ~100 bytes a token
+def _encode_chats(conversations: list[list[dict]], tok, max_length: int) -> list[list[Window]]:
+    """Each conversation's windows: every template render of the batch in one call, every encode in one
+    batched Rust call (``ChatRenderer``, ``_encode_with_offsets``)."""
+    placed = chat_renderer(tok).turns(conversations)
+    encoded = _encode_with_offsets(tok, [t.full for t in placed])
+    return [
+        _chat_windows(m, t, ids, starts, tok, max_length)
+        for m, t, (ids, starts) in zip(conversations, placed, encoded, strict=True)
+    ]
 
 
-def _encode_batch(tok, texts: list[str], long_from: int | None = None) -> list[tuple[np.ndarray, list | None]]:
-    """Token ids per text (int32 arrays: a list of Python ints costs 4x more) through the Rust tokenizer's
-    parallel batch path when there is one, with the offsets of the texts of ``long_from`` tokens or more
-    (those that will be cut; reading every text's offsets would cost a Python tuple per token)."""
+def encode_chat(messages: list[dict], tok, max_length: int) -> list[Window]:
+    """Conversation -> chat-template windows with a mask over assistant turns (content and EOS).
+
+    Short conversations are one window. A longer one is cut before a user or system turn where that fills
+    a quarter of the window, else at a sentence start inside a turn (half a window), else before an
+    assistant turn, else at a word start inside a turn, passing over cuts that would leave the window
+    without a loss token while there is another; a window that starts inside a turn begins with BOS and that
+    turn's role marker, and a short opening system turn (a quarter of the window at most) is repeated at the
+    start of every window. Each window ends with EOS (outside the loss when the template did not put one
+    there) and its ``messages`` are the turns, or parts of turns, its ids encode.
+    """
+    (windows,) = _encode_chats([messages], tok, max_length)
+    return [
+        Window(np.asarray(w.ids).tolist(), np.asarray(w.mask).tolist(), None, [dict(m) for m in w.messages or []])
+        for w in windows
+    ]
+
+
+# --- batches of records ------------------------------------------------------------------------------------
+
+_ENCODE_CHARS = 1 << 20  # characters per Rust call: its Encodings (ids, offsets, token strings) cost ~100 bytes a token
+
+
+def _chunks(texts: list[str]) -> Iterator[tuple[int, int]]:
+    """Row ranges of about ``_ENCODE_CHARS`` characters (at least one text each)."""
+    ends = np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)))
+    lo = 0
+    while lo < len(texts):
+        before = int(ends[lo - 1]) if lo else 0
+        hi = max(lo + 1, int(np.searchsorted(ends, before + _ENCODE_CHARS, side="right")))
+        yield lo, hi
+        lo = hi
+
+
+def _encode_ids(tok, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Every text's ids as one flat int32 array and the count per text, through the Rust tokenizer's parallel
+    batch path without offsets (``encode_batch_fast``) where there is one."""
     backend = getattr(tok, "backend_tokenizer", None)
-    limit = long_from if long_from is not None else 1 << 62
+    if backend is None:
+        ids = tok(texts, add_special_tokens=False)["input_ids"]
+        lengths = np.fromiter(map(len, ids), np.int64, len(ids))
+        return np.fromiter(chain.from_iterable(ids), np.int32, int(lengths.sum())), lengths
+    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
+    flats, counts = [], []
+    for lo, hi in _chunks(texts):
+        ids = [e.ids for e in encode(texts[lo:hi], add_special_tokens=False)]
+        lengths = np.fromiter(map(len, ids), np.int64, len(ids))
+        flats.append(np.fromiter(chain.from_iterable(ids), np.int32, int(lengths.sum())))
+        counts.append(lengths)
+    if not flats:
+        return np.empty(0, np.int32), np.empty(0, np.int64)
+    return np.concatenate(flats), np.concatenate(counts)
+
+
+def _encode_with_offsets(tok, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each text's ids (int32) and the character where each token starts, in batched Rust calls."""
+    backend = getattr(tok, "backend_tokenizer", None)
     if backend is None:
         enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True)
-        return [
-            (np.asarray(i, np.int32), o if len(i) >= limit else None)
-            for i, o in zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+        pairs = zip(enc["input_ids"], enc["offset_mapping"], strict=True)
+        return [(np.asarray(i, np.int32), _starts(o)) for i, o in pairs]
+    out = []
+    for lo, hi in _chunks(texts):
+        out += [
+            (np.asarray(e.ids, np.int32), _starts(e.offsets))
+            for e in backend.encode_batch(texts[lo:hi], add_special_tokens=False)
         ]
-    out: list[tuple[np.ndarray, list | None]] = []
-    for lo in range(0, len(texts), _ENCODE_CHUNK):
-        chunk = backend.encode_batch(texts[lo : lo + _ENCODE_CHUNK], add_special_tokens=False)
-        out.extend((np.asarray(e.ids, np.int32), e.offsets if len(e.ids) >= limit else None) for e in chunk)
     return out
+
+
+def _starts(offsets: list[tuple[int, int]]) -> np.ndarray:
+    return np.fromiter(map(itemgetter(0), offsets), np.int64, len(offsets))
 
 
 class Encoded(NamedTuple):
@@ -398,69 +610,101 @@ def _list_column(values: np.ndarray, lengths: np.ndarray) -> pa.Array:
     return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values))
 
 
+def _replace_rows(column: pl.Series, rows: np.ndarray, values: list) -> pl.Series:
+    """``column`` with ``values`` at ``rows``, built without a Python object per row it keeps."""
+    if not len(rows):
+        return column
+    taken = np.arange(len(column), dtype=np.int64)
+    taken[rows] = len(column) + np.arange(len(rows))
+    return pl.concat([column, pl.Series(column.name, values, dtype=column.dtype)]).gather(taken)
+
+
 def encode_records(df: pl.DataFrame, tok, max_length: int) -> Encoded:
     """One row per window: the record's columns, its ``text`` or ``messages`` as that window encodes them,
     window number, ids, mask and token count; windows without a loss token are dropped (``no_loss_tokens``).
 
-    Documents go through the tokenizer in one parallel batch; only those longer than a window are
-    encoded again with offsets and cut. The columns are built as flat Arrow arrays.
+    Documents go through the tokenizer in batched calls without offsets; only those longer than a window are
+    encoded again with offsets and cut. Conversations are rendered once each and encoded in batched calls.
+    The columns are built as flat arrays: no Python work per token, little per record.
     """
-    fmt = df["format"].to_list()
-    pieces: list[list[Window]] = [[] for _ in fmt]
-    text_rows = [i for i, f in enumerate(fmt) if f != "chat"]
-    if text_rows:
+    n = df.height
+    is_chat = (df["format"] == "chat").fill_null(False).to_numpy()
+    text_rows = np.flatnonzero(~is_chat)
+    eos = np.int32(tok.eos_token_id)
+    windows: dict[int, list[Window]] = {}  # records that are not one window of their ids + EOS
+    in_flat = np.zeros(n, np.int64)  # tokens each record has in ``flat``
+    flat = np.empty(0, np.int32)
+    if text_rows.size:
         texts = [t or "" for t in df["text"].gather(text_rows).to_list()]
-        eos = np.int32(tok.eos_token_id)
-        for i, text, (ids, offsets) in zip(text_rows, texts, _encode_batch(tok, texts, max_length), strict=True):
-            if len(ids) < max_length:
-                pieces[i] = [Window(np.append(ids, eos), None, None)]
-            else:
-                pieces[i] = _text_windows(text, ids, offsets, tok, max_length)
-    for i in (i for i, f in enumerate(fmt) if f == "chat"):
-        pieces[i] = encode_chat(df["messages"][i].to_list(), tok, max_length)
-    rows_idx = [i for i, p in enumerate(pieces) for _ in p]
-    windows = np.array([w for p in pieces for w in range(len(p))], dtype=np.int32)
-    flat = [w for p in pieces for w in p]
-    multi = np.array([len(p) > 1 for p in pieces for _ in p], dtype=bool)
-    lengths = np.array([len(w.ids) for w in flat], dtype=np.int64)
-    ids_flat = np.concatenate([np.asarray(w.ids, dtype=np.int32) for w in flat]) if flat else np.empty(0, np.int32)
-    mask_flat = np.ones(len(ids_flat), dtype=np.int8)
-    pos = 0
-    for w, n in zip(flat, lengths.tolist(), strict=True):
-        if w.mask is not None:
-            mask_flat[pos : pos + n] = w.mask
-        pos += n
-    out = df[rows_idx] if rows_idx else df.clear()
+        flat, lengths = _encode_ids(tok, texts)
+        in_flat[text_rows] = lengths
+        long = np.flatnonzero(lengths >= max_length).tolist()
+        long_texts = [texts[k] for k in long]
+        for k, text, (ids, starts) in zip(long, long_texts, _encode_with_offsets(tok, long_texts), strict=True):
+            windows[int(text_rows[k])] = _text_windows(text, ids, starts, tok, max_length)
+    chat_rows = np.flatnonzero(is_chat).tolist()
+    if chat_rows:
+        conversations = df["messages"].gather(chat_rows).to_list()
+        for i, chat in zip(chat_rows, _encode_chats(conversations, tok, max_length), strict=True):
+            windows[i] = chat
+    # ``flat`` with an EOS after each text record's ids: record i's window is with_eos[first[i]:first[i + 1]]
+    with_eos = np.insert(flat, np.cumsum(in_flat)[text_rows], eos)
+    first = np.concatenate(([0], np.cumsum(in_flat + ~is_chat)))
+    ids_parts, mask_parts, length_parts, counts = [], [], [], np.ones(n, np.int64)
+    done = 0
+    for i in sorted(windows):
+        if i > done:  # records done..i-1: one window each, every token in the loss
+            ids_parts.append(with_eos[first[done] : first[i]])
+            mask_parts.append(np.ones(first[i] - first[done], np.int8))
+            length_parts.append(in_flat[done:i] + 1)
+        for w in windows[i]:
+            ids_parts.append(np.asarray(w.ids, np.int32))
+            mask_parts.append(np.ones(len(w.ids), np.int8) if w.mask is None else np.asarray(w.mask, np.int8))
+        length_parts.append(np.fromiter((len(w.ids) for w in windows[i]), np.int64, len(windows[i])))
+        counts[i] = len(windows[i])
+        done = i + 1
+    if done < n:
+        ids_parts.append(with_eos[first[done] :])
+        mask_parts.append(np.ones(first[n] - first[done], np.int8))
+        length_parts.append(in_flat[done:] + 1)
+    ids_flat = np.concatenate(ids_parts) if ids_parts else np.empty(0, np.int32)
+    mask_flat = np.concatenate(mask_parts) if mask_parts else np.empty(0, np.int8)
+    lengths = np.concatenate(length_parts) if length_parts else np.empty(0, np.int64)
+    rows_idx = np.repeat(np.arange(n), counts)
+    window_no = np.arange(len(rows_idx), dtype=np.int32) - np.repeat(np.cumsum(counts) - counts, counts).astype(
+        np.int32
+    )
+    out = df if len(rows_idx) == n else df[rows_idx]
     columns = [
-        pl.Series("window", windows, dtype=pl.Int32),
+        pl.Series("window", window_no, dtype=pl.Int32),
         pl.from_arrow(_list_column(ids_flat, lengths)).alias("input_ids"),
         pl.from_arrow(_list_column(mask_flat, lengths)).alias("loss_mask"),
         pl.Series("n_tokens", lengths.astype(np.int32), dtype=pl.Int32),
     ]
-    if multi.any():  # a cut record: each window row holds only what its ids encode
-        text_col = out["text"].to_list()
-        msg_col = out["messages"].to_list()
-        for k in np.flatnonzero(multi).tolist():
-            w = flat[k]
-            if w.messages is not None:
-                msg_col[k] = w.messages
-            else:
-                text_col[k] = w.text
+    cut = [i for i in windows if counts[i] > 1]
+    if cut:  # a cut record: each window row holds only what its ids encode
+        row_of = np.cumsum(counts) - counts  # each record's first window row
+        cut_rows = np.concatenate([np.arange(row_of[i], row_of[i] + counts[i]) for i in cut])
+        cut_windows = [w for i in cut for w in windows[i]]
+        is_turns = np.array([w.messages is not None for w in cut_windows])
         columns += [
-            pl.Series("text", text_col, dtype=pl.Utf8),
-            pl.Series("messages", msg_col, dtype=df.schema["messages"]),
+            _replace_rows(out["text"], cut_rows[~is_turns], [w.text for w in cut_windows if w.messages is None]),
+            _replace_rows(out["messages"], cut_rows[is_turns], [w.messages for w in cut_windows if w.messages]),
         ]
     out = out.with_columns(columns)
-    lossless = pl.Series((np.add.reduceat(mask_flat, np.r_[0, np.cumsum(lengths)[:-1]]) == 0) if flat else [])
-    if not flat or not lossless.any():
+    if not len(lengths):
         return Encoded(out, with_drop_reason(out.clear(), "tokenize", NO_LOSS))
+    lossless = np.add.reduceat(mask_flat, np.r_[0, np.cumsum(lengths)[:-1]]) == 0
+    if not lossless.any():
+        return Encoded(out, with_drop_reason(out.clear(), "tokenize", NO_LOSS))
+    keep = pl.Series(lossless)
     dropped = with_drop_reason(
-        out.filter(lossless),
+        out.filter(keep),
         "tokenize",
         NO_LOSS,
         "a window with no token in the loss (a prompt cut away from its answer)",
     )
-    return Encoded(out.filter(~lossless), dropped)
+    return Encoded(out.filter(~keep), dropped)
 
 
 def train_chars(path: Path) -> int:
