@@ -226,6 +226,10 @@ def apertium_available(pair: str = "eng-spa") -> bool:
 
 def main() -> None:
     print(ensure_wordnet())
+    from augment.wordnet_index import cache_dir, load_index
+
+    index = load_index()
+    print(f"wordnet index (synonyms): {cache_dir() / f'wordnet-index-{index.fingerprint}.json'}")
     print(f"apertium eng-spa: {'available' if apertium_available() else 'missing (apt-get install apertium-eng-spa)'}")
 
 
