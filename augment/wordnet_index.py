@@ -41,6 +41,10 @@ def cache_dir() -> Path:
     return Path(base) / "tuneprep"
 
 
+def index_path(fp: str, folder: Path | None = None) -> Path:
+    return (folder or cache_dir()) / f"wordnet-index-{fp}.json"
+
+
 class WordNetIndex:
     """``morphy``, exception lists and counted senses of WordNet, answered from plain dicts."""
 
@@ -169,7 +173,7 @@ def load_index(folder: Path | None = None) -> WordNetIndex:
     with _LOCK:
         root = wordnet_root()
         fp = fingerprint(root)
-        path = (folder or cache_dir()) / f"wordnet-index-{fp}.json"
+        path = index_path(fp, folder)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("version") == INDEX_VERSION and data.get("fingerprint") == fp:
