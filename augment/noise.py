@@ -20,7 +20,20 @@ import numpy as np
 
 from augment.base import Augmenter, Output, Spans, Units, UnitSlots, batch_units, edit_count, unit_arrays, unit_slots
 from augment.synonym import SynonymSwap
-from augment.text import UPPER, FactRules, SplitMix, TextBatch, draws, ranges, running_count, tables_lower, tables_upper
+from augment.text import (
+    GOLDEN,
+    SPACE,
+    UPPER,
+    FactRules,
+    SplitMix,
+    TextBatch,
+    draws,
+    mix64,
+    ranges,
+    running_count,
+    tables_lower,
+    tables_upper,
+)
 
 CHAR_OPS = ("keyboard", "insert", "delete", "substitute", "swap")
 WORD_OPS = ("swap", "delete", "insert")
@@ -50,6 +63,7 @@ KEYBOARD = _keyboard_neighbours()
 _NEAR_FLAT = np.array([ord(c) for ch in string.ascii_lowercase for c in KEYBOARD[ch]], np.uint32)
 _NEAR_LEN = np.array([len(KEYBOARD[ch]) for ch in string.ascii_lowercase], np.int64)
 _NEAR_OFF = np.concatenate(([0], np.cumsum(_NEAR_LEN)[:-1]))
+_UPPER_GROWS = np.fromiter((len(chr(c).upper()) != 1 for c in range(0x10000)), bool, 0x10000)
 
 
 def op_weights(ops: Ops, known: Sequence[str], what: str) -> dict[str, float]:
@@ -311,6 +325,8 @@ class WordNoise(_UnitNoise):
     def augment(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None = None) -> list[Output]:
         if self.ops == ["swap"]:
             return self._swap_batch(texts, seeds, spans)
+        if self.ops == ["delete"]:
+            return self._delete_batch(texts, seeds, spans)
         slots = unit_slots(self.batch(texts, spans))
         return [
             self._edit(text, sl, seed) if sl is not None else None
@@ -461,6 +477,100 @@ class WordNoise(_UnitNoise):
             out[q] = low[np.minimum(out[q], 0xFFFF)]
         result = batch.split(out.tobytes().decode("utf-32-le", "surrogatepass"))
         return [o if d > 0 and ok else None for o, d, ok in zip(result, done.tolist(), batch.usable, strict=True)]
+
+    def _delete_batch(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None) -> list[Output]:
+        """Delete-only noise for the whole batch in numpy, the same edits as the per-text walk (:meth:`_edit`):
+        deletion ``j`` of a text takes word ``draw_j mod (words left)`` of those still there, with the text's
+        :class:`~augment.text.SplitMix` draws; each run of deleted units closes as :func:`join_gap` closes it,
+        and a sentence that lost its capitalised first word capitalises its new first one."""
+        batch = self.batch(texts, spans)
+        n_texts = len(texts)
+        starts, ends, locked, owner, sid = unit_arrays(batch)
+        free = np.flatnonzero(~locked)
+        per_text = np.bincount(owner[free], minlength=n_texts)[:n_texts]
+        target = np.minimum(np.maximum(self.minimum, np.round(self.rate * per_text).astype(np.int64)), per_text)
+        if self.maximum is not None:
+            target = np.minimum(target, self.maximum)
+        count = np.minimum(target, np.maximum(per_text - 1, 0))  # the walk never deletes a text's last free word
+        rows = np.flatnonzero(count > 0)
+        if rows.size == 0:
+            return [None] * n_texts
+        t_first = np.concatenate(([0], np.cumsum(per_text)[:-1]))
+        seed_arr = np.fromiter((s & 0xFFFFFFFFFFFFFFFF for s in seeds), np.uint64, n_texts)[rows]
+        n_free, n_del = per_text[rows], count[rows]
+        ranks = np.full((rows.size, int(n_del.max())), np.iinfo(np.int64).max, np.int64)
+        for j in range(ranks.shape[1]):
+            with np.errstate(over="ignore"):
+                z = mix64(seed_arr + np.uint64(((j // 2 + 1) * GOLDEN) & 0xFFFFFFFFFFFFFFFF))
+            half = (z & np.uint64(0xFFFFFFFF)) if j % 2 == 0 else (z >> np.uint64(32))
+            pos = (half % np.maximum(n_free - j, 1).astype(np.uint64)).astype(np.int64)  # among the words left
+            for c in np.sort(ranks[:, :j], axis=1).T:  # skip the words deleted before, in order
+                pos += c <= pos
+            live = n_del > j
+            ranks[live, j] = pos[live]
+        taken = ranks != np.iinfo(np.int64).max
+        gone = np.zeros(starts.size, bool)
+        gone[free[(t_first[rows][:, None] + np.where(taken, ranks, 0))[taken]]] = True
+        # runs of deleted units inside one text, and the text around each
+        same_text_prev = np.zeros(starts.size, bool)
+        same_text_prev[1:] = owner[1:] == owner[:-1]
+        same_text_next = np.zeros(starts.size, bool)
+        same_text_next[:-1] = same_text_prev[1:]
+        first = np.flatnonzero(gone & ~(np.roll(gone, 1) & same_text_prev))
+        last = np.flatnonzero(gone & ~(np.roll(gone, -1) & same_text_next))
+        at_start = ~same_text_prev[first]
+        left_s = np.where(at_start, batch.starts[owner[first]], ends[np.maximum(first - 1, 0)])
+        left_e = starts[first]
+        right_s = ends[last]
+        right_e = np.where(same_text_next[last], starts[np.minimum(last + 1, starts.size - 1)], batch.ends[owner[last]])
+        solid = (batch.flags & SPACE) == 0
+        solid_before = np.concatenate(([0], running_count(solid)))
+        left_blank = solid_before[left_e] == solid_before[left_s]
+        right_blank = solid_before[right_e] == solid_before[right_s]
+        nonspace = np.flatnonzero(solid)
+        left_trim = nonspace[np.maximum(np.searchsorted(nonspace, left_e) - 1, 0)] + 1  # left.rstrip()
+        left_empty = left_e == left_s
+        # join_gap as kept ranges [left_s, keep_left) and [right_s, keep_right)
+        keep_left = np.where(right_blank, np.where(left_empty, left_s, left_e), np.where(left_blank, left_s, left_trim))
+        keep_right = np.where(
+            right_blank, np.where(left_empty, right_e, right_s), np.where(left_blank & at_start, right_s, right_e)
+        )
+        n = batch.cps.size
+        delta = np.zeros(n + 1, np.int64)
+        np.add.at(delta, left_s, -1)
+        np.add.at(delta, right_e, 1)
+        np.add.at(delta, left_s, 1)
+        np.add.at(delta, keep_left, -1)
+        np.add.at(delta, right_s, 1)
+        np.add.at(delta, keep_right, -1)
+        keep = np.cumsum(delta[:n]) >= 0
+        cps = batch.cps.copy()
+        # capitals: a sentence whose first unit went and started with a capital capitalises its new first unit
+        head = np.ones(starts.size, bool)
+        head[1:] = ~same_text_prev[1:] | (sid[1:] != sid[:-1])
+        lost = np.flatnonzero(head & gone & ((batch.flags[starts] & UPPER) > 0))
+        redo: list[int] = []
+        if lost.size:
+            sentence = np.cumsum(head) - 1
+            alive = np.flatnonzero(~gone)
+            nxt = np.searchsorted(alive, lost)
+            ok = nxt < alive.size
+            lost, nxt = lost[ok], alive[nxt[ok]]
+            ok = (sentence[nxt] == sentence[lost]) & ~locked[nxt]
+            p = starts[nxt[ok]]
+            up = tables_upper()[np.minimum(cps[p], 0xFFFF)]
+            multi = _UPPER_GROWS[np.minimum(cps[p], 0xFFFF)]  # "ß".upper() is "SS": the walk handles those
+            redo = np.unique(owner[nxt[ok]][multi]).tolist()
+            cps[p] = np.where(multi, cps[p], up)
+        result = batch.split(cps[np.flatnonzero(keep)].tobytes().decode("utf-32-le", "surrogatepass"))
+        out: list[Output] = [None] * n_texts
+        for r in rows.tolist():
+            if batch.usable[r]:
+                out[r] = result[r]
+        for r in redo:
+            slots = unit_slots(self.batch([texts[r]], [batch.spans(r)]))[0]
+            out[r] = None if slots is None else self._edit(texts[r], slots, seeds[r])
+        return out
 
     def _insertion(
         self, text: str, alive: list[int], s_: list[int], e_: list[int], word: str, rng: SplitMix

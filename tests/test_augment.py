@@ -31,6 +31,7 @@ from augment import (
     protected_spans,
     seed_for,
 )
+from augment.base import unit_slots
 from augment.noise import KEYBOARD
 from augment.resources import DEBIAN_WORDNET, WordNetUnavailable, copy_debian_wordnet, lexnames_text
 from tuneprep.records import SCHEMA, make_records
@@ -287,6 +288,33 @@ def test_word_noise_rate() -> None:
         assert out != LONG_TEXT
         assert sorted(re.findall(r"[a-z']+", out.lower())) == sorted(re.findall(r"[a-z']+", LONG_TEXT.lower()))
         assert out[0].isupper() and not re.search(r"[a-z,] (The|She|Her|Later)\b", out), out
+
+
+WALK_TEXTS = [
+    LONG_TEXT,
+    "Hello there. Where is my card? I ordered it on March 5, 2024 for $12.50 from Rosalind.",
+    "  Leading spaces, then words; more words: and the end",
+    "Why? Because. OK then, fine!\nNew line Starts here",
+    "ßtraße heißt Straße. Über alles wird gesprochen",
+    "one",
+    "",
+    "two words",
+    "Order #NW-48213 arrived , late , and broken ... again",
+    "(Quoted) words — with dashes – and “quotes” here.",
+]
+
+
+def test_word_delete_batch_equals_the_walk() -> None:
+    """Delete-only noise runs as a numpy batch pass; it must give the per-text walk's output, draw for draw."""
+    rng = random.Random(3)
+    texts = [*WALK_TEXTS, *(" ".join(rng.sample(LONG_TEXT.split(), 12)) for _ in range(40))]
+    seeds = list(range(100, 100 + len(texts)))
+    for rate in (0.1, 0.5, 0.9):
+        aug = WordNoise(rate=rate, ops=["delete"], protect_names=NAMES)
+        fast = aug(texts, seeds)
+        slots = unit_slots(aug.batch(texts))
+        walk = [aug._edit(t, sl, s) if sl is not None else None for t, sl, s in zip(texts, slots, seeds, strict=True)]
+        assert fast == walk
 
 
 def test_word_noise_inserts_synonyms(synonym) -> None:
