@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import random
+import re
 import statistics
 import sys
 import time
@@ -67,13 +68,16 @@ def use_tagger(target: Path = NLTK_DIR) -> None:
 
 
 def kept_share(sources: Sequence[Sentence], outputs: Sequence[str | None], attr: str) -> float:
-    """Share of the facts (``protected``) or names (``names``) that come through verbatim."""
+    """Share of the facts (``protected``) or names (``names``) that come through verbatim: an item is kept
+    when the output holds it, as a whole word, at least as often as the source ("not" is not kept in
+    "noticed")."""
     total = kept = 0
     for s, out in zip(sources, outputs, strict=True):
         out = s.text if out is None else out
         for item in getattr(s, attr):
             total += 1
-            kept += out.count(item) >= s.text.count(item)
+            whole = re.compile(rf"(?<!\w){re.escape(item)}(?!\w)")
+            kept += len(whole.findall(out)) >= len(whole.findall(s.text))
     return kept / max(1, total)
 
 
@@ -98,7 +102,8 @@ def pairs(texts: Sequence[str], names: Sequence[str] = ()) -> list[tuple[str, Fa
     import nlpaug.augmenter.char as nac
     import nlpaug.augmenter.word as naw
 
-    from augment import CharNoise, SynonymSwap, WordNoise, seed_for
+    from augment import CharNoise, SynonymSwap, WordNoise
+    from augment.base import seeds_for
     from augment.text import TextBatch
 
     # Match nlpaug's "10% of words, one letter each" with a letter rate giving the same edits per text.
@@ -111,7 +116,7 @@ def pairs(texts: Sequence[str], names: Sequence[str] = ()) -> list[tuple[str, Fa
     def ours(cls, **kw) -> Factory:
         def make(rules=None) -> Side:
             aug = cls(protect_names=names, rules=rules, **kw)
-            return lambda chunk, ids: aug(chunk, [seed_for(i, 0, aug.kind) for i in ids])
+            return lambda chunk, ids: aug(chunk, seeds_for(ids, 0, aug.kind))
 
         return make
 
