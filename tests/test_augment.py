@@ -276,6 +276,55 @@ def test_char_noise_rate_and_keyboard_typos() -> None:
         assert len(out) - len(LONG_TEXT) == expected
 
 
+def _choose_reference(eligible, first, per_text, k, seeds) -> list[int]:
+    """CharNoise's letter choice, one text at a time: draw ``j`` picks letter ``draw mod letters``; it counts
+    when no earlier draw (of the batch's ``m``) is on or next to its letter; a text still short takes letters
+    in the order of further draws, away from those it has."""
+    import numpy as np
+
+    from augment.text import draws
+
+    rows = [t for t in range(len(k)) if k[t] > 0]
+    m = int(min(64, 3 * max(k[t] for t in rows) + 4))
+    out: list[int] = []
+    for t in rows:
+        picks = draws(np.full(m, seeds[t]), np.arange(m), 1) % np.uint64(per_text[t])
+        got: set[int] = set()
+        seen: set[int] = set()
+        for p in eligible[first[t] + picks.astype(np.int64)].tolist():
+            if len(got) < k[t] and not seen & {p - 1, p, p + 1}:
+                got.add(p)
+            seen.add(p)
+        letters = eligible[first[t] : first[t] + per_text[t]].tolist()
+        extra = draws(np.full(len(letters), seeds[t]), np.arange(m, m + len(letters)), 1)
+        for _, p in sorted(zip(extra.tolist(), letters, strict=True)):
+            if len(got) >= k[t]:
+                break
+            if not got & {p - 1, p, p + 1}:
+                got.add(p)
+        out += sorted(got)
+    return sorted(out)
+
+
+def test_char_noise_choice_matches_reference() -> None:
+    """The vectorised choice (texts grouped by edit count, few draws each) picks what the plain walk picks."""
+    import numpy as np
+
+    from augment.noise import CharNoise
+
+    rng = random.Random(0)
+    for _ in range(200):
+        n = rng.randint(1, 30)
+        per_text = np.array([rng.randint(1, 12) for _ in range(n)])
+        k = np.array([rng.randint(0, max(1, p // 2)) for p in per_text])
+        k[0] = max(int(k[0]), 1)
+        first = np.concatenate(([0], np.cumsum(per_text)[:-1]))
+        eligible = np.concatenate([np.arange(3 * f, 3 * f + p) for f, p in zip(first, per_text, strict=True)])
+        seeds = np.array([rng.getrandbits(63) for _ in range(n)], np.uint64)
+        got = CharNoise._choose(eligible.astype(np.int64), first, per_text, k, seeds).tolist()
+        assert got == _choose_reference(eligible, first, per_text, k, seeds)
+
+
 def test_word_noise_rate() -> None:
     n_words = len(re.findall(r"[A-Za-z']+", LONG_TEXT))
     n_free = len(_free_words(LONG_TEXT))  # "twice" is a fact
