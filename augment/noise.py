@@ -157,9 +157,13 @@ class CharNoise(Augmenter):
         rows = np.flatnonzero(k > 0)
         m = int(min(64, 3 * k[rows].max() + 4))
         chosen = []
-        short_rows = []
+        short_rows = [np.empty(0, np.int64)]
         for kk in np.unique(k[rows]).tolist():
             group = rows[k[rows] == kk]
+            if kk == 1:  # the first draw always counts
+                pick = draws(seed_arr[group], np.zeros(group.size, np.int64), 1) % per_text[group].astype(np.uint64)
+                chosen.append(eligible[first[group] + pick.astype(np.int64)])
+                continue
             m_group = int(min(m, 3 * kk + 4))
             picked, short = CharNoise._draw(eligible, first, per_text, k, seed_arr, group, m_group)
             chosen.append(picked)
