@@ -31,6 +31,7 @@ from augment.text import (
     mix64,
     ranges,
     running_count,
+    seed_array,
     tables_lower,
     tables_upper,
 )
@@ -137,7 +138,7 @@ class CharNoise(Augmenter):
             k = np.minimum(k, self.maximum)
         if eligible.size == 0 or not k.any():
             return [None] * n_texts
-        seed_arr = np.fromiter((s & 0xFFFFFFFFFFFFFFFF for s in seeds), np.uint64, n_texts)
+        seed_arr = seed_array(seeds)
         first = np.concatenate(([0], np.cumsum(per_text)[:-1]))
         chosen = self._choose(eligible, first, per_text, k, seed_arr)
         joined = self._apply(batch, chosen, seed_arr, eligible, first, we)
@@ -462,7 +463,7 @@ class WordNoise(_UnitNoise):
         joined = batch.joined
         perm = np.arange(free.size)  # free slot -> free unit whose text it shows
         done = np.zeros(n_texts, np.int64)
-        seed_arr = np.fromiter((s & 0xFFFFFFFFFFFFFFFF for s in seeds), np.uint64, n_texts)
+        seed_arr = seed_array(seeds)
         for r in range(int(3 * k.max())):
             live = np.flatnonzero(done < k)
             if live.size == 0:
@@ -547,7 +548,7 @@ class WordNoise(_UnitNoise):
         if rows.size == 0:
             return [None] * n_texts
         t_first = np.concatenate(([0], np.cumsum(per_text)[:-1]))
-        seed_arr = np.fromiter((s & 0xFFFFFFFFFFFFFFFF for s in seeds), np.uint64, n_texts)[rows]
+        seed_arr = seed_array(seeds)[rows]
         n_free, n_del = per_text[rows], count[rows]
         ranks = np.full((rows.size, int(n_del.max())), np.iinfo(np.int64).max, np.int64)
         for j in range(ranks.shape[1]):

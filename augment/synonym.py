@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from augment.base import Augmenter, Output, Spans, match_case
-from augment.text import UPPER, FactRules, SplitMix, draws
+from augment.text import UPPER, FactRules, SplitMix, draws, seed_array
 from augment.wordnet_index import load_index
 
 _STOP_WORDS_TEXT = """
@@ -325,7 +325,7 @@ class SynonymSwap(Augmenter):
         bounds = np.searchsorted(owner, np.arange(n_texts + 1))
         first = bounds[:-1]
         local = np.arange(ws.size) - first[owner]
-        seed_arr = np.fromiter((s & 0xFFFFFFFFFFFFFFFF for s in seeds), np.uint64, n_texts)
+        seed_arr = seed_array(seeds)
         keys = draws(seed_arr[owner], local, 7)
         cand_idx = np.flatnonzero(candidate)
         order = cand_idx[np.lexsort((keys[cand_idx], owner[cand_idx]))]

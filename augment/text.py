@@ -1201,6 +1201,14 @@ def mix64(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
+def seed_array(seeds: Sequence[int]) -> np.ndarray:
+    """Seeds as uint64, each taken modulo 2**64 (a negative or huge seed wraps, as SplitMix takes it)."""
+    try:
+        return np.array(seeds, np.uint64).reshape(len(seeds))
+    except (OverflowError, TypeError, ValueError):
+        return np.fromiter((s & _M64 for s in seeds), np.uint64, len(seeds))
+
+
 def draws(seeds: np.ndarray, counters: np.ndarray, salt: int) -> np.ndarray:
     """One 64-bit draw per (seed, counter) pair: the ``counter``-th number of that seed's ``salt`` stream."""
     with np.errstate(over="ignore"):
