@@ -464,19 +464,28 @@ class WordNoise(_UnitNoise):
         perm = np.arange(free.size)  # free slot -> free unit whose text it shows
         done = np.zeros(n_texts, np.int64)
         seed_arr = seed_array(seeds)
-        for r in range(int(3 * k.max())):
+        rounds = int(3 * k.max())
+        later: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # rounds 1+, drawn at once for round 1's texts
+        for r in range(rounds):
             live = np.flatnonzero(done < k)
             if live.size == 0:
                 break
-            a = t_first[live] + (
-                draws(seed_arr[live], np.full(live.size, r), 11) % per_text[live].astype(np.uint64)
-            ).astype(np.int64)
+            if r == 0:
+                d_word = draws(seed_arr[live], np.zeros(live.size, np.int64), 11)
+                d_partner = draws(seed_arr[live], np.zeros(live.size, np.int64), 12)
+            else:
+                if later is None:
+                    cols = np.arange(1, rounds)[None, :]
+                    row_of = np.full(n_texts, -1, np.int64)
+                    row_of[live] = np.arange(live.size)
+                    later = (row_of, draws(seed_arr[live][:, None], cols, 11), draws(seed_arr[live][:, None], cols, 12))
+                rows = later[0][live]
+                d_word, d_partner = later[1][rows, r - 1], later[2][rows, r - 1]
+            a = t_first[live] + (d_word % per_text[live].astype(np.uint64)).astype(np.int64)
             g = group[a]
             size = g_size[g]
             ok = size > 1
-            off = (draws(seed_arr[live], np.full(live.size, r), 12) % np.maximum(size - 1, 1).astype(np.uint64)).astype(
-                np.int64
-            )
+            off = (d_partner % np.maximum(size - 1, 1).astype(np.uint64)).astype(np.int64)
             b = g_start[g] + off
             b = np.where(b >= a, b + 1, b)  # any other unit of the sentence
             b = np.where(ok, b, a)

@@ -424,10 +424,15 @@ class TextBatch:
         collect: bool = False,
     ) -> None:
         self.texts = list(texts)
-        self.usable = [SEP not in t for t in self.texts]
-        parts = [t if ok else "" for t, ok in zip(self.texts, self.usable, strict=True)]
-        self.joined = SEP.join(parts)
-        lengths = np.fromiter((len(p) for p in parts), np.int64, len(parts))
+        self.joined = SEP.join(self.texts)
+        if self.joined.count(SEP) == max(len(self.texts) - 1, 0):  # no text holds a NUL: all usable
+            self.usable = [True] * len(self.texts)
+            parts = self.texts
+        else:
+            self.usable = [SEP not in t for t in self.texts]
+            parts = [t if ok else "" for t, ok in zip(self.texts, self.usable, strict=True)]
+            self.joined = SEP.join(parts)
+        lengths = np.fromiter(map(len, parts), np.int64, len(parts))
         self.starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1])).astype(np.int64) if parts else lengths
         self.ends = self.starts + lengths
         self.cps = np.frombuffer(self.joined.encode("utf-32-le", "surrogatepass"), np.uint32)
