@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -85,26 +87,53 @@ class WordNetIndex:
         return entry[1] if entry else []
 
 
-def wordnet_root() -> Any:
-    """nltk's path pointer to the WordNet folder (or zip), found as ``nltk.corpus.wordnet`` finds it."""
+def default_data_paths() -> list[Path]:
+    """nltk's default ``nltk.data.path`` (``$NLTK_DATA``, ``~/nltk_data``, under ``sys.prefix``, system folders),
+    known without importing nltk, which takes a second or more."""
+    paths = [Path(os.path.expanduser(d)) for d in os.environ.get("NLTK_DATA", "").split(os.pathsep) if d]
+    if "APPENGINE_RUNTIME" not in os.environ and os.path.expanduser("~/") != "~/":
+        paths.append(Path(os.path.expanduser("~/nltk_data")))
+    if sys.platform.startswith("win"):
+        return paths  # nltk adds Windows folders of its own: ask nltk
+    prefix = Path(sys.prefix)
+    paths += [prefix / "nltk_data", prefix / "share" / "nltk_data", prefix / "lib" / "nltk_data"]
+    return (
+        paths
+        + [Path(p) for p in ("/usr/share/nltk_data", "/usr/local/share/nltk_data", "/usr/lib/nltk_data")]
+        + [Path("/usr/local/lib/nltk_data")]
+    )
+
+
+def wordnet_files() -> Callable[[str], bytes]:
+    """A reader of the WordNet files nltk would open: a ``corpora/wordnet`` folder on nltk's default path
+    when nltk is not imported yet (as ``nltk.data.find`` finds it), else nltk's own answer (its path may
+    have been changed at run time, or WordNet may be a zip)."""
+    if "nltk.data" not in sys.modules:
+        for folder in default_data_paths():
+            root = folder / "corpora" / "wordnet"
+            if root.is_dir():
+                return lambda name: (root / name).read_bytes()
     import nltk.data
 
     try:
-        return nltk.data.find("corpora/wordnet")
+        pointer = nltk.data.find("corpora/wordnet")
     except LookupError:
-        return nltk.data.find("corpora/wordnet.zip/wordnet/")
+        pointer = nltk.data.find("corpora/wordnet.zip/wordnet/")
+
+    def read(name: str) -> bytes:
+        with pointer.join(name).open() as fh:
+            return fh.read()
+
+    return read
 
 
-def fingerprint(root: Any) -> str:
+def fingerprint(read: Callable[[str], bytes]) -> str:
     """A hash of the WordNet files the index is built from, the nltk version and the index format."""
-    import nltk
-
     h = xxhash.xxh3_128()
-    h.update(f"{INDEX_VERSION}\x00{nltk.__version__}\x00".encode())
+    h.update(f"{INDEX_VERSION}\x00{version('nltk')}\x00".encode())
     for name in _FILES:
         try:
-            with root.join(name).open() as fh:
-                h.update(name.encode() + b"\x00" + fh.read())
+            h.update(name.encode() + b"\x00" + read(name))
         except OSError:
             h.update(name.encode() + b"\x00missing")
     return h.hexdigest()
@@ -168,11 +197,11 @@ def build(wn: Any, fp: str) -> dict[str, Any]:
 def load_index(folder: Path | None = None) -> WordNetIndex:
     """The index for the WordNet nltk finds: read from the cache, else built (and cached when writable).
 
-    Raises LookupError when nltk finds no WordNet.
+    Raises LookupError when nltk finds no WordNet. Reading a cached index needs neither nltk's WordNet
+    reader nor, when WordNet sits in a folder on nltk's default path, nltk itself.
     """
     with _LOCK:
-        root = wordnet_root()
-        fp = fingerprint(root)
+        fp = fingerprint(wordnet_files())
         path = index_path(fp, folder)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
