@@ -143,6 +143,52 @@ def test_ensure_wordnet_reports(wordnet: str) -> None:
     assert ensure_wordnet(try_download=False) == "wordnet: already available to nltk"
 
 
+def test_wordnet_index_answers_as_nltk(wordnet: str) -> None:
+    """The compact index synonym swap reads gives nltk's morphy, first counted sense and counted synsets."""
+    from nltk.corpus import wordnet as wn
+
+    from augment.wordnet_index import index_path, load_index
+
+    index = load_index()
+    assert index_path(index.fingerprint).is_file()  # cached for the next process
+    counts = {}
+    with wn.open("cntlist.rev") as fh:
+        for line in fh:
+            key, _, count = line.strip().rpartition(" ")
+            counts[key.split(" ")[0]] = int(count)
+    words = sorted({w.lower() for w in re.findall(r"[A-Za-z]+", LONG_TEXT)})
+    words += ["axes", "geese", "went", "running", "happier", "best", "flies", "churches", "wolves", "quickly"]
+    for word in words:
+        for pos in ("n", "v", "a", "r"):
+            base = wn.morphy(word, pos)
+            assert index.morphy(word, pos) == base, (word, pos)
+            if base is None:
+                continue
+            expected = [
+                [(x.name(), counts.get(x.key(), 0)) for x in s.lemmas()]
+                for s in wn.synsets(base, pos)
+                if {x.name().lower(): counts.get(x.key(), 0) for x in s.lemmas()}.get(base, 0) > 0
+            ]
+            assert [[tuple(x) for x in s] for s in index.counted_synsets(base, pos)] == expected, (word, pos)
+            first = next(
+                (c for s in wn.synsets(base, pos) for x in s.lemmas() for c in [counts.get(x.key(), 0)]
+                 if x.name().lower() == base and c > 0),
+                None,
+            )  # fmt: skip
+            assert index.first_count(base, pos) == first, (word, pos)
+
+
+def test_spacy_word_lists_cached_as_spacy_has_them() -> None:
+    from spacy.lang.en.lex_attrs import _num_words, _ordinal_words
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    from augment.vocab import _spacy_en
+
+    stop, cardinals, ordinals = _spacy_en()
+    assert stop == frozenset(STOP_WORDS)
+    assert sorted(cardinals) == sorted(_num_words) and sorted(ordinals) == sorted(_ordinal_words)
+
+
 def test_synonym_determinism_and_batch_independence(synonym) -> None:
     aug = synonym(rate=0.2)
     texts = [LONG_TEXT, "The package arrived damaged.", "Please send a new box quickly."] * 2
