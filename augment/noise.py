@@ -597,14 +597,10 @@ class WordNoise(_UnitNoise):
             right_blank, np.where(left_empty, right_e, right_s), np.where(left_blank & at_start, right_s, right_e)
         )
         n = batch.cps.size
-        delta = np.zeros(n + 1, np.int64)
-        np.add.at(delta, left_s, -1)
-        np.add.at(delta, right_e, 1)
-        np.add.at(delta, left_s, 1)
-        np.add.at(delta, keep_left, -1)
-        np.add.at(delta, right_s, 1)
-        np.add.at(delta, keep_right, -1)
-        keep = np.cumsum(delta[:n]) >= 0
+        # characters dropped: [keep_left, right_s) and [keep_right, right_e) of each run's stretch
+        delta = np.bincount(keep_left, minlength=n + 1) - np.bincount(right_s, minlength=n + 1)
+        delta += np.bincount(keep_right, minlength=n + 1) - np.bincount(right_e, minlength=n + 1)
+        keep = np.cumsum(delta[:n]) == 0
         cps = batch.cps.copy()
         # capitals: a sentence whose first unit went and started with a capital capitalises its new first unit
         head = np.ones(starts.size, bool)
