@@ -54,6 +54,13 @@ def seed_for(record_id: str, run_seed: int, kind: str, variant: int = 0) -> int:
     return xxhash.xxh3_64_intdigest(key) >> 1
 
 
+def seeds_for(record_ids: Sequence[str], run_seed: int, kind: str, variant: int = 0) -> list[int]:
+    """:func:`seed_for` of each record id, the shared part of the key encoded once."""
+    prefix = f"{run_seed}\x00{kind}\x00{variant}\x00"
+    digest = xxhash.xxh3_64_intdigest
+    return [digest((prefix + rid).encode("utf-8", "surrogatepass")) >> 1 for rid in record_ids]
+
+
 def sub_seed(seed: int, part: int | str) -> int:
     """Derive a seed for a part of a record (a chat turn, a sentence) without clashing with others."""
     return seed_for(str(part), seed, "part")
@@ -253,7 +260,7 @@ class Augmenter(ABC):
         if len(texts) != len(ids):
             raise ValueError(f"{self.kind}: {len(texts)} texts but {len(ids)} ids")
         flat = [t for _ in range(n) for t in texts]
-        seeds = [seed_for(rid, run_seed, self.kind, v) for v in range(n) for rid in ids]
+        seeds = [s for v in range(n) for s in seeds_for(ids, run_seed, self.kind, v)]
         flat_spans = None if spans is None else [sp for _ in range(n) for sp in spans]
         out = self(flat, seeds, flat_spans) if flat else []
         result: list[list[str]] = [[] for _ in texts]
@@ -303,6 +310,7 @@ __all__ = [
     "protected_spans",
     "rng_for",
     "seed_for",
+    "seeds_for",
     "sentence_initial",
     "sub_seed",
     "words",

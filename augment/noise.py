@@ -20,7 +20,21 @@ import numpy as np
 
 from augment.base import Augmenter, Output, Spans, Units, UnitSlots, batch_units, edit_count, unit_arrays, unit_slots
 from augment.synonym import SynonymSwap
-from augment.text import UPPER, FactRules, SplitMix, TextBatch, draws, ranges, running_count, tables_lower, tables_upper
+from augment.text import (
+    GOLDEN,
+    SPACE,
+    UPPER,
+    FactRules,
+    SplitMix,
+    TextBatch,
+    draws,
+    mix64,
+    ranges,
+    running_count,
+    seed_array,
+    tables_lower,
+    tables_upper,
+)
 
 CHAR_OPS = ("keyboard", "insert", "delete", "substitute", "swap")
 WORD_OPS = ("swap", "delete", "insert")
@@ -50,6 +64,7 @@ KEYBOARD = _keyboard_neighbours()
 _NEAR_FLAT = np.array([ord(c) for ch in string.ascii_lowercase for c in KEYBOARD[ch]], np.uint32)
 _NEAR_LEN = np.array([len(KEYBOARD[ch]) for ch in string.ascii_lowercase], np.int64)
 _NEAR_OFF = np.concatenate(([0], np.cumsum(_NEAR_LEN)[:-1]))
+_UPPER_GROWS = np.fromiter((len(chr(c).upper()) != 1 for c in range(0x10000)), bool, 0x10000)
 
 
 def op_weights(ops: Ops, known: Sequence[str], what: str) -> dict[str, float]:
@@ -123,7 +138,7 @@ class CharNoise(Augmenter):
             k = np.minimum(k, self.maximum)
         if eligible.size == 0 or not k.any():
             return [None] * n_texts
-        seed_arr = np.fromiter((s & 0xFFFFFFFFFFFFFFFF for s in seeds), np.uint64, n_texts)
+        seed_arr = seed_array(seeds)
         first = np.concatenate(([0], np.cumsum(per_text)[:-1]))
         chosen = self._choose(eligible, first, per_text, k, seed_arr)
         joined = self._apply(batch, chosen, seed_arr, eligible, first, we)
@@ -135,9 +150,43 @@ class CharNoise(Augmenter):
         eligible: np.ndarray, first: np.ndarray, per_text: np.ndarray, k: np.ndarray, seed_arr: np.ndarray
     ) -> np.ndarray:
         """``k[t]`` non-adjacent letters per text: random draws of letter numbers, an earlier draw blocking
-        the same or a neighbouring letter; a text whose draws run short walks on in Python."""
+        the same or a neighbouring letter; a text whose draws run short walks on in Python.
+
+        Whether a draw counts depends only on the draws before it, so texts are taken in groups of equal
+        ``k`` with ``3k + 4`` draws each (a few comparisons, not ``m^2`` for the batch's largest ``k``); a text
+        that comes up short there is decided with the batch's ``m`` draws, as it always was."""
         rows = np.flatnonzero(k > 0)
         m = int(min(64, 3 * k[rows].max() + 4))
+        chosen = []
+        short_rows = [np.empty(0, np.int64)]
+        for kk in np.unique(k[rows]).tolist():
+            group = rows[k[rows] == kk]
+            if kk == 1:  # the first draw always counts
+                pick = draws(seed_arr[group], np.zeros(group.size, np.int64), 1) % per_text[group].astype(np.uint64)
+                chosen.append(eligible[first[group] + pick.astype(np.int64)])
+                continue
+            m_group = int(min(m, 3 * kk + 4))
+            picked, short = CharNoise._draw(eligible, first, per_text, k, seed_arr, group, m_group)
+            chosen.append(picked)
+            short_rows.append(short)
+        short = np.concatenate(short_rows)
+        if short.size:
+            picked, still = CharNoise._draw(eligible, first, per_text, k, seed_arr, short, m)
+            chosen.append(picked)
+            chosen += [CharNoise._walk(eligible, first, per_text, k, seed_arr, t, m) for t in still.tolist()]
+        return np.sort(np.concatenate(chosen))
+
+    @staticmethod
+    def _draw(
+        eligible: np.ndarray,
+        first: np.ndarray,
+        per_text: np.ndarray,
+        k: np.ndarray,
+        seed_arr: np.ndarray,
+        rows: np.ndarray,
+        m: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The letters of the texts ``rows`` that got their ``k`` from ``m`` draws, and the texts that did not."""
         cols = np.arange(m)
         pick = draws(seed_arr[rows][:, None], cols[None, :], 1) % per_text[rows][:, None].astype(np.uint64)
         cand = eligible[first[rows][:, None] + pick.astype(np.int64)]
@@ -146,20 +195,37 @@ class CharNoise(Augmenter):
         blocked = (near & (cols[None, :] < cols[:, None])[None, :, :]).any(axis=2)
         valid = ~blocked
         taken = valid & (np.cumsum(valid.view(np.int8), axis=1, dtype=np.int32) <= k[rows][:, None])
-        short = np.flatnonzero(taken.sum(axis=1) < k[rows])
-        chosen = [cand[taken]]
-        for r in short.tolist():  # rare: many edits for few letters
-            t = rows[r]
-            got: set[int] = set(cand[r][taken[r]].tolist())
-            letters = eligible[first[t] : first[t] + per_text[t]].tolist()
-            extra = draws(np.full(len(letters), seed_arr[t]), np.arange(m, m + len(letters)), 1)
-            for _, p in sorted(zip(extra.tolist(), letters, strict=True)):
-                if len(got) >= k[t]:
-                    break
-                if not got & {p - 1, p, p + 1}:
-                    got.add(p)
-            chosen.append(np.array(sorted(got - set(cand[r][taken[r]].tolist())), np.int64))
-        return np.sort(np.concatenate(chosen))
+        done = taken.sum(axis=1) >= k[rows]
+        return cand[taken & done[:, None]], rows[~done]
+
+    @staticmethod
+    def _walk(
+        eligible: np.ndarray,
+        first: np.ndarray,
+        per_text: np.ndarray,
+        k: np.ndarray,
+        seed_arr: np.ndarray,
+        t: int,
+        m: int,
+    ) -> np.ndarray:
+        """Rare: many edits for few letters. The ``m`` draws' picks, then the text's letters in draw order."""
+        cols = np.arange(m)
+        pick = draws(np.full(m, seed_arr[t]), cols, 1) % np.uint64(per_text[t])
+        cand = eligible[first[t] + pick.astype(np.int64)].tolist()
+        got: set[int] = set()
+        seen: set[int] = set()
+        for p in cand:  # a draw counts when no earlier draw, counted or not, is on or next to its letter
+            if len(got) < k[t] and not seen & {p - 1, p, p + 1}:
+                got.add(p)
+            seen.add(p)
+        letters = eligible[first[t] : first[t] + per_text[t]].tolist()
+        extra = draws(np.full(len(letters), seed_arr[t]), np.arange(m, m + len(letters)), 1)
+        for _, p in sorted(zip(extra.tolist(), letters, strict=True)):
+            if len(got) >= k[t]:
+                break
+            if not got & {p - 1, p, p + 1}:
+                got.add(p)
+        return np.array(sorted(got), np.int64)
 
     def _apply(
         self,
@@ -311,6 +377,8 @@ class WordNoise(_UnitNoise):
     def augment(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None = None) -> list[Output]:
         if self.ops == ["swap"]:
             return self._swap_batch(texts, seeds, spans)
+        if self.ops == ["delete"]:
+            return self._delete_batch(texts, seeds, spans)
         slots = unit_slots(self.batch(texts, spans))
         return [
             self._edit(text, sl, seed) if sl is not None else None
@@ -395,20 +463,29 @@ class WordNoise(_UnitNoise):
         joined = batch.joined
         perm = np.arange(free.size)  # free slot -> free unit whose text it shows
         done = np.zeros(n_texts, np.int64)
-        seed_arr = np.fromiter((s & 0xFFFFFFFFFFFFFFFF for s in seeds), np.uint64, n_texts)
-        for r in range(int(3 * k.max())):
+        seed_arr = seed_array(seeds)
+        rounds = int(3 * k.max())
+        later: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # rounds 1+, drawn at once for round 1's texts
+        for r in range(rounds):
             live = np.flatnonzero(done < k)
             if live.size == 0:
                 break
-            a = t_first[live] + (
-                draws(seed_arr[live], np.full(live.size, r), 11) % per_text[live].astype(np.uint64)
-            ).astype(np.int64)
+            if r == 0:
+                d_word = draws(seed_arr[live], np.zeros(live.size, np.int64), 11)
+                d_partner = draws(seed_arr[live], np.zeros(live.size, np.int64), 12)
+            else:
+                if later is None:
+                    cols = np.arange(1, rounds)[None, :]
+                    row_of = np.full(n_texts, -1, np.int64)
+                    row_of[live] = np.arange(live.size)
+                    later = (row_of, draws(seed_arr[live][:, None], cols, 11), draws(seed_arr[live][:, None], cols, 12))
+                rows = later[0][live]
+                d_word, d_partner = later[1][rows, r - 1], later[2][rows, r - 1]
+            a = t_first[live] + (d_word % per_text[live].astype(np.uint64)).astype(np.int64)
             g = group[a]
             size = g_size[g]
             ok = size > 1
-            off = (draws(seed_arr[live], np.full(live.size, r), 12) % np.maximum(size - 1, 1).astype(np.uint64)).astype(
-                np.int64
-            )
+            off = (d_partner % np.maximum(size - 1, 1).astype(np.uint64)).astype(np.int64)
             b = g_start[g] + off
             b = np.where(b >= a, b + 1, b)  # any other unit of the sentence
             b = np.where(ok, b, a)
@@ -461,6 +538,96 @@ class WordNoise(_UnitNoise):
             out[q] = low[np.minimum(out[q], 0xFFFF)]
         result = batch.split(out.tobytes().decode("utf-32-le", "surrogatepass"))
         return [o if d > 0 and ok else None for o, d, ok in zip(result, done.tolist(), batch.usable, strict=True)]
+
+    def _delete_batch(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None) -> list[Output]:
+        """Delete-only noise for the whole batch in numpy, the same edits as the per-text walk (:meth:`_edit`):
+        deletion ``j`` of a text takes word ``draw_j mod (words left)`` of those still there, with the text's
+        :class:`~augment.text.SplitMix` draws; each run of deleted units closes as :func:`join_gap` closes it,
+        and a sentence that lost its capitalised first word capitalises its new first one."""
+        batch = self.batch(texts, spans)
+        n_texts = len(texts)
+        starts, ends, locked, owner, sid = unit_arrays(batch)
+        free = np.flatnonzero(~locked)
+        per_text = np.bincount(owner[free], minlength=n_texts)[:n_texts]
+        target = np.minimum(np.maximum(self.minimum, np.round(self.rate * per_text).astype(np.int64)), per_text)
+        if self.maximum is not None:
+            target = np.minimum(target, self.maximum)
+        count = np.minimum(target, np.maximum(per_text - 1, 0))  # the walk never deletes a text's last free word
+        rows = np.flatnonzero(count > 0)
+        if rows.size == 0:
+            return [None] * n_texts
+        t_first = np.concatenate(([0], np.cumsum(per_text)[:-1]))
+        seed_arr = seed_array(seeds)[rows]
+        n_free, n_del = per_text[rows], count[rows]
+        ranks = np.full((rows.size, int(n_del.max())), np.iinfo(np.int64).max, np.int64)
+        for j in range(ranks.shape[1]):
+            with np.errstate(over="ignore"):
+                z = mix64(seed_arr + np.uint64(((j // 2 + 1) * GOLDEN) & 0xFFFFFFFFFFFFFFFF))
+            half = (z & np.uint64(0xFFFFFFFF)) if j % 2 == 0 else (z >> np.uint64(32))
+            pos = (half % np.maximum(n_free - j, 1).astype(np.uint64)).astype(np.int64)  # among the words left
+            for c in np.sort(ranks[:, :j], axis=1).T:  # skip the words deleted before, in order
+                pos += c <= pos
+            live = n_del > j
+            ranks[live, j] = pos[live]
+        taken = ranks != np.iinfo(np.int64).max
+        gone = np.zeros(starts.size, bool)
+        gone[free[(t_first[rows][:, None] + np.where(taken, ranks, 0))[taken]]] = True
+        # runs of deleted units inside one text, and the text around each
+        same_text_prev = np.zeros(starts.size, bool)
+        same_text_prev[1:] = owner[1:] == owner[:-1]
+        same_text_next = np.zeros(starts.size, bool)
+        same_text_next[:-1] = same_text_prev[1:]
+        first = np.flatnonzero(gone & ~(np.roll(gone, 1) & same_text_prev))
+        last = np.flatnonzero(gone & ~(np.roll(gone, -1) & same_text_next))
+        at_start = ~same_text_prev[first]
+        left_s = np.where(at_start, batch.starts[owner[first]], ends[np.maximum(first - 1, 0)])
+        left_e = starts[first]
+        right_s = ends[last]
+        right_e = np.where(same_text_next[last], starts[np.minimum(last + 1, starts.size - 1)], batch.ends[owner[last]])
+        solid = (batch.flags & SPACE) == 0
+        solid_before = np.concatenate(([0], running_count(solid)))
+        left_blank = solid_before[left_e] == solid_before[left_s]
+        right_blank = solid_before[right_e] == solid_before[right_s]
+        nonspace = np.flatnonzero(solid)
+        left_trim = nonspace[np.maximum(np.searchsorted(nonspace, left_e) - 1, 0)] + 1  # left.rstrip()
+        left_empty = left_e == left_s
+        # join_gap as kept ranges [left_s, keep_left) and [right_s, keep_right)
+        keep_left = np.where(right_blank, np.where(left_empty, left_s, left_e), np.where(left_blank, left_s, left_trim))
+        keep_right = np.where(
+            right_blank, np.where(left_empty, right_e, right_s), np.where(left_blank & at_start, right_s, right_e)
+        )
+        n = batch.cps.size
+        # characters dropped: [keep_left, right_s) and [keep_right, right_e) of each run's stretch
+        delta = np.bincount(keep_left, minlength=n + 1) - np.bincount(right_s, minlength=n + 1)
+        delta += np.bincount(keep_right, minlength=n + 1) - np.bincount(right_e, minlength=n + 1)
+        keep = np.cumsum(delta[:n]) == 0
+        cps = batch.cps.copy()
+        # capitals: a sentence whose first unit went and started with a capital capitalises its new first unit
+        head = np.ones(starts.size, bool)
+        head[1:] = ~same_text_prev[1:] | (sid[1:] != sid[:-1])
+        lost = np.flatnonzero(head & gone & ((batch.flags[starts] & UPPER) > 0))
+        redo: list[int] = []
+        if lost.size:
+            sentence = np.cumsum(head) - 1
+            alive = np.flatnonzero(~gone)
+            nxt = np.searchsorted(alive, lost)
+            ok = nxt < alive.size
+            lost, nxt = lost[ok], alive[nxt[ok]]
+            ok = (sentence[nxt] == sentence[lost]) & ~locked[nxt]
+            p = starts[nxt[ok]]
+            up = tables_upper()[np.minimum(cps[p], 0xFFFF)]
+            multi = _UPPER_GROWS[np.minimum(cps[p], 0xFFFF)]  # "ß".upper() is "SS": the walk handles those
+            redo = np.unique(owner[nxt[ok]][multi]).tolist()
+            cps[p] = np.where(multi, cps[p], up)
+        result = batch.split(cps[np.flatnonzero(keep)].tobytes().decode("utf-32-le", "surrogatepass"))
+        out: list[Output] = [None] * n_texts
+        for r in rows.tolist():
+            if batch.usable[r]:
+                out[r] = result[r]
+        for r in redo:
+            slots = unit_slots(self.batch([texts[r]], [batch.spans(r)]))[0]
+            out[r] = None if slots is None else self._edit(texts[r], slots, seeds[r])
+        return out
 
     def _insertion(
         self, text: str, alive: list[int], s_: list[int], e_: list[int], word: str, rng: SplitMix

@@ -213,6 +213,13 @@ def ensure_wordnet(nltk_data_dir: Path | None = None, try_download: bool = True,
     )
 
 
+def ensure_wordnet_index() -> str:
+    """Build (or find) the compact WordNet index synonym swap reads (``augment.wordnet_index``) and say where."""
+    from augment.wordnet_index import index_path, load_index
+
+    return f"wordnet index for synonyms: {index_path(load_index().fingerprint)}"
+
+
 def apertium_available(pair: str = "eng-spa") -> bool:
     """True when the apertium binary exists and, if ``pair`` is given, its mode is installed."""
     exe = shutil.which("apertium")
@@ -226,6 +233,7 @@ def apertium_available(pair: str = "eng-spa") -> bool:
 
 def main() -> None:
     print(ensure_wordnet())
+    print(ensure_wordnet_index())
     print(f"apertium eng-spa: {'available' if apertium_available() else 'missing (apt-get install apertium-eng-spa)'}")
 
 

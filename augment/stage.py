@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from augment.backtranslate import BackTranslator, make_backend
-from augment.base import Augmenter, Rejected, seed_for, sub_seed
+from augment.base import Augmenter, Rejected, seeds_for, sub_seed
 from augment.config import AugmentConfig
 from augment.facts import FactFinder, rules_of
 from augment.gates import IDENTICAL, LENGTH_RATIO, NEAR_HOLDOUT, REASONS, Diversity, Embedder, Fidelity
@@ -297,9 +297,9 @@ class Augment(Stage):
         units: list[tuple[int, int, int | None]] = []  # (variant, record index, turn index or None for text)
         texts: list[str] = []
         seeds: list[int] = []
+        ids = [rec["id"] for rec in records]
         for v in range(n):
-            for r, rec in enumerate(records):
-                seed = seed_for(rec["id"], self.seed, kind, v)
+            for r, (rec, seed) in enumerate(zip(records, seeds_for(ids, self.seed, kind, v), strict=True)):
                 if rec["format"] == "chat":
                     for t, msg in enumerate(rec["messages"] or []):
                         if msg["role"] in roles and msg["content"] and msg["content"].strip():

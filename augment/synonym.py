@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from augment.base import Augmenter, Output, Spans, match_case
-from augment.text import UPPER, FactRules, SplitMix, draws
+from augment.text import UPPER, FactRules, SplitMix, draws, seed_array
+from augment.wordnet_index import load_index
 
 _STOP_WORDS_TEXT = """
     a about above after again against all also am an and any are aren't as at be because been before being below
@@ -138,43 +139,20 @@ class SynonymSwap(Augmenter):
         super().__init__(keep_words, protect_names, rules)
         self.rate, self.min_words, self.max_words = rate, min_words, max_words
         self.multiword, self.min_share = multiword, min_share
-        from nltk.corpus import wordnet
-
         try:
-            wordnet.ensure_loaded()
+            self.index = load_index()
         except LookupError as e:
             raise RuntimeError("WordNet is not available to nltk; run `python -m augment.resources`") from e
-        self.wn = wordnet
-        exception_map = getattr(wordnet, "_exception_map", {})
-        exceptions = exception_map.get("v", {})
+        exceptions = self.index.exceptions["v"]
         self._irregular_forms = frozenset(exceptions)
         self._verb_forms: dict[str, list[str]] = {}  # base -> listed forms (went, planned, planning)
         for form, bases in exceptions.items():
             for base in bases:
                 self._verb_forms.setdefault(base, []).append(form)
-        self._noun_irregular = frozenset(base for bases in exception_map.get("n", {}).values() for base in bases)
-        self._counts = self._load_counts()
+        self._noun_irregular = frozenset(base for bases in self.index.exceptions["n"].values() for base in bases)
         self._lookup = lru_cache(maxsize=100_000)(self._lookup_uncached)
         self._pos_counts = lru_cache(maxsize=100_000)(self._pos_counts_uncached)
         self._alternatives = lru_cache(maxsize=100_000)(self._alternatives_uncached)  # type: ignore[method-assign]
-
-    def _load_counts(self) -> dict[str, int]:
-        """SemCor counts by sense key, read once: nltk's ``Lemma.count`` binary-searches the file per call."""
-        counts: dict[str, int] = {}
-        try:
-            fh = self.wn.open("cntlist.rev")
-        except (OSError, LookupError):
-            return counts
-        with fh:
-            for line in fh:
-                line = line.decode("utf-8") if isinstance(line, bytes) else line
-                key, _, count = line.strip().rpartition(" ")
-                if key:
-                    counts[key.split(" ")[0]] = int(count)
-        return counts
-
-    def _count(self, lemma: Any) -> int:
-        return self._counts.get(lemma.key(), 0) if self._counts else lemma.count()
 
     def params(self) -> dict[str, Any]:
         return {
@@ -189,24 +167,16 @@ class SynonymSwap(Augmenter):
 
     # --- part of speech and sense -------------------------------------------------------------
 
-    def _first_counted(self, base: str, pos: str) -> tuple[int, Any] | None:
-        """The first sense (WordNet orders by frequency) in which ``base`` has a corpus count."""
-        for synset in self.wn.synsets(base, pos):
-            for lemma in synset.lemmas():
-                if lemma.name().lower() == base and self._count(lemma) > 0:
-                    return self._count(lemma), synset
-        return None
-
     def _pos_counts_uncached(self, lower: str) -> tuple[tuple[str, str, int], ...]:
         """(pos, base, count of its first counted sense) for every POS ``lower`` can be, best first."""
         out = []
         for pos in _POS_ORDER:
-            base = self.wn.morphy(lower, pos)
+            base = self.index.morphy(lower, pos)
             if base is None:
                 continue
-            found = self._first_counted(base, pos)
-            if found:
-                out.append((pos, base, found[0]))
+            count = self.index.first_count(base, pos)
+            if count:
+                out.append((pos, base, count))
         out.sort(key=lambda x: (-x[2], _POS_ORDER.index(x[0])))
         return tuple(out)
 
@@ -216,7 +186,7 @@ class SynonymSwap(Augmenter):
             return False
         return (
             any(p == "n" for p, _, _ in self._pos_counts(nxt))
-            and self.wn.morphy(lower, "n") is not None
+            and self.index.morphy(lower, "n") is not None
             and self.primary_pos(lower) not in ("a", "r")  # "small repair kit": an adjective is fine
         )
 
@@ -256,19 +226,17 @@ class SynonymSwap(Augmenter):
 
     def _alternatives_uncached(self, base: str, pos: str) -> list[str]:
         first = None
-        for synset in self.wn.synsets(base, pos):
-            lemmas = {lemma.name().lower(): lemma for lemma in synset.lemmas()}
-            count = self._count(lemmas[base]) if base in lemmas else 0
-            if count <= 0:
-                continue
+        for synset in self.index.counted_synsets(base, pos):
+            lemmas = {name.lower(): (name, c) for name, c in synset}  # one per spelling: the last, in first's place
+            count = lemmas[base][1]
             if first is not None and count * 2 < first:
                 break
             first = first or count
             floor = max(1, self.min_share * count)
             names = [
-                lemma.name().replace("_", " ")
-                for lemma in sorted(lemmas.values(), key=lambda x: -self._count(x))
-                if self._count(lemma) >= floor and lemma.name().lower() != base
+                name.replace("_", " ")
+                for name, c in sorted(lemmas.values(), key=lambda x: -x[1])
+                if c >= floor and name.lower() != base
             ]
             names = [
                 n
@@ -357,7 +325,7 @@ class SynonymSwap(Augmenter):
         bounds = np.searchsorted(owner, np.arange(n_texts + 1))
         first = bounds[:-1]
         local = np.arange(ws.size) - first[owner]
-        seed_arr = np.fromiter((s & 0xFFFFFFFFFFFFFFFF for s in seeds), np.uint64, n_texts)
+        seed_arr = seed_array(seeds)
         keys = draws(seed_arr[owner], local, 7)
         cand_idx = np.flatnonzero(candidate)
         order = cand_idx[np.lexsort((keys[cand_idx], owner[cand_idx]))]

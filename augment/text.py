@@ -434,10 +434,15 @@ class TextBatch:
         collect: bool = False,
     ) -> None:
         self.texts = list(texts)
-        self.usable = [SEP not in t for t in self.texts]
-        parts = [t if ok else "" for t, ok in zip(self.texts, self.usable, strict=True)]
-        self.joined = SEP.join(parts)
-        lengths = np.fromiter((len(p) for p in parts), np.int64, len(parts))
+        self.joined = SEP.join(self.texts)
+        if self.joined.count(SEP) == max(len(self.texts) - 1, 0):  # no text holds a NUL: all usable
+            self.usable = [True] * len(self.texts)
+            parts = self.texts
+        else:
+            self.usable = [SEP not in t for t in self.texts]
+            parts = [t if ok else "" for t, ok in zip(self.texts, self.usable, strict=True)]
+            self.joined = SEP.join(parts)
+        lengths = np.fromiter(map(len, parts), np.int64, len(parts))
         self.starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1])).astype(np.int64) if parts else lengths
         self.ends = self.starts + lengths
         self.cps = np.frombuffer(self.joined.encode("utf-32-le", "surrogatepass"), np.uint32)
@@ -1234,6 +1239,14 @@ def mix64(x: np.ndarray) -> np.ndarray:
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         return x ^ (x >> np.uint64(31))
+
+
+def seed_array(seeds: Sequence[int]) -> np.ndarray:
+    """Seeds as uint64, each taken modulo 2**64 (a negative or huge seed wraps, as SplitMix takes it)."""
+    try:
+        return np.array(seeds, np.uint64).reshape(len(seeds))
+    except (OverflowError, TypeError, ValueError):
+        return np.fromiter((s & _M64 for s in seeds), np.uint64, len(seeds))
 
 
 def draws(seeds: np.ndarray, counters: np.ndarray, salt: int) -> np.ndarray:

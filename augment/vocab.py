@@ -1,13 +1,17 @@
 """Closed English word classes the fact rules look words up in: general language, never a dataset's values.
 
-Number words, ordinals and stop words are spaCy's own English lists (``spacy.lang.en``), read once on
-first use (importing spaCy takes seconds); the rest are small closed classes: multipliers, clock words,
-weekdays, the words that join a capitalised name ("Bank of America") and title abbreviations.
+Number words, ordinals and stop words are spaCy's own English lists (``spacy.lang.en``), read on first use
+and kept in the cache folder per spaCy version (importing spaCy takes seconds at every start); the rest are
+small closed classes: multipliers, clock words, weekdays, the words that join a capitalised name ("Bank of
+America") and title abbreviations.
 """
 
 from __future__ import annotations
 
+import json
 from functools import cache
+
+from tuneprep.files import atomic_write_text
 
 MULTIPLIERS = (
     "single double triple quadruple quintuple once twice thrice half halves dozen dozens pair couple "
@@ -39,9 +43,26 @@ TITLE_ABBREVIATIONS = "mr mrs ms dr prof st mt jr sr"
 
 @cache
 def _spacy_en() -> tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]:
+    """spaCy's English stop words, number words and ordinals, from a copy cached per spaCy version:
+    importing spaCy for them costs seconds at every start."""
+    from importlib.metadata import version
+
+    from augment.wordnet_index import cache_dir
+
+    path = cache_dir() / f"spacy-en-words-{version('spacy')}.json"
+    try:
+        stop, cardinals, ordinals = json.loads(path.read_text(encoding="utf-8"))
+        return frozenset(stop), tuple(cardinals), tuple(ordinals)
+    except (OSError, ValueError):
+        pass
     from spacy.lang.en.lex_attrs import _num_words, _ordinal_words
     from spacy.lang.en.stop_words import STOP_WORDS
 
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps([sorted(STOP_WORDS), list(_num_words), list(_ordinal_words)]))
+    except OSError:
+        pass  # a read-only home: import spaCy again next time
     return frozenset(STOP_WORDS), tuple(_num_words), tuple(_ordinal_words)
 
 

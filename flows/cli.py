@@ -247,9 +247,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from augment.resources import apertium_available, ensure_wordnet
+    from augment.resources import apertium_available, ensure_wordnet, ensure_wordnet_index
 
     print(ensure_wordnet())
+    print(ensure_wordnet_index())
     print(
         "apertium eng-spa: "
         + (

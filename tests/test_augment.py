@@ -31,6 +31,7 @@ from augment import (
     protected_spans,
     seed_for,
 )
+from augment.base import unit_slots
 from augment.noise import KEYBOARD
 from augment.resources import DEBIAN_WORDNET, WordNetUnavailable, copy_debian_wordnet, lexnames_text
 from tuneprep.records import SCHEMA, make_records
@@ -140,6 +141,52 @@ def test_debian_wordnet_copy_loads_in_nltk(tmp_path: Path, monkeypatch: pytest.M
 def test_ensure_wordnet_reports(wordnet: str) -> None:
     assert wordnet.startswith("wordnet:")
     assert ensure_wordnet(try_download=False) == "wordnet: already available to nltk"
+
+
+def test_wordnet_index_answers_as_nltk(wordnet: str) -> None:
+    """The compact index synonym swap reads gives nltk's morphy, first counted sense and counted synsets."""
+    from nltk.corpus import wordnet as wn
+
+    from augment.wordnet_index import index_path, load_index
+
+    index = load_index()
+    assert index_path(index.fingerprint).is_file()  # cached for the next process
+    counts = {}
+    with wn.open("cntlist.rev") as fh:
+        for line in fh:
+            key, _, count = line.strip().rpartition(" ")
+            counts[key.split(" ")[0]] = int(count)
+    words = sorted({w.lower() for w in re.findall(r"[A-Za-z]+", LONG_TEXT)})
+    words += ["axes", "geese", "went", "running", "happier", "best", "flies", "churches", "wolves", "quickly"]
+    for word in words:
+        for pos in ("n", "v", "a", "r"):
+            base = wn.morphy(word, pos)
+            assert index.morphy(word, pos) == base, (word, pos)
+            if base is None:
+                continue
+            expected = [
+                [(x.name(), counts.get(x.key(), 0)) for x in s.lemmas()]
+                for s in wn.synsets(base, pos)
+                if {x.name().lower(): counts.get(x.key(), 0) for x in s.lemmas()}.get(base, 0) > 0
+            ]
+            assert [[tuple(x) for x in s] for s in index.counted_synsets(base, pos)] == expected, (word, pos)
+            first = next(
+                (c for s in wn.synsets(base, pos) for x in s.lemmas() for c in [counts.get(x.key(), 0)]
+                 if x.name().lower() == base and c > 0),
+                None,
+            )  # fmt: skip
+            assert index.first_count(base, pos) == first, (word, pos)
+
+
+def test_spacy_word_lists_cached_as_spacy_has_them() -> None:
+    from spacy.lang.en.lex_attrs import _num_words, _ordinal_words
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    from augment.vocab import _spacy_en
+
+    stop, cardinals, ordinals = _spacy_en()
+    assert stop == frozenset(STOP_WORDS)
+    assert sorted(cardinals) == sorted(_num_words) and sorted(ordinals) == sorted(_ordinal_words)
 
 
 def test_synonym_determinism_and_batch_independence(synonym) -> None:
@@ -275,6 +322,55 @@ def test_char_noise_rate_and_keyboard_typos() -> None:
         assert len(out) - len(LONG_TEXT) == expected
 
 
+def _choose_reference(eligible, first, per_text, k, seeds) -> list[int]:
+    """CharNoise's letter choice, one text at a time: draw ``j`` picks letter ``draw mod letters``; it counts
+    when no earlier draw (of the batch's ``m``) is on or next to its letter; a text still short takes letters
+    in the order of further draws, away from those it has."""
+    import numpy as np
+
+    from augment.text import draws
+
+    rows = [t for t in range(len(k)) if k[t] > 0]
+    m = int(min(64, 3 * max(k[t] for t in rows) + 4))
+    out: list[int] = []
+    for t in rows:
+        picks = draws(np.full(m, seeds[t]), np.arange(m), 1) % np.uint64(per_text[t])
+        got: set[int] = set()
+        seen: set[int] = set()
+        for p in eligible[first[t] + picks.astype(np.int64)].tolist():
+            if len(got) < k[t] and not seen & {p - 1, p, p + 1}:
+                got.add(p)
+            seen.add(p)
+        letters = eligible[first[t] : first[t] + per_text[t]].tolist()
+        extra = draws(np.full(len(letters), seeds[t]), np.arange(m, m + len(letters)), 1)
+        for _, p in sorted(zip(extra.tolist(), letters, strict=True)):
+            if len(got) >= k[t]:
+                break
+            if not got & {p - 1, p, p + 1}:
+                got.add(p)
+        out += sorted(got)
+    return sorted(out)
+
+
+def test_char_noise_choice_matches_reference() -> None:
+    """The vectorised choice (texts grouped by edit count, few draws each) picks what the plain walk picks."""
+    import numpy as np
+
+    from augment.noise import CharNoise
+
+    rng = random.Random(0)
+    for _ in range(200):
+        n = rng.randint(1, 30)
+        per_text = np.array([rng.randint(1, 12) for _ in range(n)])
+        k = np.array([rng.randint(0, max(1, p // 2)) for p in per_text])
+        k[0] = max(int(k[0]), 1)
+        first = np.concatenate(([0], np.cumsum(per_text)[:-1]))
+        eligible = np.concatenate([np.arange(3 * f, 3 * f + p) for f, p in zip(first, per_text, strict=True)])
+        seeds = np.array([rng.getrandbits(63) for _ in range(n)], np.uint64)
+        got = CharNoise._choose(eligible.astype(np.int64), first, per_text, k, seeds).tolist()
+        assert got == _choose_reference(eligible, first, per_text, k, seeds)
+
+
 def test_word_noise_rate() -> None:
     n_words = len(re.findall(r"[A-Za-z']+", LONG_TEXT))
     n_free = len(_free_words(LONG_TEXT))  # "twice" is a fact
@@ -287,6 +383,33 @@ def test_word_noise_rate() -> None:
         assert out != LONG_TEXT
         assert sorted(re.findall(r"[a-z']+", out.lower())) == sorted(re.findall(r"[a-z']+", LONG_TEXT.lower()))
         assert out[0].isupper() and not re.search(r"[a-z,] (The|She|Her|Later)\b", out), out
+
+
+WALK_TEXTS = [
+    LONG_TEXT,
+    "Hello there. Where is my card? I ordered it on March 5, 2024 for $12.50 from Rosalind.",
+    "  Leading spaces, then words; more words: and the end",
+    "Why? Because. OK then, fine!\nNew line Starts here",
+    "ßtraße heißt Straße. Über alles wird gesprochen",
+    "one",
+    "",
+    "two words",
+    "Order #NW-48213 arrived , late , and broken ... again",
+    "(Quoted) words — with dashes – and “quotes” here.",
+]
+
+
+def test_word_delete_batch_equals_the_walk() -> None:
+    """Delete-only noise runs as a numpy batch pass; it must give the per-text walk's output, draw for draw."""
+    rng = random.Random(3)
+    texts = [*WALK_TEXTS, *(" ".join(rng.sample(LONG_TEXT.split(), 12)) for _ in range(40))]
+    seeds = list(range(100, 100 + len(texts)))
+    for rate in (0.1, 0.5, 0.9):
+        aug = WordNoise(rate=rate, ops=["delete"], protect_names=NAMES)
+        fast = aug(texts, seeds)
+        slots = unit_slots(aug.batch(texts))
+        walk = [aug._edit(t, sl, s) if sl is not None else None for t, sl, s in zip(texts, slots, seeds, strict=True)]
+        assert fast == walk
 
 
 def test_word_noise_inserts_synonyms(synonym) -> None:
