@@ -166,12 +166,13 @@ def _letter_index() -> np.ndarray:
 
 
 _LETTER_INDEX = _letter_index()
+_FIRST_SHAPE = _LETTER_INDEX.astype(np.int64) * (27 * 16)  # the shape's first-letter term, per code point
+_LAST_SHAPE = _LETTER_INDEX.astype(np.int64) * 16
 
 
 def _shape(bmp: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """A word's shape: first letter, last letter (a-z or other) and length (capped at 15), as one index."""
-    first = _LETTER_INDEX[bmp[starts]].astype(np.int64)
-    return (first * 27 + _LETTER_INDEX[bmp[ends - 1]]) * 16 + np.minimum(ends - starts, 15)
+    return _FIRST_SHAPE[bmp[starts]] + _LAST_SHAPE[bmp[ends - 1]] + np.minimum(ends - starts, 15)
 
 
 @cache
@@ -254,15 +255,69 @@ def segment_sums(bmp: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nd
     if starts.size == 0:
         return np.empty(0, np.uint64)
     lens = ends - starts
-    offs = ranges(lens)
+    first = np.cumsum(lens)
+    total = int(first[-1])
+    first -= lens  # where each segment starts in the flat run of its characters
+    offs = np.arange(total, dtype=np.int64) - np.repeat(first, lens)
     values = lowered(bmp[np.repeat(starts, lens) + offs])
     contrib = values * _weights(int(lens.max()))[offs]
-    return np.add.reduceat(contrib, np.concatenate(([0], np.cumsum(lens)[:-1])))
+    return np.add.reduceat(contrib, first)
 
 
 def finish_key(sums: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        return mix64(sums ^ (lens.astype(np.uint64) * np.uint64(GOLDEN)))
+    return mix64(sums ^ (lens.astype(np.uint64) * np.uint64(GOLDEN)))  # arrays wrap without a warning
+
+
+_FEW_TOKENS = 256  # up to this many words, keys come from Python (cached per word): a numpy pass costs more
+_FEW_WEIGHTS = 64  # longest word the Python hash takes
+_KNOWN_WORDS = 1 << 16  # words whose (key, classes) are kept between batches; the cache starts over past this
+_known: dict[str, tuple[int, int]] = {}
+
+
+@cache
+def _few_tables() -> tuple[list[int], list[int]]:
+    return _lowered_table().tolist(), _weights(_FEW_WEIGHTS)[:_FEW_WEIGHTS].tolist()
+
+
+@cache
+def _vocab_dict() -> dict[int, int]:
+    keys, bits = vocab_table()
+    return dict(zip(keys.tolist(), bits.tolist(), strict=True))
+
+
+def _few_keys(joined: str, starts: list[int], ends: list[int]) -> tuple[list[int], list[int]] | None:
+    """:func:`finish_key` of :func:`segment_sums` and :func:`classify` for a few words, in plain Python ints (the
+    same keys); None where a word is longer than the weights kept or holds a code point outside the BMP."""
+    keys, bits = [], []
+    known = _known
+    for s, e in zip(starts, ends, strict=True):
+        w = joined[s:e]
+        hit = known.get(w)
+        if hit is None:
+            k = _python_key(w)
+            if k is None:
+                return None
+            if len(known) >= _KNOWN_WORDS:
+                known.clear()
+            hit = known[w] = (k, _vocab_dict().get(k, 0))
+        keys.append(hit[0])
+        bits.append(hit[1])
+    return keys, bits
+
+
+def _python_key(w: str) -> int | None:
+    low, weights = _few_tables()
+    n = len(w)
+    if n > _FEW_WEIGHTS:
+        return None
+    try:
+        x = sum(low[ord(c)] * wt for c, wt in zip(w, weights, strict=False)) & _M64
+    except IndexError:  # a code point above U+FFFF: the numpy path caps it
+        return None
+    x ^= (n * GOLDEN) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
 
 
 def lowered(bmp: np.ndarray) -> np.ndarray:
@@ -553,7 +608,7 @@ class TextBatch:
     def _bridged(self, ps: np.ndarray, pe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Join two protected spans of one text separated only by spaces and one or two ``_BRIDGE_WORDS``."""
         gap = ps[1:] - pe[:-1]
-        near = np.flatnonzero((gap >= 3) & (gap <= 16) & ((self.flags[pe[:-1]] & SPACE) > 0))
+        near = np.flatnonzero((gap >= 3) & (gap <= 16) & (self.cps[pe[:-1]] == 32) & (self.cps[ps[1:] - 1] == 32))
         if near.size == 0:
             return ps, pe
         owner = self.text_of(np.concatenate((pe[:-1][near], ps[1:][near] - 1)))
@@ -561,8 +616,8 @@ class TextBatch:
         j = self.joined
         joins = [
             i
-            for i in near.tolist()
-            if (g := j[pe[i] : ps[i + 1]])[0] == " " == g[-1]
+            for i, a, b in zip(near.tolist(), pe[near].tolist(), ps[near + 1].tolist(), strict=True)
+            if (g := j[a:b])[0] == " " == g[-1]
             and 1 <= len(w := g.split()) <= _MAX_BRIDGE
             and len(g) == sum(map(len, w)) + len(w) + 1
             and all(x.lower() in _BRIDGE_WORDS for x in w)
@@ -748,8 +803,8 @@ class TextBatch:
     def _contractions(self, ts: np.ndarray, te: np.ndarray, is_word: np.ndarray) -> np.ndarray:
         """Word tokens ending in "n't" (don't, isn't, can’t): deleting or rewriting one negates the sentence."""
         cps = self.cps
-        ok = is_word & ((te - ts) >= 3)
-        k = np.flatnonzero(ok)
+        k = np.flatnonzero((cps[te - 1] | 32) == ord("t"))
+        k = k[is_word[k] & ((te[k] - ts[k]) >= 3)]
         e = te[k]
         apostrophe = (cps[e - 2] == ord("'")) | (cps[e - 2] == 0x2019)
         return k[apostrophe & ((cps[e - 1] | 32) == ord("t")) & ((cps[e - 3] | 32) == ord("n"))]
@@ -783,9 +838,15 @@ class TextBatch:
         return table[_shape(self._bmp, ws, we)]
 
     def _classify_tokens(self, idx: np.ndarray, ts: np.ndarray, te: np.ndarray, key: np.ndarray, cls: np.ndarray):
-        if idx.size:
-            key[idx] = finish_key(segment_sums(self._bmp, ts[idx], te[idx]), te[idx] - ts[idx])
-            cls[idx] = classify(key[idx])
+        if idx.size == 0:
+            return
+        if idx.size <= _FEW_TOKENS:
+            found = _few_keys(self.joined, ts[idx].tolist(), te[idx].tolist())
+            if found is not None:
+                key[idx], cls[idx] = found
+                return
+        key[idx] = finish_key(segment_sums(self._bmp, ts[idx], te[idx]), te[idx] - ts[idx])
+        cls[idx] = classify(key[idx])
 
     def _stems(self, ws: np.ndarray, we: np.ndarray, sums: np.ndarray) -> np.ndarray:
         """Stem key per word: a final "s" (not "ss") of a 4+ letter word, or a final "'s", is left out."""

@@ -750,3 +750,22 @@ def test_transformers_backend_samples_distinct_variants(tiny_marian: tuple[Path,
     variants = bt.generate(texts, ["r1", "r2"], run_seed=0, n=3)
     assert len(variants[0]) >= 2  # sampling: a new seed per variant number
     assert bt.generate(texts[:1], ["r1"], run_seed=0, n=3) == variants[:1]
+
+
+def test_python_word_keys_match_numpy_keys():
+    """The Python hash of a few words (cached per word) gives the numpy pass's keys and classes, or declines."""
+    from augment.text import _FEW_WEIGHTS, _few_keys, classify, finish_key, segment_sums
+
+    texts = ["Two mochas at 6:30 PM, don't forget İstanbul, STRASSE straße ΣΊΣΥΦΟΣ Ünïcödé", "y" * (_FEW_WEIGHTS + 5)]
+    batch = TextBatch(texts)
+    ws, we = batch.words()
+    expected = finish_key(segment_sums(batch._bmp, ws, we), we - ws)
+    short = (we - ws) <= _FEW_WEIGHTS
+    for _ in range(2):  # the second pass reads the per-word cache
+        keys, bits = _few_keys(batch.joined, ws[short].tolist(), we[short].tolist())
+        assert keys == expected[short].tolist()
+        assert bits == classify(expected[short]).tolist()
+    assert any(bits)  # "two", "pm", "don't" are closed-class words
+    assert _few_keys(batch.joined, ws.tolist(), we.tolist()) is None  # a word longer than the weights kept
+    emoji = TextBatch(["ab😀c"])
+    assert _few_keys(emoji.joined, [0], [4]) is None  # U+1F600: the numpy pass caps it at U+FFFF
