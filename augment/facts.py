@@ -22,7 +22,7 @@ run in numpy and spaCy is their specification and the optional NER.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
@@ -130,6 +130,21 @@ class FactFinder:
 
     def __len__(self) -> int:
         return sum(len(k) for k in (self.lexicon, self.pairs) if k is not None)
+
+    def terms(self) -> dict[str, np.ndarray]:
+        """What ``fit`` learned, as arrays (for ``use_terms`` in another process: fit once, share it)."""
+        empty = np.empty(0, np.uint64)
+        return {
+            "lexicon": self.lexicon.keys if self.lexicon is not None else empty,
+            "pairs": self.pairs.keys if self.pairs is not None else empty,
+        }
+
+    def use_terms(self, terms: Mapping[str, np.ndarray]) -> None:
+        """Take the corpus terms ``terms()`` gave, instead of fitting on the same records again."""
+        lexicon, pairs = np.asarray(terms["lexicon"], np.uint64), np.asarray(terms["pairs"], np.uint64)
+        self._term_keys, self._pair_keys, self._word_keys = [], [], []
+        self._lexicon = KeySet(lexicon) if lexicon.size else None
+        self._pairs = KeySet(pairs) if pairs.size else None
 
     def spans(self, texts: Sequence[str], groups: Sequence[int] | None = None) -> list[list[Span]]:
         """Protected spans of each text; texts sharing a ``groups`` number (>= 0) are one conversation."""

@@ -202,3 +202,15 @@ def test_small_words_inside_a_protected_phrase_are_protected() -> None:
     assert "Santa Clara" in covered and "San Jose" in covered  # "or" joins two facts, not one phrase
     off = FactFinder(ProtectConfig(phrases=False)).spans(conv, groups=[0, 0, 0])[0]
     assert not _protects(conv[0], off, "light on the chocolate")
+
+
+def test_corpus_terms_learned_once_serve_another_finder_alike() -> None:
+    """Partitions share one fit: terms() of a fitted finder, given to a fresh one, protect exactly the same."""
+    corpus = ["I'll have a Macchiato please", "A latte and two macchiatos", "Some black tea", "black tea again"]
+    fitted = FactFinder()
+    fitted.fit(corpus)
+    shared = FactFinder()
+    shared.use_terms({k: v.copy() for k, v in fitted.terms().items()})
+    texts = ["a macchiato and black tea, thanks", "two lattes", "nothing here"]
+    assert shared.spans(texts) == fitted.spans(texts)
+    assert _protects(texts[0], shared.spans(texts)[0], "black tea")
