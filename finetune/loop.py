@@ -57,8 +57,8 @@ from finetune.model import (
     uses_bf16,
 )
 from finetune.sampling import batch_order, plan_rows
-from shards.tokenization import tokenizer_identity
 from tuneprep.files import sha256_file
+from tuneprep.tokenizer import tokenizer_identity
 
 EVAL_SPLITS = ("validation", "test")
 Log = Callable[[str], None]

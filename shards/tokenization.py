@@ -8,7 +8,6 @@ that encodes exactly as SentencePiece does.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
 import weakref
@@ -22,8 +21,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from tuneprep.files import tree_sha256
 from tuneprep.records import with_drop_reason
+from tuneprep.tokenizer import tokenizer_identity  # noqa: F401 - re-exported: flows and tests read it here
 
 if TYPE_CHECKING:
     from shards.config import TokenizerConfig
@@ -125,21 +124,6 @@ def load_pretrained(name_or_path: str, out_dir: Path, extra_special_tokens: list
     out_dir.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(str(out_dir))
     return tok
-
-
-def tokenizer_identity(tok_dir: Path, name: str | None = None) -> dict:
-    """What the fine-tune checks to refuse shards made with another tokenizer."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(tok_dir))
-    template = tok.chat_template or ""
-    return {
-        "name": name or "sentencepiece (trained on the train split)",
-        "sha256": tree_sha256(tok_dir, skip=("sentencepiece.model",)),
-        "vocab_size": len(tok),
-        "eos_token": tok.eos_token,
-        "chat_template_sha256": hashlib.sha256(template.encode()).hexdigest(),
-    }
 
 
 # --- windows -------------------------------------------------------------------------------------------
