@@ -143,12 +143,12 @@ def make_data_dir(
 
 
 def save_pretrained_gpt2(
-    tokenizer: PreTrainedTokenizerFast, out_dir: Path, vocab: int | None = None, seed: int = 0
+    tokenizer: PreTrainedTokenizerFast, out_dir: Path, vocab: int | None = None, seed: int = 0, n_positions: int = 128
 ) -> Path:
     """A random 1-layer GPT-2 saved with `tokenizer`, as `from_pretrained` expects a local model folder."""
     config = GPT2Config(
         vocab_size=vocab or len(tokenizer),
-        n_positions=128,
+        n_positions=n_positions,
         n_embd=32,
         n_layer=2,
         n_head=2,

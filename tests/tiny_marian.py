@@ -42,8 +42,9 @@ def build_tiny_marian(
     vocab_size: int = 120,
     d_model: int = 16,
     seed: int = 0,
+    layers: int = 1,
 ) -> Path:
-    """Save a 1-layer MarianMT model plus its MarianTokenizer in ``out_dir`` and return the path."""
+    """Save a MarianMT model of ``layers`` encoder and decoder layers (random weights) plus its MarianTokenizer in ``out_dir`` and return the path."""
     from transformers import GenerationConfig, MarianConfig, MarianMTModel, MarianTokenizer
 
     out_dir = Path(out_dir)
@@ -67,10 +68,10 @@ def build_tiny_marian(
     config = MarianConfig(
         vocab_size=len(vocab),
         d_model=d_model,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
+        encoder_layers=layers,
+        decoder_layers=layers,
+        encoder_attention_heads=2 if d_model < 64 else 8,
+        decoder_attention_heads=2 if d_model < 64 else 8,
         encoder_ffn_dim=2 * d_model,
         decoder_ffn_dim=2 * d_model,
         max_position_embeddings=512,
