@@ -15,7 +15,7 @@ LORA_LR = 1e-3  # adapters start at zero and are small: they take a higher LR th
 
 # Settings that change how fast a run goes or how much it logs, never what it computes: a checkpoint made
 # under other values of these can still be resumed.
-RUNTIME_ONLY = ("num_threads", "log_every", "grid", "grid_keep_weights")
+RUNTIME_ONLY = ("num_threads", "log_every", "grid", "grid_keep_weights", "compile")
 
 
 class LoraSettings(Settings):
@@ -115,6 +115,7 @@ class FinetuneConfig(Settings):
     lora: LoraSettings | None = None
     train_top_layers: int | None = Field(None, ge=1)
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% more compute
+    compile: bool = False  # torch.compile the transformer body for training steps: GPU speed, a minute of compiling
 
     # data
     block_size: int | None = Field(None, ge=2)  # None = the data's tokenizer.max_length (from the manifest)

@@ -250,6 +250,8 @@ def train(
     order, order_note = batch_order(plan, cfg, train_split.task_names, max_steps)
     evaluator = Evaluator(cfg, device, tokenizer, batchers)
     head = LossHead(model)
+    if cfg.compile:
+        head.compile()
     objective: Objective = head.token_losses  # cross-entropy per loss token; with a teacher, mixed with the KL
     if cfg.distill is not None:
         distiller = Distiller(cfg.distill, tokenizer, model, block_size, device, uses_bf16(cfg, device))

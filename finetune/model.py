@@ -300,6 +300,14 @@ class LossHead:
         finally:
             self.model.train(was_training)
 
+    def compile(self) -> None:
+        """torch.compile what the training step runs (the body, else the whole model); the module itself stays
+        as it is, so checkpoints, evaluation and export see the same weights under their usual names."""
+        if self.body is not None:
+            self.body = torch.compile(self.body)
+        else:
+            self.model = torch.compile(self.model)
+
     def _hidden(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
         assert self.body is not None
         out = self.body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)

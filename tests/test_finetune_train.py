@@ -152,6 +152,16 @@ def test_gradient_checkpointing_changes_memory_not_results(text_data, tmp_path):
     assert ckpt["final"]["validation"]["loss"] == pytest.approx(plain["final"]["validation"]["loss"], rel=1e-5)
 
 
+def test_compiled_training_matches_eager(text_data, tmp_path):
+    """torch.compile (inductor; on CPU it builds C++) changes speed, not the run: same losses, same exported weights
+    under their usual names, so the run resumes and exports as an eager one does."""
+    eager = run(text_data, tmp_path / "a", max_steps=4, eval_every=0, generate_n=0)
+    compiled = run(text_data, tmp_path / "b", max_steps=4, eval_every=0, generate_n=0, compile=True)
+    assert compiled["final"]["validation"]["loss"] == pytest.approx(eager["final"]["validation"]["loss"], rel=1e-4)
+    assert compiled["final"]["validation"]["loss"] < compiled["base"]["validation"]["loss"]
+    assert (tmp_path / "b" / "model.safetensors").exists()
+
+
 # ---- pretrained models: tokenizer check, LoRA, frozen layers ----------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """GPU training throughput and MFU of tuneprep's loop: a GPT-2-124M-shaped model from scratch at 1,024 tokens.
 
-    .venv/bin/python -m bench.finetune.gpu_mfu [--steps 60] [--batch 16] [--peak-tflops 989]
+    .venv/bin/python -m bench.finetune.gpu_mfu [--steps 60] [--batch 16] [--peak-tflops 989] [--compile]
 
 Needs a CUDA GPU (exits with a message otherwise). The data is synthetic: rows of 1,024 random token ids over
 GPT-2's vocabulary (50,257), one example per row, so the loop takes its no-mask path (causal sdpa, flash
@@ -70,6 +70,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--batch", type=int, default=16, help="rows of 1,024 tokens per optimizer step")
+    p.add_argument("--compile", action="store_true", help="train with `compile: true` (torch.compile)")
     p.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak (default: looked up by name)")
     args = p.parse_args()
 
@@ -103,6 +104,7 @@ def main() -> None:
         device="cuda",
         precision="bf16",
         seed=0,
+        compile=args.compile,
     )
     windows: list[float] = []
     pattern = re.compile(r"step \d+/\d+: .* ([\d,]+) loss tokens/s")
@@ -124,12 +126,13 @@ def main() -> None:
         "block": BLOCK,
         "batch_rows": args.batch,
         "steps": args.steps,
+        "compile": args.compile,
         "tokens_per_s": tokens_per_s,
         "mfu": mfu,
         "loss_tokens_per_s_whole_run": metrics["tokens_per_s"],
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "gpu-mfu.json").write_text(json.dumps(result, indent=2) + "\n")
+    (OUT / f"gpu-mfu{'-compiled' if args.compile else ''}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"{name}: {n_params / 1e6:.1f}M parameters, {tokens_per_s:,.0f} tokens/s at {BLOCK} tokens")
     print(f"MFU {mfu:.1%} of {peak:g} TFLOPS dense bf16 (target >= 40%)")
 
