@@ -281,6 +281,7 @@ class LossHead:
         body, head = inner.base_model, inner.get_output_embeddings()
         self.body: nn.Module | None = body if body is not inner and head is not None else None
         self.head = head
+        self.chunk_loss: Callable[..., torch.Tensor] = projected_cross_entropy
         if self.body is not None and not self._split_matches():
             self.body = None
 
@@ -301,12 +302,14 @@ class LossHead:
             self.model.train(was_training)
 
     def compile(self) -> None:
-        """torch.compile what the training step runs (the body, else the whole model); the module itself stays
-        as it is, so checkpoints, evaluation and export see the same weights under their usual names."""
+        """torch.compile what the training step runs: the body (else the whole model) and the chunked loss, whose
+        cast, log-softmax and gather fuse; the module itself stays as it is, so checkpoints, evaluation and export
+        see the same weights under their usual names."""
         if self.body is not None:
             self.body = torch.compile(self.body)
         else:
             self.model = torch.compile(self.model)
+        self.chunk_loss = torch.compile(projected_cross_entropy, dynamic=True)
 
     def _hidden(self, input_ids, attention_mask, position_ids) -> torch.Tensor:
         assert self.body is not None
@@ -325,7 +328,7 @@ class LossHead:
 
     def scores(self, batch: Batch, accuracy: bool = False) -> TokenScores:
         rows = self.rows(batch)
-        losses, correct = chunked_cross_entropy(rows.hidden, rows.targets, rows.project, accuracy)
+        losses, correct = chunked_cross_entropy(rows.hidden, rows.targets, rows.project, accuracy, self.chunk_loss)
         keep = rows.keep
         formats = batch["format"][keep] if batch.get("format") is not None else torch.zeros_like(rows.targets)
         tasks = batch["task"][keep] if batch.get("task") is not None else None
@@ -340,25 +343,32 @@ def output_size(project: Callable[[torch.Tensor], torch.Tensor], hidden: torch.T
     return hidden.shape[-1] if isinstance(project, nn.Identity) else project.weight.shape[0]
 
 
+def projected_cross_entropy(project: Callable[[torch.Tensor], torch.Tensor], h: torch.Tensor, t: torch.Tensor):
+    """Per-row cross-entropy (fp32) of one chunk of hidden states through the output head."""
+    return F.cross_entropy(project(h).float(), t, reduction="none")
+
+
 def chunked_cross_entropy(
-    hidden: torch.Tensor, targets: torch.Tensor, project: Callable[[torch.Tensor], torch.Tensor], accuracy: bool
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    project: Callable[[torch.Tensor], torch.Tensor],
+    accuracy: bool,
+    chunk_loss: Callable[..., torch.Tensor] = projected_cross_entropy,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-token cross-entropy (fp32) over chunks of rows; in training each chunk's logits are recomputed in
     backward rather than kept, so memory holds one chunk of logits at a time."""
     rows = max(1, LOGIT_CHUNK // max(1, output_size(project, hidden)))
     losses, correct = [], []
     checkpointed = torch.is_grad_enabled() and len(targets) > rows and not accuracy
-
-    def ce(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(project(h).float(), t, reduction="none")
-
     for start in range(0, max(1, len(targets)), rows):
         h, t = hidden[start : start + rows], targets[start : start + rows]
         if checkpointed:
-            losses.append(torch.utils.checkpoint.checkpoint(ce, h, t, use_reentrant=False))
+            losses.append(torch.utils.checkpoint.checkpoint(chunk_loss, project, h, t, use_reentrant=False))
+            continue
+        if not accuracy:
+            losses.append(chunk_loss(project, h, t))
             continue
         logits = project(h).float()
         losses.append(F.cross_entropy(logits, t, reduction="none"))
-        if accuracy:
-            correct.append(logits.detach().argmax(-1) == t)
+        correct.append(logits.detach().argmax(-1) == t)
     return torch.cat(losses), (torch.cat(correct) if accuracy else None)
