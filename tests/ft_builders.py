@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset, Features, List, Value
+from tiny_gpt2 import save_pretrained_gpt2  # noqa: F401 - the finetune tests take it from here
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -142,24 +143,31 @@ def make_data_dir(
     return root
 
 
-def save_pretrained_gpt2(
-    tokenizer: PreTrainedTokenizerFast, out_dir: Path, vocab: int | None = None, seed: int = 0, n_positions: int = 128
-) -> Path:
-    """A random 1-layer GPT-2 saved with `tokenizer`, as `from_pretrained` expects a local model folder."""
-    config = GPT2Config(
-        vocab_size=vocab or len(tokenizer),
-        n_positions=n_positions,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(seed)
-    GPT2LMHeadModel(config).save_pretrained(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
-    return out_dir
+FAST = {
+    "n_embd": 32,
+    "block_size": 64,
+    "batch_size": 4,
+    "max_steps": 30,
+    "warmup_steps": 3,
+    "eval_every": 10,
+    "log_every": 10,
+    "generate_n": 4,
+    "generate_max_new_tokens": 8,
+    "patience": None,
+    "num_threads": 1,
+    "device": "cpu",
+}  # a training run of a few seconds on CPU
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def run_fast(data: Path, out: Path, **overrides) -> dict:
+    """`finetune.train` with FAST settings and `overrides`, logging nothing."""
+    from finetune import FinetuneConfig, train
+
+    return train(data, out, FinetuneConfig(**{**FAST, **overrides}), log=quiet)
 
 
 IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}  # chat_tokenizer's

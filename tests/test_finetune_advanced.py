@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from ft_builders import chat_tokenizer, kill_at_step, make_data_dir, save_pretrained_gpt2, tiny_gpt2
+from ft_builders import FAST, chat_tokenizer, kill_at_step, make_data_dir, quiet, save_pretrained_gpt2, tiny_gpt2
+from ft_builders import run_fast as run
 
 from finetune import FinetuneConfig, train
 from finetune import curriculum as ft_curriculum
@@ -19,29 +20,6 @@ from finetune.distill import Distiller, distill_losses
 from finetune.model import LossHead
 from finetune.sampling import BatchOrder, Pacing, difficulty_rank, mixture_probs, plan_rows
 from flows.report import model_section
-
-FAST = {
-    "n_embd": 32,
-    "block_size": 64,
-    "batch_size": 4,
-    "max_steps": 30,
-    "warmup_steps": 3,
-    "eval_every": 10,
-    "log_every": 10,
-    "generate_n": 4,
-    "generate_max_new_tokens": 8,
-    "patience": None,
-    "num_threads": 1,
-    "device": "cpu",
-}
-
-
-def quiet(_: str) -> None:
-    pass
-
-
-def run(data, out, **overrides) -> dict:
-    return train(data, out, FinetuneConfig(**{**FAST, **overrides}), log=quiet)
 
 
 @pytest.fixture(scope="module")

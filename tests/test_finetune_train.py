@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
-from ft_builders import chat_tokenizer, kill_at_step, make_data_dir, save_pretrained_gpt2
+from ft_builders import FAST, chat_tokenizer, kill_at_step, make_data_dir, quiet, save_pretrained_gpt2
+from ft_builders import run_fast as run
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -17,30 +17,8 @@ from finetune import FinetuneConfig, build_model, train
 from finetune.data import load_split
 from finetune.model import merged, trainable_parameters
 
-FAST = {
-    "n_embd": 32,
-    "block_size": 64,
-    "batch_size": 4,
-    "max_steps": 30,
-    "warmup_steps": 3,
-    "eval_every": 10,
-    "log_every": 10,
-    "generate_n": 4,
-    "generate_max_new_tokens": 12,
-    "patience": None,
-    "num_threads": 1,
-    "device": "cpu",
-}
 TOP_KEYS = {"base", "final", "best_step", "stopped_early", "train_tokens", "tokens_per_s"}
 SPLIT_KEYS = {"loss", "perplexity", "token_accuracy"}
-
-
-def quiet(_: str) -> None:
-    pass
-
-
-def run(data: Path, out: Path, **overrides) -> dict:
-    return train(data, out, FinetuneConfig(**{**FAST, **overrides}), log=quiet)
 
 
 @pytest.fixture(scope="module")

@@ -25,14 +25,20 @@ def save_tokenizer(texts: list[str], out_dir: Path) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def save_tiny_gpt2(texts: list[str], out_dir: Path, seed: int = 0) -> Path:
-    """Save a randomly initialised 1-layer GPT-2 plus its tokenizer, as `from_pretrained` expects a local dir."""
-    tokenizer = save_tokenizer(texts, out_dir)
+def save_pretrained_gpt2(
+    tokenizer: PreTrainedTokenizerFast,
+    out_dir: Path,
+    vocab: int | None = None,
+    seed: int = 0,
+    n_positions: int = 128,
+    n_layer: int = 2,
+) -> Path:
+    """A random GPT-2 (32 wide) saved with `tokenizer`, as `from_pretrained` expects a local model folder."""
     config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=64,
+        vocab_size=vocab or len(tokenizer),
+        n_positions=n_positions,
         n_embd=32,
-        n_layer=1,
+        n_layer=n_layer,
         n_head=2,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -40,4 +46,10 @@ def save_tiny_gpt2(texts: list[str], out_dir: Path, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     GPT2LMHeadModel(config).save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
     return out_dir
+
+
+def save_tiny_gpt2(texts: list[str], out_dir: Path, seed: int = 0) -> Path:
+    """A 1-layer GPT-2 over a word-level tokenizer of `texts`."""
+    return save_pretrained_gpt2(build_tokenizer(texts), out_dir, seed=seed, n_positions=64, n_layer=1)
