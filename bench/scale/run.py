@@ -9,7 +9,11 @@ alternate 1 and 2 workers so machine noise hits both. Shards must come out byte-
 Corpus: real text from ../shared/data — banking77 queries, Bitext support instruction/response pairs,
 Taskmaster-4 coffee dialogues and trafilatura's 134 evaluation web pages (run with default settings).
 
-    python -m bench.scale.run [--data ../shared/data] [--partition-rows 1000] [--rounds 2] [--local]
+    python -m bench.scale.run [--data ../shared/data] [--partition-rows 1000] [--rounds 2] [--local] [--bt-workers 1]
+
+Back-translation already runs `augment.backtranslation.workers` Apertium pipelines (default 2) inside each
+worker, so with one Dask worker the augment step uses both cores; `--bt-workers 1` sets one pipeline per
+worker, which measures what Dask's partitions alone gain.
 
 The ratio printed last is the partitioned steps' wall time with 1 worker over that with 2 (target >= 1.7).
 """
@@ -114,6 +118,7 @@ def main() -> None:
     ap.add_argument("--partition-rows", type=int, default=2048)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--local", action="store_true", help="also time the in-process runner (no Dask)")
+    ap.add_argument("--bt-workers", type=int, help="augment.backtranslation.workers (default: the config's)")
     args = ap.parse_args()
 
     os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="tuneprep-bench-prefect-"))
@@ -123,6 +128,8 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     inputs = corpus(args.data, OUT / "inputs")
     base = {"name": "scale", "inputs": inputs, "runner": {"partition_rows": args.partition_rows}}
+    if args.bt_workers:
+        base["augment"] = {"backtranslation": {"workers": args.bt_workers}}
     results: dict[str, list[dict]] = {"1": [], "2": []}
     ceiling = [capacity()]
     with prefect_test_harness(server_startup_timeout=180):  # one API server for the flow and every worker
@@ -145,6 +152,7 @@ def main() -> None:
     summary = {
         "records": results["1"][0]["records"],
         "partition_rows": args.partition_rows,
+        "bt_workers": args.bt_workers,
         "cpus": os.cpu_count(),
         "load_avg_at_end": os.getloadavg(),
         "two_process_ceiling": ceiling,  # before and after the runs
@@ -154,7 +162,7 @@ def main() -> None:
         "shards_identical": len(digests) == 1,
         "ratio": round(one / two, 3),
     }
-    (OUT / "result.json").write_text(json.dumps(summary, indent=2))
+    (OUT / f"result{f'-bt{args.bt_workers}' if args.bt_workers else ''}.json").write_text(json.dumps(summary, indent=2))
     print(f"corpus: {summary['records']:,} records; partitions of {args.partition_rows} records")
     print(f"{'step':10s} {'1 worker':>10s} {'2 workers':>10s} {'ratio':>7s}")
     for s in PARALLEL:
