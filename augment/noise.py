@@ -22,7 +22,6 @@ from augment.base import Augmenter, Output, Spans, Units, UnitSlots, batch_units
 from augment.synonym import SynonymSwap
 from augment.text import (
     GOLDEN,
-    SPACE,
     UPPER,
     FactRules,
     SplitMix,
@@ -540,10 +539,11 @@ class WordNoise(_UnitNoise):
         return [o if d > 0 and ok else None for o, d, ok in zip(result, done.tolist(), batch.usable, strict=True)]
 
     def _delete_batch(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None) -> list[Output]:
-        """Delete-only noise for the whole batch in numpy, the same edits as the per-text walk (:meth:`_edit`):
-        deletion ``j`` of a text takes word ``draw_j mod (words left)`` of those still there, with the text's
-        :class:`~augment.text.SplitMix` draws; each run of deleted units closes as :func:`join_gap` closes it,
-        and a sentence that lost its capitalised first word capitalises its new first one."""
+        """Delete-only noise for the whole batch, the same edits as the per-text walk (:meth:`_edit`): deletion
+        ``j`` of a text takes word ``draw_j mod (words left)`` of those still there, with the text's
+        :class:`~augment.text.SplitMix` draws (in numpy for the batch); each run of deleted units then closes
+        with :func:`join_gap` and a sentence that lost its capitalised first word capitalises its new first
+        one, spliced into the joined batch in one pass over the edits (not over its characters)."""
         batch = self.batch(texts, spans)
         n_texts = len(texts)
         starts, ends, locked, owner, sid = unit_arrays(batch)
@@ -557,55 +557,26 @@ class WordNoise(_UnitNoise):
         if rows.size == 0:
             return [None] * n_texts
         t_first = np.concatenate(([0], np.cumsum(per_text)[:-1]))
-        seed_arr = seed_array(seeds)[rows]
-        n_free, n_del = per_text[rows], count[rows]
-        ranks = np.full((rows.size, int(n_del.max())), np.iinfo(np.int64).max, np.int64)
-        for j in range(ranks.shape[1]):
-            with np.errstate(over="ignore"):
-                z = mix64(seed_arr + np.uint64(((j // 2 + 1) * GOLDEN) & 0xFFFFFFFFFFFFFFFF))
-            half = (z & np.uint64(0xFFFFFFFF)) if j % 2 == 0 else (z >> np.uint64(32))
-            pos = (half % np.maximum(n_free - j, 1).astype(np.uint64)).astype(np.int64)  # among the words left
-            for c in np.sort(ranks[:, :j], axis=1).T:  # skip the words deleted before, in order
-                pos += c <= pos
-            live = n_del > j
-            ranks[live, j] = pos[live]
-        taken = ranks != np.iinfo(np.int64).max
         gone = np.zeros(starts.size, bool)
-        gone[free[(t_first[rows][:, None] + np.where(taken, ranks, 0))[taken]]] = True
+        ranks = self._deleted_ranks(seed_array(seeds)[rows], per_text[rows], count[rows])
+        gone[free[np.repeat(t_first[rows], count[rows]) + ranks]] = True
+        g = np.flatnonzero(gone)
         # runs of deleted units inside one text, and the text around each
         same_text_prev = np.zeros(starts.size, bool)
         same_text_prev[1:] = owner[1:] == owner[:-1]
         same_text_next = np.zeros(starts.size, bool)
         same_text_next[:-1] = same_text_prev[1:]
-        first = np.flatnonzero(gone & ~(np.roll(gone, 1) & same_text_prev))
-        last = np.flatnonzero(gone & ~(np.roll(gone, -1) & same_text_next))
+        first = g[~(gone[np.maximum(g - 1, 0)] & same_text_prev[g])]
+        last = g[~(gone[np.minimum(g + 1, starts.size - 1)] & same_text_next[g])]
         at_start = ~same_text_prev[first]
         left_s = np.where(at_start, batch.starts[owner[first]], ends[np.maximum(first - 1, 0)])
-        left_e = starts[first]
-        right_s = ends[last]
         right_e = np.where(same_text_next[last], starts[np.minimum(last + 1, starts.size - 1)], batch.ends[owner[last]])
-        solid = (batch.flags & SPACE) == 0
-        solid_before = np.concatenate(([0], running_count(solid)))
-        left_blank = solid_before[left_e] == solid_before[left_s]
-        right_blank = solid_before[right_e] == solid_before[right_s]
-        nonspace = np.flatnonzero(solid)
-        left_trim = nonspace[np.maximum(np.searchsorted(nonspace, left_e) - 1, 0)] + 1  # left.rstrip()
-        left_empty = left_e == left_s
-        # join_gap as kept ranges [left_s, keep_left) and [right_s, keep_right)
-        keep_left = np.where(right_blank, np.where(left_empty, left_s, left_e), np.where(left_blank, left_s, left_trim))
-        keep_right = np.where(
-            right_blank, np.where(left_empty, right_e, right_s), np.where(left_blank & at_start, right_s, right_e)
-        )
-        n = batch.cps.size
-        # characters dropped: [keep_left, right_s) and [keep_right, right_e) of each run's stretch
-        delta = np.bincount(keep_left, minlength=n + 1) - np.bincount(right_s, minlength=n + 1)
-        delta += np.bincount(keep_right, minlength=n + 1) - np.bincount(right_e, minlength=n + 1)
-        keep = np.cumsum(delta[:n]) == 0
-        cps = batch.cps.copy()
         # capitals: a sentence whose first unit went and started with a capital capitalises its new first unit
         head = np.ones(starts.size, bool)
         head[1:] = ~same_text_prev[1:] | (sid[1:] != sid[:-1])
-        lost = np.flatnonzero(head & gone & ((batch.flags[starts] & UPPER) > 0))
+        lost = g[head[g] & ((batch.flags[starts[g]] & UPPER) > 0)]
+        cap_at = np.empty(0, np.int64)
+        cap_to = np.empty(0, np.uint32)
         redo: list[int] = []
         if lost.size:
             sentence = np.cumsum(head) - 1
@@ -613,21 +584,62 @@ class WordNoise(_UnitNoise):
             nxt = np.searchsorted(alive, lost)
             ok = nxt < alive.size
             lost, nxt = lost[ok], alive[nxt[ok]]
-            ok = (sentence[nxt] == sentence[lost]) & ~locked[nxt]
-            p = starts[nxt[ok]]
-            up = tables_upper()[np.minimum(cps[p], 0xFFFF)]
-            multi = _UPPER_GROWS[np.minimum(cps[p], 0xFFFF)]  # "ß".upper() is "SS": the walk handles those
-            redo = np.unique(owner[nxt[ok]][multi]).tolist()
-            cps[p] = np.where(multi, cps[p], up)
-        result = batch.split(cps[np.flatnonzero(keep)].tobytes().decode("utf-32-le", "surrogatepass"))
-        out: list[Output] = [None] * n_texts
-        for r in rows.tolist():
-            if batch.usable[r]:
-                out[r] = result[r]
+            nxt = nxt[(sentence[nxt] == sentence[lost]) & ~locked[nxt]]
+            cap_at = starts[nxt]
+            old = np.minimum(batch.cps[cap_at], 0xFFFF)
+            multi = _UPPER_GROWS[old]  # "ß".upper() is "SS": the walk handles those
+            redo = np.unique(owner[nxt][multi]).tolist()
+            cap_at, cap_to = cap_at[~multi], tables_upper()[old[~multi]]
+        # one pass over the edits, in order: a run's stretch [left_s, right_e) becomes its join_gap, a capital
+        # its upper-case letter; everything between is copied through
+        n_runs = first.size
+        at_arr = np.concatenate((left_s, cap_at))
+        at = at_arr.tolist()
+        left_e = starts[first].tolist()
+        right_s = ends[last].tolist()
+        right_end = right_e.tolist()
+        initial = at_start.tolist()
+        upper = cap_to.tolist()
+        j = batch.joined
+        pieces: list[str] = []
+        pos = 0
+        for k in np.argsort(at_arr, kind="stable").tolist():
+            a = at[k]
+            pieces.append(j[pos:a])
+            if k < n_runs:
+                pieces.append(join_gap(j[a : left_e[k]], j[right_s[k] : right_end[k]], initial[k]))
+                pos = right_end[k]
+            else:
+                pieces.append(chr(upper[k - n_runs]))
+                pos = a + 1
+        pieces.append(j[pos:])
+        result = batch.split("".join(pieces))
+        edited = np.zeros(n_texts, bool)
+        edited[rows] = True
+        out: list[Output] = [
+            r if e and ok else None for r, e, ok in zip(result, edited.tolist(), batch.usable, strict=True)
+        ]
         for r in redo:
             slots = unit_slots(self.batch([texts[r]], [batch.spans(r)]))[0]
             out[r] = None if slots is None else self._edit(texts[r], slots, seeds[r])
         return out
+
+    @staticmethod
+    def _deleted_ranks(seed_arr: np.ndarray, n_free: np.ndarray, n_del: np.ndarray) -> np.ndarray:
+        """Per text (row), the free-word numbers of its ``n_del`` deletions, flattened row by row: deletion ``j``
+        is ``half_j mod (n_free - j)`` among the words still there (:meth:`SplitMix.below`'s 32-bit halves)."""
+        ranks = np.empty((n_del.size, int(n_del.max())), np.int64)
+        for j in range(ranks.shape[1]):
+            live = np.flatnonzero(n_del > j)
+            with np.errstate(over="ignore"):
+                z = mix64(seed_arr[live] + np.uint64(((j // 2 + 1) * GOLDEN) & 0xFFFFFFFFFFFFFFFF))
+            half = (z & np.uint64(0xFFFFFFFF)) if j % 2 == 0 else (z >> np.uint64(32))
+            pos = (half % np.maximum(n_free[live] - j, 1).astype(np.uint64)).astype(np.int64)  # among the words left
+            if j:
+                for c in np.sort(ranks[live, :j], axis=1).T:  # skip the words deleted before, in order
+                    pos += c <= pos
+            ranks[live, j] = pos
+        return ranks[np.arange(ranks.shape[1])[None, :] < n_del[:, None]]
 
     def _insertion(
         self, text: str, alive: list[int], s_: list[int], e_: list[int], word: str, rng: SplitMix
