@@ -22,6 +22,7 @@ from augment.base import Augmenter, Output, Spans, Units, UnitSlots, batch_units
 from augment.synonym import SynonymSwap
 from augment.text import (
     GOLDEN,
+    SPACE,
     UPPER,
     FactRules,
     SplitMix,
@@ -345,6 +346,20 @@ def join_gap(left: str, right: str, at_start: bool) -> str:
     return left.rstrip() + right
 
 
+def _blank_trim(flags: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per [start, end) gap: is it all whitespace, and where its ``rstrip()`` ends (``start`` if blank); reads only
+    the gaps' characters."""
+    lens = ends - starts
+    pos = np.repeat(starts, lens) + ranges(lens)
+    gap = np.repeat(np.arange(starts.size), lens)
+    solid = np.flatnonzero((flags[pos] & SPACE) == 0)
+    blank = np.bincount(gap[solid], minlength=starts.size) == 0
+    trim = starts.copy()
+    last = solid[np.append(gap[solid][1:] != gap[solid][:-1], True)] if solid.size else solid
+    trim[gap[last]] = pos[last] + 1
+    return blank, trim
+
+
 class WordNoise(_UnitNoise):
     """EDA-style word edits on about ``rate`` of the unprotected words (at least ``minimum``).
 
@@ -590,29 +605,29 @@ class WordNoise(_UnitNoise):
             multi = _UPPER_GROWS[old]  # "ß".upper() is "SS": the walk handles those
             redo = np.unique(owner[nxt][multi]).tolist()
             cap_at, cap_to = cap_at[~multi], tables_upper()[old[~multi]]
-        # one pass over the edits, in order: a run's stretch [left_s, right_e) becomes its join_gap, a capital
-        # its upper-case letter; everything between is copied through
-        n_runs = first.size
-        at_arr = np.concatenate((left_s, cap_at))
-        at = at_arr.tolist()
-        left_e = starts[first].tolist()
-        right_s = ends[last].tolist()
-        right_end = right_e.tolist()
-        initial = at_start.tolist()
-        upper = cap_to.tolist()
+        # join_gap of each run as kept ranges [left_s, keep_left) and [right_s, keep_right) of its stretch
+        left_e, right_s = starts[first], ends[last]
+        left_blank, left_trim = _blank_trim(batch.flags, left_s, left_e)
+        right_blank, _ = _blank_trim(batch.flags, right_s, right_e)
+        left_empty = left_e == left_s
+        keep_left = np.where(right_blank, np.where(left_empty, left_s, left_e), np.where(left_blank, left_s, left_trim))
+        keep_right = np.where(
+            right_blank, np.where(left_empty, right_e, right_s), np.where(left_blank & at_start, right_s, right_e)
+        )
+        # the output as slices of the joined batch, edits in order: up to each edit, then what it puts there
+        # (a run: its kept right part; a capital: its upper-case letter, appended after the batch)
         j = batch.joined
-        pieces: list[str] = []
-        pos = 0
-        for k in np.argsort(at_arr, kind="stable").tolist():
-            a = at[k]
-            pieces.append(j[pos:a])
-            if k < n_runs:
-                pieces.append(join_gap(j[a : left_e[k]], j[right_s[k] : right_end[k]], initial[k]))
-                pos = right_end[k]
-            else:
-                pieces.append(chr(upper[k - n_runs]))
-                pos = a + 1
-        pieces.append(j[pos:])
+        source = j + "".join(map(chr, cap_to.tolist()))
+        order = np.argsort(np.concatenate((left_s, cap_at)), kind="stable")
+        cut = np.concatenate((keep_left, cap_at))[order]
+        put_s = np.concatenate((right_s, len(j) + np.arange(cap_at.size)))[order]
+        put_e = np.concatenate((keep_right, len(j) + 1 + np.arange(cap_at.size)))[order]
+        resume = np.concatenate((right_e, cap_at + 1))[order]
+        slice_s = np.empty(2 * order.size + 1, np.int64)
+        slice_e = np.empty(2 * order.size + 1, np.int64)
+        slice_s[0::2], slice_s[1::2] = np.concatenate(([0], resume)), put_s
+        slice_e[0::2], slice_e[1::2] = np.append(cut, len(j)), put_e
+        pieces = [source[x:y] for x, y in zip(slice_s.tolist(), slice_e.tolist(), strict=True)]
         result = batch.split("".join(pieces))
         edited = np.zeros(n_texts, bool)
         edited[rows] = True
