@@ -86,6 +86,7 @@ _MONTH_PREFIXES = np.array(
     ],
     np.int64,
 )
+_MONTH_PREFIXES_SORTED = np.sort(_MONTH_PREFIXES)
 _CURRENCY = "$€£¥₹"
 _JOINERS = ".,:/-"
 _WORD_JOINERS = "'’-"
@@ -166,8 +167,10 @@ def _letter_index() -> np.ndarray:
 
 
 _LETTER_INDEX = _letter_index()
-_FIRST_SHAPE = _LETTER_INDEX.astype(np.int64) * (27 * 16)  # the shape's first-letter term, per code point
-_LAST_SHAPE = _LETTER_INDEX.astype(np.int64) * 16
+_FIRST_SHAPE = _LETTER_INDEX.astype(np.int16) * np.int16(
+    27 * 16
+)  # first-letter term per code point (int16: cache-sized)
+_LAST_SHAPE = _LETTER_INDEX.astype(np.int16) * np.int16(16)
 
 
 def _shape(bmp: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -1037,15 +1040,24 @@ class TextBatch:
         """ "March 5, 2024", "5th of March": a short number next to a run that starts like a month, then the regex."""
         if rs.size < 2:
             return []
-        small = numeric & digit[rs] & ((re_ - rs) <= 4)
-        lens = re_ - rs
-        initial = ((self.flags[rs] & MONTH_INITIAL) > 0) & (lens >= 3) & (lens <= 9)
-        cand = np.flatnonzero(initial)
+        cand = np.flatnonzero((self.flags[rs] & MONTH_INITIAL) > 0)  # screened on the few capitalised J F M A S O N D
+        lens = re_[cand] - rs[cand]
+        cand = cand[(lens >= 3) & (lens <= 9)]
+        if cand.size == 0:
+            return []
         cps = self.cps
         prefix = (cps[rs[cand]].astype(np.int64) << 32) | (cps[rs[cand] + 1].astype(np.int64) << 16) | cps[rs[cand] + 2]
-        initial[cand] = np.isin(prefix, _MONTH_PREFIXES)
-        after_month = np.flatnonzero(small[1:] & initial[:-1]) + 1
-        before_month = np.flatnonzero(small[:-1] & (initial[1:] | np.append(initial[2:], False)))
+        at = np.searchsorted(_MONTH_PREFIXES_SORTED, prefix).clip(max=_MONTH_PREFIXES_SORTED.size - 1)
+        months = cand[_MONTH_PREFIXES_SORTED[at] == prefix]
+        if months.size == 0:
+            return []
+
+        def small(k: np.ndarray) -> np.ndarray:  # a number run of up to four characters that starts with a digit
+            return k[numeric[k] & digit[rs[k]] & ((re_[k] - rs[k]) <= 4)]
+
+        after_month = small(months[months + 1 < rs.size] + 1)
+        before = np.unique(np.concatenate((months - 1, months - 2)))
+        before_month = small(before[before >= 0])
         j = self.joined
         spans = []
         for k in after_month.tolist():
