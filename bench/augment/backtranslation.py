@@ -82,6 +82,40 @@ def raw_pipe(texts: list[str]) -> list[str]:
     return proc.stdout.decode("utf-8").split("\n\n")
 
 
+BUSY_LOOP = "import sys\nx = 0\nfor i in range(int(sys.argv[1])):\n    x += i * i\n"
+
+
+def two_process_ratio(loops: int = 3_000_000) -> float:
+    """How many cores two CPU-bound processes get here: 2 x (one alone's wall time) / (two at once's wall time).
+
+    2.0 on two free cores; on a machine shared with other jobs, what a second worker can add at best."""
+
+    def wall(n: int) -> float:
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(loops)]) for _ in range(n)]
+        for p in procs:
+            p.wait()
+        return time.perf_counter() - t0
+
+    return 2 * wall(1) / wall(2)
+
+
+def startup_cpu(workers: int) -> float:
+    """CPU seconds (children included) a fresh backend with ``workers`` pairs spends to translate one sentence:
+    the fixed cost a timed run pays once per pair (the raw pipe pays it once)."""
+    from augment import ApertiumBackend
+
+    def one() -> None:
+        backend = ApertiumBackend(workers=workers, unit=1)  # one sentence per worker: every pair starts
+        try:
+            backend.pool.round_trip(["Hello there."] * workers, None)
+        finally:
+            backend.close()  # children count once waited for
+
+    _, cpu, _ = measure(one)
+    return cpu
+
+
 def ours(texts: list[str], workers: int) -> list[object]:
     """tuneprep's back-translation as the augment stage runs it: fact rules on, 256-sentence calls, cold start."""
     from augment import ApertiumBackend, BackTranslator, seed_for
@@ -124,7 +158,10 @@ def run(sentences: int = 4000, repeats: int = 3, workers: int = 2, quick: bool =
     ours(texts[:20], 1)  # warm: lazy imports and first-use caches are not what is timed
     runs: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
     outputs: dict[str, object] = {}
+    cores: list[float] = []
     for r in range(repeats):
+        cores.append(two_process_ratio())
+        print(f"repeat {r + 1}: two CPU-bound processes get {cores[-1]:.2f} cores", file=sys.stderr, flush=True)
         for name, fn in sides.items():
             wall, cpu, out = measure(fn)
             runs[name].append((wall, cpu))
@@ -144,6 +181,7 @@ def run(sentences: int = 4000, repeats: int = 3, workers: int = 2, quick: bool =
                 "cores_busy": round(cpu / wall, 2),
             }
         )
+    cores.append(two_process_ratio())
     ours_out = outputs[f"tuneprep, workers={workers}"]
     made = sum(isinstance(o, str) for o in ours_out)  # type: ignore[union-attr]
     report = {
@@ -153,6 +191,9 @@ def run(sentences: int = 4000, repeats: int = 3, workers: int = 2, quick: bool =
         "cpu_count": os.cpu_count(),
         "variants_made": made,
         "rows": rows,
+        "two_process_cores": [round(c, 2) for c in cores],
+        "startup_cpu_s": {w: round(startup_cpu(w), 3) for w in sorted({1, workers})},
+        "raw_pipe_startup_cpu_s": round(measure(lambda: raw_pipe(["Hello there."]))[1], 3),
     }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "backtranslation.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
@@ -165,6 +206,7 @@ def run(sentences: int = 4000, repeats: int = 3, workers: int = 2, quick: bool =
         ">",
         1,
     )
+    headline(statistics.median(cores), "", "cores two CPU-bound processes got during the back-translation run (of 2)")
     for row in rows[1:]:
         headline(
             row["sentences_per_cpu_s"] / raw["sentences_per_cpu_s"],
@@ -190,6 +232,15 @@ def render(report: dict) -> str:
             f"{r['wall_s']:.2f} | {r['cpu_s']:.2f} |"
         )
     lines.append(f"\nvariants made (not None): {report['variants_made']:,} of {report['sentences']:,}")
+    lines.append(
+        "two CPU-bound processes got "
+        + ", ".join(f"{c:.2f}" for c in report["two_process_cores"])
+        + " cores (before each repeat and after the last; 2.00 = two free cores)"
+    )
+    start = ", ".join(f"{w} worker(s) {c:.2f} s" for w, c in report["startup_cpu_s"].items())
+    lines.append(
+        f"start-up CPU (one sentence through a fresh backend): {start}; raw pipe {report['raw_pipe_startup_cpu_s']:.2f} s"
+    )
     return "\n".join(lines)
 
 
