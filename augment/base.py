@@ -157,7 +157,9 @@ def unit_arrays(batch: TextBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     Every search here puts the smaller array into the larger one (spans into words, marks into units):
     numpy's binary search costs per query, so the other way round costs ~10x more.
     """
-    ws, we, _ = batch.free_words()
+    ws, we = batch.words()
+    free = ~batch.touches_protected(ws, we)
+    ws, we = ws[free], we[free]
     ps, pe = batch.span_starts, batch.span_ends
     # Both lists are sorted and disjoint: merge by position instead of sorting.
     total = ps.size + ws.size

@@ -22,6 +22,7 @@ from augment.base import Augmenter, Output, Spans, Units, UnitSlots, batch_units
 from augment.synonym import SynonymSwap
 from augment.text import (
     GOLDEN,
+    SEP,
     SPACE,
     UPPER,
     FactRules,
@@ -607,8 +608,8 @@ class WordNoise(_UnitNoise):
             cap_at, cap_to = cap_at[~multi], tables_upper()[old[~multi]]
         # join_gap of each run as kept ranges [left_s, keep_left) and [right_s, keep_right) of its stretch
         left_e, right_s = starts[first], ends[last]
-        left_blank, left_trim = _blank_trim(batch.flags, left_s, left_e)
-        right_blank, _ = _blank_trim(batch.flags, right_s, right_e)
+        blank, trim = _blank_trim(batch.flags, np.concatenate((left_s, right_s)), np.concatenate((left_e, right_e)))
+        left_blank, right_blank, left_trim = blank[: first.size], blank[first.size :], trim[: first.size]
         left_empty = left_e == left_s
         keep_left = np.where(right_blank, np.where(left_empty, left_s, left_e), np.where(left_blank, left_s, left_trim))
         keep_right = np.where(
@@ -628,12 +629,10 @@ class WordNoise(_UnitNoise):
         slice_s[0::2], slice_s[1::2] = np.concatenate(([0], resume)), put_s
         slice_e[0::2], slice_e[1::2] = np.append(cut, len(j)), put_e
         pieces = [source[x:y] for x, y in zip(slice_s.tolist(), slice_e.tolist(), strict=True)]
-        result = batch.split("".join(pieces))
         edited = np.zeros(n_texts, bool)
         edited[rows] = True
-        out: list[Output] = [
-            r if e and ok else None for r, e, ok in zip(result, edited.tolist(), batch.usable, strict=True)
-        ]
+        edited &= batch.usable  # an unusable text is empty in the join: nothing of it was edited
+        out: list[Output] = [r if e else None for r, e in zip("".join(pieces).split(SEP), edited.tolist(), strict=True)]
         for r in redo:
             slots = unit_slots(self.batch([texts[r]], [batch.spans(r)]))[0]
             out[r] = None if slots is None else self._edit(texts[r], slots, seeds[r])
@@ -643,18 +642,22 @@ class WordNoise(_UnitNoise):
     def _deleted_ranks(seed_arr: np.ndarray, n_free: np.ndarray, n_del: np.ndarray) -> np.ndarray:
         """Per text (row), the free-word numbers of its ``n_del`` deletions, flattened row by row: deletion ``j``
         is ``half_j mod (n_free - j)`` among the words still there (:meth:`SplitMix.below`'s 32-bit halves)."""
-        ranks = np.empty((n_del.size, int(n_del.max())), np.int64)
-        for j in range(ranks.shape[1]):
+        most = int(n_del.max())
+        first = mix64(seed_arr + np.uint64(GOLDEN)) & np.uint64(0xFFFFFFFF)  # arrays wrap without a warning
+        first = (first % np.maximum(n_free, 1).astype(np.uint64)).astype(np.int64)
+        if most == 1:  # the common case: one deletion per text
+            return first
+        ranks = np.empty((n_del.size, most), np.int64)
+        ranks[:, 0] = first
+        for j in range(1, most):
             live = np.flatnonzero(n_del > j)
-            with np.errstate(over="ignore"):
-                z = mix64(seed_arr[live] + np.uint64(((j // 2 + 1) * GOLDEN) & 0xFFFFFFFFFFFFFFFF))
+            z = mix64(seed_arr[live] + np.uint64(((j // 2 + 1) * GOLDEN) & 0xFFFFFFFFFFFFFFFF))
             half = (z & np.uint64(0xFFFFFFFF)) if j % 2 == 0 else (z >> np.uint64(32))
             pos = (half % np.maximum(n_free[live] - j, 1).astype(np.uint64)).astype(np.int64)  # among the words left
-            if j:
-                for c in np.sort(ranks[live, :j], axis=1).T:  # skip the words deleted before, in order
-                    pos += c <= pos
+            for c in np.sort(ranks[live, :j], axis=1).T:  # skip the words deleted before, in order
+                pos += c <= pos
             ranks[live, j] = pos
-        return ranks[np.arange(ranks.shape[1])[None, :] < n_del[:, None]]
+        return ranks[np.arange(most)[None, :] < n_del[:, None]]
 
     def _insertion(
         self, text: str, alive: list[int], s_: list[int], e_: list[int], word: str, rng: SplitMix
