@@ -16,11 +16,13 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
+import numpy as np
 import polars as pl
 
 from augment.backtranslate import BackTranslator, make_backend
@@ -31,6 +33,7 @@ from augment.gates import IDENTICAL, LENGTH_RATIO, NEAR_HOLDOUT, REASONS, Divers
 from augment.noise import CaseNoise, CharNoise, PunctNoise, WordNoise
 from augment.synonym import SynonymSwap
 from cleaners.heldout import HeldoutIndex
+from tuneprep.files import tmp_name
 from tuneprep.records import MESSAGE, content_key, record_id
 from tuneprep.stage import Stage, StageOutput
 
@@ -197,11 +200,29 @@ class Augment(Stage):
             rows = rows.head(max(0, self.cfg.max_records - done))
         return rows
 
-    def fit(self, read_batches: Callable[[], Iterable[pl.DataFrame]]) -> int:
+    def fit(self, read_batches: Callable[[], Iterable[pl.DataFrame]], cache: Path | None = None) -> int:
         """Learn the corpus terms (``augment.protect.corpus_terms``) from the records ``process`` will augment,
-        in the order it will see them; returns how many records were read. Call once, before the first batch."""
+        in the order it will see them; returns how many records were read (0 when loaded or not needed). Call
+        once, before the first batch. With ``cache`` (an .npz named by whatever identifies the input and the
+        settings), terms saved there are loaded instead, and terms fitted are saved there atomically: the
+        partitions of one input then read it once between them."""
         if self.facts is None or not self.cfg.enabled or not self.cfg.protect.corpus_terms:
             return 0
+        if cache is not None and cache.exists():
+            with np.load(cache, allow_pickle=False) as terms:
+                self.facts.use_terms({k: terms[k] for k in terms.files})
+            return 0
+        seen = self._fit_terms(read_batches)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = tmp_name(cache)
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **self.facts.terms())
+            os.replace(tmp, cache)
+        return seen
+
+    def _fit_terms(self, read_batches: Callable[[], Iterable[pl.DataFrame]]) -> int:
+        assert self.facts is not None
         seen = 0
         for batch in read_batches():
             rows = self._eligible(batch, offset=seen)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections import Counter
@@ -42,7 +41,7 @@ from flows.partitioned import (
     part_dir,
     run_partitioned,
 )
-from tuneprep.files import atomic_replace_dir, tmp_name
+from tuneprep.files import atomic_replace_dir
 from tuneprep.hashing import sampled
 from tuneprep.lock import RunLock
 from tuneprep.partitions import Partition
@@ -390,29 +389,14 @@ def _augmentable_before(cfg: PipelineConfig, src: Path, row: int) -> int:
     return pl.scan_parquet(src).head(row).filter(eligible).select(pl.len()).collect().item()
 
 
-def _fit_corpus_terms(cfg: PipelineConfig, paths: RunPaths, stage, src: Path) -> None:
-    """Corpus terms are learned from the whole input, the same in every partition: the first partition to
-    get here fits them and saves them (atomically); the others load them instead of reading the input again."""
-    import numpy as np
-
-    if stage.facts is None or not cfg.augment.enabled or not cfg.augment.protect.corpus_terms:
-        return
+def _corpus_terms_cache(cfg: PipelineConfig, paths: RunPaths, src: Path) -> Path:
+    """Where the augment partitions of one input share its corpus terms: named by the input file and settings."""
     st = src.stat()
     key = hashlib.sha256(
         json.dumps([str(src), st.st_size, st.st_mtime_ns, cfg.batch_size, cfg.augment.model_dump(mode="json")],
                    sort_keys=True, default=str).encode()
     ).hexdigest()[:16]  # fmt: skip
-    cache = paths.work / "augment-terms" / f"{key}.npz"
-    if cache.exists():
-        with np.load(cache, allow_pickle=False) as terms:
-            stage.facts.use_terms({k: terms[k] for k in terms.files})
-        return
-    stage.fit(partial(iter_batches, src, cfg.batch_size))
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_name(cache)
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **stage.facts.terms())
-    os.replace(tmp, cache)
+    return paths.work / "augment-terms" / f"{key}.npz"
 
 
 def augment_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log = print) -> list[dict]:
@@ -430,7 +414,7 @@ def augment_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log
     holdout = HeldoutIndex.load(paths.heldout_index, folder / "heldout.sigs") if gate else None
     stage = Augment(augment_cfg, seed=cfg.seed, log=log, holdout=holdout)
     try:
-        _fit_corpus_terms(cfg, paths, stage, src)  # before the first batch is augmented
+        stage.fit(partial(iter_batches, src, cfg.batch_size), cache=_corpus_terms_cache(cfg, paths, src))
         (st,) = run_stages(
             [stage],
             src,

@@ -214,3 +214,25 @@ def test_corpus_terms_learned_once_serve_another_finder_alike() -> None:
     texts = ["a macchiato and black tea, thanks", "two lattes", "nothing here"]
     assert shared.spans(texts) == fitted.spans(texts)
     assert _protects(texts[0], shared.spans(texts)[0], "black tea")
+
+
+def test_augment_fit_with_a_cache_fits_once_and_loads_the_same_terms(tmp_path) -> None:
+    """The first partition fits the corpus terms and saves them; the next loads them without reading the input."""
+    rows = ["I'll have a Macchiato please", "A latte and two macchiatos", "Some black tea", "black tea again"]
+    batch = make_records(
+        [{"id": f"r{i}", "source": "s", "format": "text", "text": t, "split": "train"} for i, t in enumerate(rows)]
+    )
+    cache = tmp_path / "terms" / "input.npz"
+    first = Augment(AugmentConfig())
+    assert first.fit(lambda: [batch], cache=cache) == len(rows) and cache.exists()
+    second = Augment(AugmentConfig())
+
+    def unread() -> list[pl.DataFrame]:
+        raise AssertionError("the input was read again")
+
+    assert second.fit(unread, cache=cache) == 0
+    texts = ["a macchiato and black tea, thanks", "two lattes"]
+    assert first.facts is not None and second.facts is not None
+    assert second.facts.spans(texts) == first.facts.spans(texts)
+    off = Augment(AugmentConfig.model_validate({"protect": {"corpus_terms": False}}))
+    assert off.fit(unread, cache=tmp_path / "never.npz") == 0 and not (tmp_path / "never.npz").exists()
