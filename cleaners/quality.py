@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from cleaners.config import QualityConfig
 from tuneprep.stage import RecordFilter
@@ -22,7 +23,8 @@ from tuneprep.stage import RecordFilter
 BULLETS = ("-", "*", "•", "●", "◦", "‣", "▪", "–", "·", "➢", "→")
 GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 _PARAGRAPHS = re.compile(r"\n\s*\n")
-_ALPHA = re.compile(r"[^\W\d_]")
+_ALPHA_WORD = re.compile(r"[^\W\d_]\S*")  # from a word's first letter to its end: one match per word with a letter
+_ASCII_DIGITS = "0123456789"
 _LOREM = re.compile(r"lorem ipsum", re.I)
 _PLACEHOLDER = re.compile(r"\{\{[^{}\n]*\}\}")  # {{Order Number}} templates are data here, not code
 _POLICY_LINE = re.compile(r"javascript|\bcookies?\b|terms of (?:use|service)|privacy policy", re.I)
@@ -69,19 +71,33 @@ def dup_ngram_char_frac(words: Sequence[str], n: int, total_chars: int) -> float
     """Characters in repeated n-grams (greedy, non-overlapping, first occurrence not counted) over word characters."""
     if len(words) < n or not total_chars:
         return 0.0
-    seen: set[tuple[str, ...]] = set()
+    grams = list(zip(*(words[i:] for i in range(n)), strict=False))
+    first = dict(zip(reversed(grams), range(len(grams) - 1, -1, -1), strict=True))  # each gram's first position
+    if len(first) == len(grams):
+        return 0.0  # no n-gram repeats
+    # Up to the first repeat every position is visited and remembered: start the greedy walk there.
+    start = next(i for i, g in enumerate(grams) if first[g] != i)
+    seen = set(grams[:start])
+    ends = [0, *accumulate(map(len, words))]
     repeated = 0
-    i = 0
-    last = len(words) - n
+    i = start
+    last = len(grams) - 1
     while i <= last:
-        gram = tuple(words[i : i + n])
+        gram = grams[i]
         if gram in seen:
-            repeated += sum(map(len, gram))
+            repeated += ends[i + n] - ends[i]
             i += n
         else:
             seen.add(gram)
             i += 1
     return repeated / total_chars
+
+
+def _digit_count(text: str) -> int:
+    """``sum(c.isdigit() for c in text)``, by ten C-level counts when the text is ASCII."""
+    if text.isascii():
+        return sum(map(text.count, _ASCII_DIGITS))
+    return sum(map(str.isdigit, text))
 
 
 def check_quality(text: str, cfg: QualityConfig) -> Verdict | None:
@@ -106,10 +122,10 @@ def check_quality(text: str, cfg: QualityConfig) -> Verdict | None:
     if ellipses > cfg.max_symbol_word_ratio:
         return Verdict("gopher_symbol_ratio_ellipsis", ellipses, cfg.max_symbol_word_ratio)
     if cfg.max_digit_frac is not None:
-        digits = sum(c.isdigit() for c in text) / word_chars
+        digits = _digit_count(text) / word_chars
         if digits > cfg.max_digit_frac:
             return Verdict("digit_frac", digits, cfg.max_digit_frac)
-    alpha = sum(1 for w in words if _ALPHA.search(w)) / n_words
+    alpha = len(_ALPHA_WORD.findall(text)) / n_words
     if alpha < cfg.min_alpha_word_frac:
         return Verdict("gopher_alpha_words", alpha, cfg.min_alpha_word_frac, above=False)
     if n_words < cfg.min_words_repetition:

@@ -534,12 +534,11 @@ def tokenize_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Lo
     """Records -> windows of token ids, for one partition. The unit from here on is the window: a record cut
     into k windows adds k - 1, a window with no loss token is dropped (``dropped/tokenize.parquet``), and a
     record the tokenizer cannot encode goes to ``quarantine/tokenize.jsonl``."""
-    from transformers import AutoTokenizer
-
     from shards.encode import Tokenize
+    from shards.tokenization import load_tokenizer
     from tuneprep.runner import iter_rows, quarantine_entries
 
-    stage = Tokenize(AutoTokenizer.from_pretrained(str(paths.tokenizer)), cfg.tokenizer.max_length)
+    stage = Tokenize(load_tokenizer(paths.tokenizer), cfg.tokenizer.max_length)
     st = StageStats(stage.name)
     guard = QuarantineGuard(cfg, paths)
     src = paths.stage_file("augmented")

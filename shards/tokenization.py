@@ -22,7 +22,7 @@ import polars as pl
 import pyarrow as pa
 
 from tuneprep.records import with_drop_reason
-from tuneprep.tokenizer import tokenizer_identity  # noqa: F401 - re-exported: flows and tests read it here
+from tuneprep.tokenizer import load_tokenizer, tokenizer_identity  # noqa: F401 - re-exported: flows and tests read it here
 
 if TYPE_CHECKING:
     from shards.config import TokenizerConfig
@@ -109,9 +109,7 @@ def train_sentencepiece(texts: Iterable[str], cfg: TokenizerConfig, out_dir: Pat
 
 def load_pretrained(name_or_path: str, out_dir: Path, extra_special_tokens: list[str] | None = None):
     """Load a tokenizer by hub name or path and save a copy beside the shards."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(name_or_path)
+    tok = load_tokenizer(name_or_path)
     if extra_special_tokens:
         tok.add_special_tokens({"additional_special_tokens": list(extra_special_tokens)})
     if tok.eos_token is None:
