@@ -575,6 +575,35 @@ def _encode_with_offsets(tok, texts: list[str]) -> list[tuple[np.ndarray, np.nda
     return out
 
 
+# A text of at least this many characters per window token is encoded with offsets from the start (most such
+# texts are longer than a window and get cut, which needs them), rather than encoded twice.
+_OFFSETS_FROM_CHARS_PER_TOKEN = 3
+
+
+def _encode_texts(
+    tok, texts: list[str], max_length: int
+) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """``_encode_ids`` over every text, and the ids and token starts of the long texts (by character count),
+    which are encoded with offsets instead; the same ids either way."""
+    chars = np.fromiter(map(len, texts), np.int64, len(texts))
+    wide = np.flatnonzero(chars >= _OFFSETS_FROM_CHARS_PER_TOKEN * max_length)
+    if not wide.size or getattr(tok, "backend_tokenizer", None) is None:
+        return (*_encode_ids(tok, texts), {})
+    narrow = np.flatnonzero(chars < _OFFSETS_FROM_CHARS_PER_TOKEN * max_length)
+    narrow_flat, narrow_lengths = _encode_ids(tok, [texts[k] for k in narrow.tolist()])
+    encoded = _encode_with_offsets(tok, [texts[k] for k in wide.tolist()])
+    lengths = np.empty(len(texts), np.int64)
+    lengths[narrow] = narrow_lengths
+    lengths[wide] = np.fromiter((len(ids) for ids, _ in encoded), np.int64, len(encoded))
+    first = np.cumsum(lengths) - lengths  # where each text's ids start in the flat array
+    flat = np.empty(int(lengths.sum()), np.int32)
+    within = np.arange(narrow_flat.size) - np.repeat(np.cumsum(narrow_lengths) - narrow_lengths, narrow_lengths)
+    flat[np.repeat(first[narrow], narrow_lengths) + within] = narrow_flat
+    for k, (ids, _) in zip(wide.tolist(), encoded, strict=True):
+        flat[first[k] : first[k] + ids.size] = ids
+    return flat, lengths, dict(zip(wide.tolist(), encoded, strict=True))
+
+
 def _starts(offsets: list[tuple[int, int]]) -> np.ndarray:
     return np.fromiter(map(itemgetter(0), offsets), np.int64, len(offsets))
 
@@ -618,12 +647,13 @@ def encode_records(df: pl.DataFrame, tok, max_length: int) -> Encoded:
     flat = np.empty(0, np.int32)
     if text_rows.size:
         texts = [t or "" for t in df["text"].gather(text_rows).to_list()]
-        flat, lengths = _encode_ids(tok, texts)
+        flat, lengths, offsets = _encode_texts(tok, texts, max_length)
         in_flat[text_rows] = lengths
-        long = np.flatnonzero(lengths >= max_length).tolist()
-        long_texts = [texts[k] for k in long]
-        for k, text, (ids, starts) in zip(long, long_texts, _encode_with_offsets(tok, long_texts), strict=True):
-            windows[int(text_rows[k])] = _text_windows(text, ids, starts, tok, max_length)
+        long = [k for k in np.flatnonzero(lengths >= max_length).tolist() if k not in offsets]
+        offsets.update(zip(long, _encode_with_offsets(tok, [texts[k] for k in long]), strict=True))
+        for k in np.flatnonzero(lengths >= max_length).tolist():
+            ids, starts = offsets[k]
+            windows[int(text_rows[k])] = _text_windows(texts[k], ids, starts, tok, max_length)
     chat_rows = np.flatnonzero(is_chat).tolist()
     if chat_rows:
         conversations = df["messages"].gather(chat_rows).to_list()

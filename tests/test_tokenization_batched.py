@@ -153,6 +153,8 @@ def test_texts_encoded_without_offsets_match_each_text_encoded_with_them(tok):
     rng = random.Random(3)
     texts = ["", "x", *SENTENCES, "\n\n".join(SENTENCES)]
     texts += [" ".join(rng.choice(SENTENCES + WORDS) for _ in range(rng.randint(1, 120))) for _ in range(150)]
+    # few characters, many byte-fallback tokens: longer than a window though short enough to skip offsets at first
+    texts += ["漢字かな🙂" * 12, "ü€" * 30]
     df = make_records(
         {"id": f"t{i}", "source": "s", "format": "text", "text": t, "split": "train"} for i, t in enumerate(texts)
     )
