@@ -12,6 +12,7 @@ import io
 import re
 import weakref
 from collections.abc import Callable, Iterable, Iterator
+from functools import cache
 from itertools import accumulate, chain
 from operator import itemgetter
 from pathlib import Path
@@ -192,7 +193,25 @@ def _choose_end(
     return top  # one word longer than a window: the only place left is between two of its tokens
 
 
+@cache
+def _plain_decode(cls: type) -> bool:
+    """Whether ``cls.decode`` is the fast tokenizer's own, which without clean-up is the Rust decode alone."""
+    try:
+        from transformers.tokenization_utils_tokenizers import TokenizersBackend
+    except ImportError:
+        return False
+    return (
+        issubclass(cls, TokenizersBackend)
+        and cls.decode is TokenizersBackend.decode
+        and cls._decode is TokenizersBackend._decode
+    )
+
+
 def _decode(tok, ids) -> str:
+    if _plain_decode(type(tok)):  # skips the per-id type checks of ``decode`` (a window is decoded per cut)
+        return tok.backend_tokenizer.decode(
+            ids.tolist() if isinstance(ids, np.ndarray) else list(ids), skip_special_tokens=False
+        )
     return tok.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
 

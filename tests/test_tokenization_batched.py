@@ -187,3 +187,10 @@ def test_text_and_chat_records_interleaved_keep_their_order(tok):
     ).sort("id", "window", maintain_order=True)
     assert both.equals(alone)
     assert enc.kept["id"].to_list() == sorted(enc.kept["id"].to_list(), key=[r["id"] for r in rows].index)
+
+
+def test_window_text_decodes_as_the_tokenizer_decodes(tok):
+    rng = np.random.default_rng(0)
+    for ids in [rng.integers(0, len(tok), size=n) for n in (1, 2, 17, 200)] + [np.arange(len(tok))]:
+        expected = tok.decode(ids.tolist(), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        assert T._decode(tok, ids) == T._decode(tok, ids.tolist()) == expected
