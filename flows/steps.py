@@ -173,6 +173,10 @@ def clean_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log =
 
     folder = part_dir(paths, "clean", part)
     stages = clean_stages(cfg.clean)
+    if _has_html(paths.stage_file("loaded"), part):
+        for stage in stages:  # the HTML worker starts while the text records ahead of the pages are cleaned
+            if hasattr(stage, "warm_up"):
+                stage.warm_up()
     try:
         stats = run_stages(
             stages,
@@ -192,6 +196,11 @@ def clean_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log =
         write_signatures(folder / "out.parquet", folder / "minhash.npz", cfg.dedup, cfg.batch_size)
     log(f"clean: {part.name} ({part.rows} records): {stats[-1].kept} kept")
     return [s.to_dict() for s in stats]
+
+
+def _has_html(src: Path, part: Partition) -> bool:
+    rows = pl.scan_parquet(src).slice(part.start, part.rows).select((pl.col("format") == "html").any())
+    return bool(rows.collect().item())
 
 
 def clean_merge(
