@@ -135,11 +135,12 @@ def check_quality(text: str, cfg: QualityConfig) -> Verdict | None:
         return Verdict("gopher_mean_word_length", mean_len, cfg.min_mean_word_length, above=False)
     if mean_len > cfg.max_mean_word_length:
         return Verdict("gopher_mean_word_length", mean_len, cfg.max_mean_word_length)
+    lowered = text.lower().split()  # the same words as ``words``, lowercased (case never makes or eats a space)
     if cfg.min_stop_words:  # a 30-word ticket ("I was charged a $14.95 fee...") may hold only one
-        stops = sum(1 for w in words if w.lower().strip(".,;:!?\"'()") in GOPHER_STOP_WORDS)
+        stops = sum(c for w, c in Counter(lowered).items() if w.strip(".,;:!?\"'()") in GOPHER_STOP_WORDS)
         if stops < cfg.min_stop_words:
             return Verdict("gopher_stop_words", stops, cfg.min_stop_words, above=False)
-    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    lines = [ln for ln in map(str.strip, text.split("\n")) if ln]
     if lines:
         bullets = sum(1 for ln in lines if ln.startswith(BULLETS)) / len(lines)
         if bullets > cfg.max_bullet_line_frac:
@@ -158,7 +159,6 @@ def check_quality(text: str, cfg: QualityConfig) -> Verdict | None:
         return Verdict("gopher_dup_para_frac", para_frac, cfg.max_dup_para_frac)
     if para_chars > cfg.max_dup_para_char_frac:
         return Verdict("gopher_dup_para_char_frac", para_chars, cfg.max_dup_para_char_frac)
-    lowered = [w.lower() for w in words]
     for n, limit in sorted(cfg.max_top_ngram_char_frac.items()):
         frac = top_ngram_char_frac(lowered, n, word_chars)
         if frac > limit:
@@ -167,6 +167,8 @@ def check_quality(text: str, cfg: QualityConfig) -> Verdict | None:
         frac = dup_ngram_char_frac(lowered, n, word_chars)
         if frac > limit:
             return Verdict(f"gopher_dup_{n}gram", frac, limit)
+        if frac == 0:
+            break  # no n-gram repeats, so no longer one does
     if cfg.c4_max_policy_line_frac is not None and lines:
         policy = sum(1 for ln in lines if _POLICY_LINE.search(ln)) / len(lines)
         if policy > cfg.c4_max_policy_line_frac:
