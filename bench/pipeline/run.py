@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> None:
             res = run_side(side, corpus, html_folder)
             runs[side].append(res)
             print(
-                f"  round {r + 1} {side:10s} {res['seconds']:7.1f}s  {n_docs / res['seconds']:7.0f} docs/s  "
+                f"  round {r + 1} {side:14s} {res['seconds']:7.1f}s  {n_docs / res['seconds']:7.0f} docs/s  "
                 f"peak {res['peak_rss_mib']:,} MiB  load {res['load_average_1m']:.1f}",
                 flush=True,
             )
@@ -499,11 +499,11 @@ def _versions() -> dict:
 
 
 def _print_report(summary: dict) -> None:
-    print(f"\n{'side':10s} {'docs/s':>8s} {'median s':>9s} {'docs/CPU-s':>11s} {'peak RSS':>9s}  kept")
+    print(f"\n{'side':14s} {'docs/s':>8s} {'median s':>9s} {'docs/CPU-s':>11s} {'peak RSS':>9s}  kept")
     for side, s in summary.items():
         kept = ", ".join(f"{k} {v:,}" for k, v in s["kept"].items() if v is not None)
         print(
-            f"{side:10s} {s['docs_per_s']:8.0f} {s['median_seconds']:9.1f} {s['docs_per_cpu_s']:11.0f}"
+            f"{side:14s} {s['docs_per_s']:8.0f} {s['median_seconds']:9.1f} {s['docs_per_cpu_s']:11.0f}"
             f" {s['peak_rss_mib']:7,}Mi  {kept}"
         )
     for side, s in summary.items():
