@@ -441,21 +441,32 @@ class PageWorker:
         self.proc = None
         self.conn = None
         self._finalizer = None
+        self._ready = False
+
+    def start(self) -> None:
+        """Spawn the worker without waiting for it: its start-up (a fresh interpreter importing the extractors,
+        about a second) then runs beside whatever the caller does before the first page."""
+        if self.proc is None or not self.proc.is_alive():
+            self.close()
+            ctx = multiprocessing.get_context("spawn")
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(child, self.cfg.model_dump()), daemon=True, name="tuneprep-html")
+            proc.start()
+            child.close()
+            self.proc, self.conn, self._ready = proc, parent, False
+            self._finalizer = weakref.finalize(self, _stop, proc, parent)
 
     def _start(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve, args=(child, self.cfg.model_dump()), daemon=True, name="tuneprep-html")
-        proc.start()
-        child.close()
-        self.proc, self.conn = proc, parent
-        self._finalizer = weakref.finalize(self, _stop, proc, parent)
-        if not parent.poll(_WORKER_START_S) or parent.recv() != "ready":
+        self.start()
+        if self._ready:
+            return
+        if not self.conn.poll(_WORKER_START_S) or self.conn.recv() != "ready":
             self.close()
             raise RuntimeError("the HTML extraction worker did not start")
+        self._ready = True
 
     def extract(self, page: str) -> str:
-        if self.proc is None or not self.proc.is_alive():
+        if self.proc is None or not self.proc.is_alive() or not self._ready:
             self._start()
         try:
             self.conn.send(page)
@@ -474,6 +485,7 @@ class PageWorker:
         if self._finalizer is not None:
             self._finalizer()
         self.proc = self.conn = self._finalizer = None
+        self._ready = False
 
 
 def _stop(proc, conn) -> None:
@@ -560,6 +572,11 @@ class StripHtml(Stage):
         ).with_columns(pl.Series("detail", [bounds[h] for h in why], dtype=pl.Utf8))
         kept = out.filter(~empty & ~is_held)
         return StageOutput(kept, self.drop(batch.filter(empty), "empty_after_html"), quarantined)
+
+    def warm_up(self) -> None:
+        """Start the extraction worker now, ahead of the first page (for a caller that knows pages will come)."""
+        if self.worker is not None:
+            self.worker.start()
 
     def summary(self) -> dict:
         return {"fallback": dict(self.fallbacks)} if self.fallbacks else {}

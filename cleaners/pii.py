@@ -107,6 +107,19 @@ def _ipv6(m: re.Match[str]) -> bool:
     return True
 
 
+_DIGIT = re.compile(r"\d")
+
+
+def _digits(text: str) -> int:
+    """How many characters ``\\d`` matches: the numeric kinds are skipped on texts with too few to hold one."""
+    return sum(map(text.count, "0123456789")) if text.isascii() else len(_DIGIT.findall(text))
+
+
+# Fewest ``\d`` characters a match can hold: IBAN check digits; a card's 13; IPv4's 4 octets; a phone's 9
+# (``_phone``: its digit characters are all ``\d`` matches).
+_MIN_DIGITS = {"iban": 2, "card": 13, "ip": 4, "phone": 9}
+
+
 def _phone(m: re.Match[str]) -> bool:
     return 9 <= sum(c.isdigit() for c in m.group(0)) <= 15
 
@@ -183,7 +196,8 @@ def redact_pii(
 
     if cfg.email and "@" in text:
         text = sub(EMAIL, "email", text)
-    if cfg.iban:
+    digits = _digits(text)  # recounted after a kind replaced anything (a custom placeholder may hold digits)
+    if cfg.iban and digits >= _MIN_DIGITS["iban"]:
 
         def iban_repl(m: re.Match[str]) -> str:
             found = _iban(m)
@@ -195,15 +209,19 @@ def redact_pii(
             counts["iban"] += 1
             return ph.get("iban", "<IBAN>") + m.group(0)[len(found) :]
 
-        text = IBAN.sub(iban_repl, text)
-    if cfg.card:
-        text = sub(CARD, "card", text, _card)
+        text, before = IBAN.sub(iban_repl, text), text
+        digits = digits if text == before else _digits(text)
+    if cfg.card and digits >= _MIN_DIGITS["card"]:
+        text, before = sub(CARD, "card", text, _card), text
+        digits = digits if text == before else _digits(text)
     if cfg.ip:
-        if "." in text:
-            text = sub(IPV4, "ip", text)
+        if "." in text and digits >= _MIN_DIGITS["ip"]:
+            text, before = sub(IPV4, "ip", text), text
+            digits = digits if text == before else _digits(text)
         if "::" in text or text.count(":") >= 7:
-            text = sub(IPV6, "ip", text, _ipv6)
-    if cfg.phone:
+            text, before = sub(IPV6, "ip", text, _ipv6), text
+            digits = digits if text == before else _digits(text)
+    if cfg.phone and digits >= _MIN_DIGITS["phone"]:
         text = sub(PHONE, "phone", text, _phone)
     return text, counts
 

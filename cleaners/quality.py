@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 from cleaners.config import QualityConfig
 from tuneprep.stage import RecordFilter
@@ -22,7 +23,8 @@ from tuneprep.stage import RecordFilter
 BULLETS = ("-", "*", "•", "●", "◦", "‣", "▪", "–", "·", "➢", "→")
 GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 _PARAGRAPHS = re.compile(r"\n\s*\n")
-_ALPHA = re.compile(r"[^\W\d_]")
+_ALPHA_WORD = re.compile(r"[^\W\d_]\S*")  # from a word's first letter to its end: one match per word with a letter
+_ASCII_DIGITS = "0123456789"
 _LOREM = re.compile(r"lorem ipsum", re.I)
 _PLACEHOLDER = re.compile(r"\{\{[^{}\n]*\}\}")  # {{Order Number}} templates are data here, not code
 _POLICY_LINE = re.compile(r"javascript|\bcookies?\b|terms of (?:use|service)|privacy policy", re.I)
@@ -69,19 +71,33 @@ def dup_ngram_char_frac(words: Sequence[str], n: int, total_chars: int) -> float
     """Characters in repeated n-grams (greedy, non-overlapping, first occurrence not counted) over word characters."""
     if len(words) < n or not total_chars:
         return 0.0
-    seen: set[tuple[str, ...]] = set()
+    grams = list(zip(*(words[i:] for i in range(n)), strict=False))
+    first = dict(zip(reversed(grams), range(len(grams) - 1, -1, -1), strict=True))  # each gram's first position
+    if len(first) == len(grams):
+        return 0.0  # no n-gram repeats
+    # Up to the first repeat every position is visited and remembered: start the greedy walk there.
+    start = next(i for i, g in enumerate(grams) if first[g] != i)
+    seen = set(grams[:start])
+    ends = [0, *accumulate(map(len, words))]
     repeated = 0
-    i = 0
-    last = len(words) - n
+    i = start
+    last = len(grams) - 1
     while i <= last:
-        gram = tuple(words[i : i + n])
+        gram = grams[i]
         if gram in seen:
-            repeated += sum(map(len, gram))
+            repeated += ends[i + n] - ends[i]
             i += n
         else:
             seen.add(gram)
             i += 1
     return repeated / total_chars
+
+
+def _digit_count(text: str) -> int:
+    """``sum(c.isdigit() for c in text)``, by ten C-level counts when the text is ASCII."""
+    if text.isascii():
+        return sum(map(text.count, _ASCII_DIGITS))
+    return sum(map(str.isdigit, text))
 
 
 def check_quality(text: str, cfg: QualityConfig) -> Verdict | None:
@@ -106,10 +122,10 @@ def check_quality(text: str, cfg: QualityConfig) -> Verdict | None:
     if ellipses > cfg.max_symbol_word_ratio:
         return Verdict("gopher_symbol_ratio_ellipsis", ellipses, cfg.max_symbol_word_ratio)
     if cfg.max_digit_frac is not None:
-        digits = sum(c.isdigit() for c in text) / word_chars
+        digits = _digit_count(text) / word_chars
         if digits > cfg.max_digit_frac:
             return Verdict("digit_frac", digits, cfg.max_digit_frac)
-    alpha = sum(1 for w in words if _ALPHA.search(w)) / n_words
+    alpha = len(_ALPHA_WORD.findall(text)) / n_words
     if alpha < cfg.min_alpha_word_frac:
         return Verdict("gopher_alpha_words", alpha, cfg.min_alpha_word_frac, above=False)
     if n_words < cfg.min_words_repetition:
@@ -119,11 +135,12 @@ def check_quality(text: str, cfg: QualityConfig) -> Verdict | None:
         return Verdict("gopher_mean_word_length", mean_len, cfg.min_mean_word_length, above=False)
     if mean_len > cfg.max_mean_word_length:
         return Verdict("gopher_mean_word_length", mean_len, cfg.max_mean_word_length)
+    lowered = text.lower().split()  # the same words as ``words``, lowercased (case never makes or eats a space)
     if cfg.min_stop_words:  # a 30-word ticket ("I was charged a $14.95 fee...") may hold only one
-        stops = sum(1 for w in words if w.lower().strip(".,;:!?\"'()") in GOPHER_STOP_WORDS)
+        stops = sum(c for w, c in Counter(lowered).items() if w.strip(".,;:!?\"'()") in GOPHER_STOP_WORDS)
         if stops < cfg.min_stop_words:
             return Verdict("gopher_stop_words", stops, cfg.min_stop_words, above=False)
-    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    lines = [ln for ln in map(str.strip, text.split("\n")) if ln]
     if lines:
         bullets = sum(1 for ln in lines if ln.startswith(BULLETS)) / len(lines)
         if bullets > cfg.max_bullet_line_frac:
@@ -142,7 +159,6 @@ def check_quality(text: str, cfg: QualityConfig) -> Verdict | None:
         return Verdict("gopher_dup_para_frac", para_frac, cfg.max_dup_para_frac)
     if para_chars > cfg.max_dup_para_char_frac:
         return Verdict("gopher_dup_para_char_frac", para_chars, cfg.max_dup_para_char_frac)
-    lowered = [w.lower() for w in words]
     for n, limit in sorted(cfg.max_top_ngram_char_frac.items()):
         frac = top_ngram_char_frac(lowered, n, word_chars)
         if frac > limit:
@@ -151,6 +167,8 @@ def check_quality(text: str, cfg: QualityConfig) -> Verdict | None:
         frac = dup_ngram_char_frac(lowered, n, word_chars)
         if frac > limit:
             return Verdict(f"gopher_dup_{n}gram", frac, limit)
+        if frac == 0:
+            break  # no n-gram repeats, so no longer one does
     if cfg.c4_max_policy_line_frac is not None and lines:
         policy = sum(1 for ln in lines if _POLICY_LINE.search(ln)) / len(lines)
         if policy > cfg.c4_max_policy_line_frac:

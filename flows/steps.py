@@ -172,6 +172,10 @@ def clean_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log =
 
     folder = part_dir(paths, "clean", part)
     stages = clean_stages(cfg.clean)
+    if _has_html(paths.stage_file("loaded"), part):
+        for stage in stages:  # the HTML worker starts while the text records ahead of the pages are cleaned
+            if hasattr(stage, "warm_up"):
+                stage.warm_up()
     try:
         stats = run_stages(
             stages,
@@ -191,6 +195,11 @@ def clean_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log =
         write_signatures(folder / "out.parquet", folder / "minhash.npz", cfg.dedup, cfg.batch_size)
     log(f"clean: {part.name} ({part.rows} records): {stats[-1].kept} kept")
     return [s.to_dict() for s in stats]
+
+
+def _has_html(src: Path, part: Partition) -> bool:
+    rows = pl.scan_parquet(src).slice(part.start, part.rows).select((pl.col("format") == "html").any())
+    return bool(rows.collect().item())
 
 
 def clean_merge(
@@ -518,12 +527,11 @@ def tokenize_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Lo
     """Records -> windows of token ids, for one partition. The unit from here on is the window: a record cut
     into k windows adds k - 1, a window with no loss token is dropped (``dropped/tokenize.parquet``), and a
     record the tokenizer cannot encode goes to ``quarantine/tokenize.jsonl``."""
-    from transformers import AutoTokenizer
-
     from shards.encode import Tokenize
+    from shards.tokenization import load_tokenizer
     from tuneprep.runner import iter_rows, quarantine_entries
 
-    stage = Tokenize(AutoTokenizer.from_pretrained(str(paths.tokenizer)), cfg.tokenizer.max_length)
+    stage = Tokenize(load_tokenizer(paths.tokenizer), cfg.tokenizer.max_length)
     st = StageStats(stage.name)
     guard = QuarantineGuard(cfg, paths)
     src = paths.stage_file("augmented")

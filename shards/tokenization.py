@@ -12,6 +12,7 @@ import io
 import re
 import weakref
 from collections.abc import Callable, Iterable, Iterator
+from functools import cache
 from itertools import accumulate, chain
 from operator import itemgetter
 from pathlib import Path
@@ -22,7 +23,7 @@ import polars as pl
 import pyarrow as pa
 
 from tuneprep.records import with_drop_reason
-from tuneprep.tokenizer import tokenizer_identity  # noqa: F401 - re-exported: flows and tests read it here
+from tuneprep.tokenizer import load_tokenizer, tokenizer_identity  # noqa: F401 - re-exported: flows and tests read it here
 
 if TYPE_CHECKING:
     from shards.config import TokenizerConfig
@@ -109,9 +110,7 @@ def train_sentencepiece(texts: Iterable[str], cfg: TokenizerConfig, out_dir: Pat
 
 def load_pretrained(name_or_path: str, out_dir: Path, extra_special_tokens: list[str] | None = None):
     """Load a tokenizer by hub name or path and save a copy beside the shards."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(name_or_path)
+    tok = load_tokenizer(name_or_path)
     if extra_special_tokens:
         tok.add_special_tokens({"additional_special_tokens": list(extra_special_tokens)})
     if tok.eos_token is None:
@@ -194,7 +193,25 @@ def _choose_end(
     return top  # one word longer than a window: the only place left is between two of its tokens
 
 
+@cache
+def _plain_decode(cls: type) -> bool:
+    """Whether ``cls.decode`` is the fast tokenizer's own, which without clean-up is the Rust decode alone."""
+    try:
+        from transformers.tokenization_utils_tokenizers import TokenizersBackend
+    except ImportError:
+        return False
+    return (
+        issubclass(cls, TokenizersBackend)
+        and cls.decode is TokenizersBackend.decode
+        and cls._decode is TokenizersBackend._decode
+    )
+
+
 def _decode(tok, ids) -> str:
+    if _plain_decode(type(tok)):  # skips the per-id type checks of ``decode`` (a window is decoded per cut)
+        return tok.backend_tokenizer.decode(
+            ids.tolist() if isinstance(ids, np.ndarray) else list(ids), skip_special_tokens=False
+        )
     return tok.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
 
@@ -577,6 +594,35 @@ def _encode_with_offsets(tok, texts: list[str]) -> list[tuple[np.ndarray, np.nda
     return out
 
 
+# A text of at least this many characters per window token is encoded with offsets from the start (most such
+# texts are longer than a window and get cut, which needs them), rather than encoded twice.
+_OFFSETS_FROM_CHARS_PER_TOKEN = 3
+
+
+def _encode_texts(
+    tok, texts: list[str], max_length: int
+) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """``_encode_ids`` over every text, and the ids and token starts of the long texts (by character count),
+    which are encoded with offsets instead; the same ids either way."""
+    chars = np.fromiter(map(len, texts), np.int64, len(texts))
+    wide = np.flatnonzero(chars >= _OFFSETS_FROM_CHARS_PER_TOKEN * max_length)
+    if not wide.size or getattr(tok, "backend_tokenizer", None) is None:
+        return (*_encode_ids(tok, texts), {})
+    narrow = np.flatnonzero(chars < _OFFSETS_FROM_CHARS_PER_TOKEN * max_length)
+    narrow_flat, narrow_lengths = _encode_ids(tok, [texts[k] for k in narrow.tolist()])
+    encoded = _encode_with_offsets(tok, [texts[k] for k in wide.tolist()])
+    lengths = np.empty(len(texts), np.int64)
+    lengths[narrow] = narrow_lengths
+    lengths[wide] = np.fromiter((len(ids) for ids, _ in encoded), np.int64, len(encoded))
+    first = np.cumsum(lengths) - lengths  # where each text's ids start in the flat array
+    flat = np.empty(int(lengths.sum()), np.int32)
+    within = np.arange(narrow_flat.size) - np.repeat(np.cumsum(narrow_lengths) - narrow_lengths, narrow_lengths)
+    flat[np.repeat(first[narrow], narrow_lengths) + within] = narrow_flat
+    for k, (ids, _) in zip(wide.tolist(), encoded, strict=True):
+        flat[first[k] : first[k] + ids.size] = ids
+    return flat, lengths, dict(zip(wide.tolist(), encoded, strict=True))
+
+
 def _starts(offsets: list[tuple[int, int]]) -> np.ndarray:
     return np.fromiter(map(itemgetter(0), offsets), np.int64, len(offsets))
 
@@ -620,12 +666,13 @@ def encode_records(df: pl.DataFrame, tok, max_length: int) -> Encoded:
     flat = np.empty(0, np.int32)
     if text_rows.size:
         texts = [t or "" for t in df["text"].gather(text_rows).to_list()]
-        flat, lengths = _encode_ids(tok, texts)
+        flat, lengths, offsets = _encode_texts(tok, texts, max_length)
         in_flat[text_rows] = lengths
-        long = np.flatnonzero(lengths >= max_length).tolist()
-        long_texts = [texts[k] for k in long]
-        for k, text, (ids, starts) in zip(long, long_texts, _encode_with_offsets(tok, long_texts), strict=True):
-            windows[int(text_rows[k])] = _text_windows(text, ids, starts, tok, max_length)
+        long = [k for k in np.flatnonzero(lengths >= max_length).tolist() if k not in offsets]
+        offsets.update(zip(long, _encode_with_offsets(tok, [texts[k] for k in long]), strict=True))
+        for k in np.flatnonzero(lengths >= max_length).tolist():
+            ids, starts = offsets[k]
+            windows[int(text_rows[k])] = _text_windows(texts[k], ids, starts, tok, max_length)
     chat_rows = np.flatnonzero(is_chat).tolist()
     if chat_rows:
         conversations = df["messages"].gather(chat_rows).to_list()

@@ -153,6 +153,8 @@ def test_texts_encoded_without_offsets_match_each_text_encoded_with_them(tok):
     rng = random.Random(3)
     texts = ["", "x", *SENTENCES, "\n\n".join(SENTENCES)]
     texts += [" ".join(rng.choice(SENTENCES + WORDS) for _ in range(rng.randint(1, 120))) for _ in range(150)]
+    # few characters, many byte-fallback tokens: longer than a window though short enough to skip offsets at first
+    texts += ["漢字かな🙂" * 12, "ü€" * 30]
     df = make_records(
         {"id": f"t{i}", "source": "s", "format": "text", "text": t, "split": "train"} for i, t in enumerate(texts)
     )
@@ -185,3 +187,10 @@ def test_text_and_chat_records_interleaved_keep_their_order(tok):
     ).sort("id", "window", maintain_order=True)
     assert both.equals(alone)
     assert enc.kept["id"].to_list() == sorted(enc.kept["id"].to_list(), key=[r["id"] for r in rows].index)
+
+
+def test_window_text_decodes_as_the_tokenizer_decodes(tok):
+    rng = np.random.default_rng(0)
+    for ids in [rng.integers(0, len(tok), size=n) for n in (1, 2, 17, 200)] + [np.arange(len(tok))]:
+        expected = tok.decode(ids.tolist(), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        assert T._decode(tok, ids) == T._decode(tok, ids.tolist()) == expected

@@ -6,16 +6,40 @@ Kept here, below the stage packages, so that reading it imports neither polars n
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from tuneprep.files import tree_sha256
 
+# Saved tokenizer classes that are the plain ``tokenizers``-backed fast tokenizer (what tuneprep trains and saves).
+_PLAIN_FAST = frozenset({"TokenizersBackend", "PreTrainedTokenizerFast"})
+
+
+def load_tokenizer(name_or_path: str | Path):
+    """``AutoTokenizer.from_pretrained``, but a folder saved as a plain fast tokenizer is loaded by that class
+    directly: the same object, without ``AutoTokenizer``'s import of the model side of transformers (torch, a
+    few seconds per process)."""
+    folder = Path(name_or_path)
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}
+    if (
+        config.get("tokenizer_class") in _PLAIN_FAST
+        and "auto_map" not in config
+        and (folder / "tokenizer.json").is_file()
+    ):
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast.from_pretrained(str(folder))
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(name_or_path))
+
 
 def tokenizer_identity(tok_dir: Path, name: str | None = None) -> dict:
     """Name, content hash (the SentencePiece model aside: its tokenizer.json twin is hashed), size, EOS, template."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(tok_dir))
+    tok = load_tokenizer(tok_dir)
     template = tok.chat_template or ""
     return {
         "name": name or "sentencepiece (trained on the train split)",
