@@ -24,6 +24,16 @@ from finetune.data import IGNORE_INDEX, Batch, MaskMode
 LOGIT_CHUNK = 1 << 25  # logits elements per chunk of the loss (128 MB in fp32)
 
 
+def gpu_logit_chunk(device: torch.device) -> int | None:
+    """Logit elements per loss chunk on a GPU: a 128th of the memory free when the head is built (in fp32
+    elements), at least LOGIT_CHUNK. A big GPU then takes a batch's loss in one pass, with no recompute in
+    backward; a small one still in bounded chunks. None on CPU (LOGIT_CHUNK)."""
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(LOGIT_CHUNK, free // 128 // 4)
+
+
 # ---- runtime ----------------------------------------------------------------------------------------------------
 
 
@@ -282,6 +292,7 @@ class LossHead:
         self.body: nn.Module | None = body if body is not inner and head is not None else None
         self.head = head
         self.chunk_loss: Callable[..., torch.Tensor] = projected_cross_entropy
+        self.chunk_elements = gpu_logit_chunk(head.weight.device) if head is not None else None
         if self.body is not None and not self._split_matches():
             self.body = None
 
@@ -328,7 +339,9 @@ class LossHead:
 
     def scores(self, batch: Batch, accuracy: bool = False) -> TokenScores:
         rows = self.rows(batch)
-        losses, correct = chunked_cross_entropy(rows.hidden, rows.targets, rows.project, accuracy, self.chunk_loss)
+        losses, correct = chunked_cross_entropy(
+            rows.hidden, rows.targets, rows.project, accuracy, self.chunk_loss, self.chunk_elements
+        )
         keep = rows.keep
         formats = batch["format"][keep] if batch.get("format") is not None else torch.zeros_like(rows.targets)
         tasks = batch["task"][keep] if batch.get("task") is not None else None
@@ -354,10 +367,12 @@ def chunked_cross_entropy(
     project: Callable[[torch.Tensor], torch.Tensor],
     accuracy: bool,
     chunk_loss: Callable[..., torch.Tensor] = projected_cross_entropy,
+    chunk_elements: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-token cross-entropy (fp32) over chunks of rows; in training each chunk's logits are recomputed in
-    backward rather than kept, so memory holds one chunk of logits at a time."""
-    rows = max(1, LOGIT_CHUNK // max(1, output_size(project, hidden)))
+    """Per-token cross-entropy (fp32) over chunks of rows of ``chunk_elements`` logits (default LOGIT_CHUNK); in
+    training each chunk's logits are recomputed in backward rather than kept, so memory holds one chunk of
+    logits at a time. A batch that fits one chunk is neither split nor recomputed."""
+    rows = max(1, (chunk_elements or LOGIT_CHUNK) // max(1, output_size(project, hidden)))
     losses, correct = [], []
     checkpointed = torch.is_grad_enabled() and len(targets) > rows and not accuracy
     for start in range(0, max(1, len(targets)), rows):

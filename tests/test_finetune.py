@@ -190,6 +190,13 @@ def test_loss_on_loss_tokens_only_matches_full_logits_and_chunking(data_dir, mon
     loss.backward()
     assert torch.allclose(loss, reference, atol=1e-4)
     assert torch.allclose(model.transformer.h[0].attn.c_attn.weight.grad, want, atol=1e-5)
+    model.zero_grad()
+    head.chunk_elements = 10**9  # a GPU with room for the batch's logits: one chunk, nothing recomputed
+    whole = head.scores(batch).losses.sum()
+    whole.backward()
+    assert torch.allclose(whole, reference, atol=1e-4)
+    assert torch.allclose(model.transformer.h[0].attn.c_attn.weight.grad, want, atol=1e-5)
+    assert ft_model.gpu_logit_chunk(torch.device("cpu")) is None
 
 
 def test_gradient_accumulation_equals_one_big_batch(data_dir):
