@@ -668,9 +668,10 @@ def encode_records(df: pl.DataFrame, tok, max_length: int) -> Encoded:
         texts = [t or "" for t in df["text"].gather(text_rows).to_list()]
         flat, lengths, offsets = _encode_texts(tok, texts, max_length)
         in_flat[text_rows] = lengths
-        long = [k for k in np.flatnonzero(lengths >= max_length).tolist() if k not in offsets]
-        offsets.update(zip(long, _encode_with_offsets(tok, [texts[k] for k in long]), strict=True))
-        for k in np.flatnonzero(lengths >= max_length).tolist():
+        long = np.flatnonzero(lengths >= max_length).tolist()
+        missing = [k for k in long if k not in offsets]
+        offsets.update(zip(missing, _encode_with_offsets(tok, [texts[k] for k in missing]), strict=True))
+        for k in long:
             ids, starts = offsets[k]
             windows[int(text_rows[k])] = _text_windows(texts[k], ids, starts, tok, max_length)
     chat_rows = np.flatnonzero(is_chat).tolist()

@@ -1,6 +1,8 @@
-"""The identity of a saved tokenizer: what a fine-tune compares to refuse shards made with another one.
+"""Loading a saved tokenizer cheaply, and its identity: what a fine-tune compares to refuse shards made with
+another one.
 
-Kept here, below the stage packages, so that reading it imports neither polars nor the tokenization stage.
+Kept here, below the stage packages, so that the fine-tune reads it without importing polars or the
+tokenization stage.
 """
 
 from __future__ import annotations

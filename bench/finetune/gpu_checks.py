@@ -37,7 +37,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "out" / "finetune"
-SHARED = ROOT.parent / "shared" / "data"
 MODES = {"gpt2-sdpa": ("gpt2", "sdpa"), "gpt2-eager": ("gpt2", "eager"), "llama-sdpa": ("llama", "sdpa")}
 
 
@@ -46,13 +45,12 @@ MODES = {"gpt2-sdpa": ("gpt2", "sdpa"), "gpt2-eager": ("gpt2", "eager"), "llama-
 
 def _sentences(n: int = 2000) -> list[str]:
     """Real sentences: banking77 queries when ../shared is beside the checkout, else the bundled sample data."""
-    import csv
+    from bench.realdata import BANKING77, DATA, banking77
 
-    found: list[str] = []
-    for path in sorted(SHARED.glob("banking77/*.csv")):
-        with path.open(encoding="utf-8") as f:
-            found += [row[0] for row in csv.reader(f) if row and row[0] and row[0] != "text"]
-    if not found:
+    if (DATA / BANKING77 / "train.csv").exists():
+        found = [q.text for q in banking77(splits=("test", "train")) if q.text]
+    else:
+        found = []
         for path in sorted((ROOT / "sample_data").rglob("*.txt")):
             found += [s for s in re.split(r"(?<=[.!?])\s+", path.read_text(encoding="utf-8")) if 3 < len(s) < 300]
     random.Random(0).shuffle(found)
