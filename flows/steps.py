@@ -174,8 +174,7 @@ def clean_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log =
     stages = clean_stages(cfg.clean)
     if _has_html(paths.stage_file("loaded"), part):
         for stage in stages:  # the HTML worker starts while the text records ahead of the pages are cleaned
-            if hasattr(stage, "warm_up"):
-                stage.warm_up()
+            stage.warm_up()
     try:
         stats = run_stages(
             stages,
