@@ -36,6 +36,8 @@ class PartitionedStep:
     run_part: Callable[[PipelineConfig, RunPaths, Partition, Log], list[dict]]  # stage stats of one part
     merge: Callable[[PipelineConfig, RunPaths, list[Partition], list[list[dict]], Log], Any]
     batch_rows: Callable[[PipelineConfig], int] | None = None  # rows per batch the parts read; default batch_size
+    # True when the settings leave nothing to do record by record: ``merge`` then runs alone, with no parts
+    idle: Callable[[PipelineConfig], bool] | None = None
 
 
 class MapParts(Protocol):
@@ -85,14 +87,17 @@ def run_partitioned(
 ) -> tuple[Any, dict]:
     """Plan the partitions, run them (through ``map_parts``, else one after another here), merge; returns the
     merged result and what was redone."""
+    idle = step.idle is not None and step.idle(cfg)
     batch = step.batch_rows(cfg) if step.batch_rows else cfg.batch_size
-    parts = plan_partitions(step.source(paths), cfg.runner.partition_rows, batch)
+    parts = [] if idle else plan_partitions(step.source(paths), cfg.runner.partition_rows, batch)
     root = paths.work / "parts" / step.name
     if root.is_dir():  # parts of an earlier plan (another partition size) must not be merged with these
         planned = {p.name for p in parts}
         for d in root.iterdir():
             if d.is_dir() and d.name not in planned:
                 shutil.rmtree(d)
+    if idle:
+        return step.merge(cfg, paths, [], [], log), {"total": 0, "reused": 0, "seconds": 0.0, "processes": 0}
     if map_parts is None:
         outcomes = [run_part(step, cfg, paths, p, key, log) for p in parts]
     else:

@@ -450,6 +450,17 @@ def augment_merge(
     input was cut; the tokenizer trainer and the shard writer read the sorted file, so the shards' bytes
     depend neither on ``batch_size`` nor on the partitions.
     """
+    if not parts:  # augmentation off: the records alone, in the same canonical order
+        from augment import Augment
+
+        stage = Augment(cfg.augment, seed=cfg.seed, log=log)
+        n = sort_parquet(paths.stage_file("decontaminated"), paths.stage_file("augmented"), "id", cfg.batch_size)
+        (paths.dropped / f"{stage.name}.parquet").unlink(missing_ok=True)  # an earlier run's, with augmentation on
+        (paths.quarantine / f"{stage.name}.jsonl").unlink(missing_ok=True)
+        off = StageStats(stage.name, read=n, kept=n)
+        off.extra = stage.summary()
+        log(f"augment: off; {n} records passed on")
+        return off.to_dict()
     (st,) = merge_stage_stats(results)
     unordered = paths.stage_file("augment-output")
     concat_part_outputs(paths, "augment", parts, unordered, [st["name"]], cfg.batch_size)
@@ -611,7 +622,12 @@ def shard_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -> dict:
 PARTITIONED: dict[str, PartitionedStep] = {
     "clean": PartitionedStep("clean", lambda p: p.stage_file("loaded"), clean_part, clean_merge),
     "augment": PartitionedStep(
-        "augment", lambda p: p.stage_file("decontaminated"), augment_part, augment_merge, lambda cfg: AUGMENT_CHUNK_ROWS
+        "augment",
+        lambda p: p.stage_file("decontaminated"),
+        augment_part,
+        augment_merge,
+        lambda cfg: AUGMENT_CHUNK_ROWS,
+        idle=lambda cfg: not cfg.augment.enabled,
     ),
     "tokenize": PartitionedStep("tokenize", lambda p: p.stage_file("augmented"), tokenize_part, tokenize_merge),
 }

@@ -10,6 +10,7 @@ that order-dependent stages (keep-first dedup) rely on.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from tuneprep.runner import ParquetSink
+from tuneprep.runner import ParquetSink, empty_frame
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,21 @@ def plan_partitions(path: Path, rows_per_partition: int, batch_size: int) -> lis
 
 
 def concat_parquet(parts: Sequence[Path], dst: Path, batch_size: int) -> int:
-    """Stream the parts, in order, into one Parquet file (written atomically); returns the row count."""
+    """Stream the parts, in order, into one Parquet file (written atomically); returns the row count.
+
+    A single part is moved, not copied: the rows are the same, only the row groups differ, and no reader
+    depends on those (batches are cut by row count).
+    """
+    if len(parts) == 1:
+        rows = pq.ParquetFile(parts[0]).metadata.num_rows
+        os.replace(parts[0], dst)
+        return rows
     sink = ParquetSink(dst)
     empty = None
     for part in parts:
         pf = pq.ParquetFile(part, pre_buffer=False)
         if empty is None:
-            empty = pl.from_arrow(pf.schema_arrow.empty_table())
+            empty = empty_frame(pf.schema_arrow)
         for batch in pf.iter_batches(batch_size=batch_size):
             sink.write(pl.from_arrow(batch))
     sink.close(empty_like=empty)
