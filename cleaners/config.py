@@ -115,6 +115,9 @@ class HtmlConfig(Settings):
     timeout_s: float | None = Field(
         10.0, gt=0, description="Per page, in a worker process; None extracts in-process with no time limit."
     )
+    workers: int = Field(
+        2, ge=1, description="With timeout_s: pages extracted side by side, one worker process each (one per core)."
+    )
     on_limit: Literal["fallback", "quarantine"] = Field(
         "fallback",
         description="A page past a bound: plain-text fallback, or quarantined (extraction_timeout, page_too_deep, "

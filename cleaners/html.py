@@ -30,9 +30,11 @@ import html as html_lib
 import importlib.util
 import multiprocessing
 import re
+import time
 import weakref
-from collections import Counter
+from collections import Counter, deque
 from functools import cache, lru_cache
+from multiprocessing.connection import wait as connection_wait
 
 import numpy as np
 import polars as pl
@@ -424,28 +426,29 @@ LIMIT_REASONS = {"too_large": "page_too_large", "too_deep": "page_too_deep", "ti
 _WORKER_START_S = 300.0  # importing the extractors in a fresh process; not counted against a page
 
 
-class ExtractionTimeout(Exception):
-    """A page took longer than ``timeout_s``; the worker extracting it was killed."""
+class WorkerUnavailable(RuntimeError):
+    """No extraction worker process could be started (the interpreter cannot spawn one here)."""
 
 
 class PageWorker:
-    """``strip_html`` in a child process, one page at a time, killed when a page takes longer than ``timeout_s``.
+    """One child process running ``strip_html`` on one page at a time; ``PagePool`` drives it.
 
     A thread or an alarm cannot stop a C extension (lxml, resiliparse) mid-call; killing a process can. The
-    worker is spawned (not forked: the parent runs threads), started on first use and again after a kill.
+    worker is spawned (not forked: the parent runs threads).
     """
 
-    def __init__(self, cfg: HtmlConfig, timeout_s: float) -> None:
+    def __init__(self, cfg: HtmlConfig) -> None:
         self.cfg = cfg
-        self.timeout_s = timeout_s
         self.proc = None
         self.conn = None
         self._finalizer = None
-        self._ready = False
+        self.ready = False
+        self.page: int | None = None  # the index of the page it is extracting
+        self.since = 0.0  # when it started, or was sent its page
 
     def start(self) -> None:
-        """Spawn the worker without waiting for it: its start-up (a fresh interpreter importing the extractors,
-        about a second) then runs beside whatever the caller does before the first page."""
+        """Spawn the worker, unless it is running, without waiting for it: its start-up (a fresh interpreter
+        importing the extractors, about a second) runs beside whatever the caller does before the first page."""
         if self.proc is None or not self.proc.is_alive():
             self.close()
             ctx = multiprocessing.get_context("spawn")
@@ -453,39 +456,94 @@ class PageWorker:
             proc = ctx.Process(target=_serve, args=(child, self.cfg.model_dump()), daemon=True, name="tuneprep-html")
             proc.start()
             child.close()
-            self.proc, self.conn, self._ready = proc, parent, False
+            self.proc, self.conn, self.since = proc, parent, time.monotonic()
             self._finalizer = weakref.finalize(self, _stop, proc, parent)
 
-    def _start(self) -> None:
-        self.start()
-        if self._ready:
-            return
-        if not self.conn.poll(_WORKER_START_S) or self.conn.recv() != "ready":
-            self.close()
-            raise RuntimeError("the HTML extraction worker did not start")
-        self._ready = True
-
-    def extract(self, page: str) -> str:
-        if self.proc is None or not self.proc.is_alive() or not self._ready:
-            self._start()
-        try:
-            self.conn.send(page)
-            if not self.conn.poll(self.timeout_s):
-                self.close()
-                raise ExtractionTimeout(f"extraction took over {self.timeout_s:g} s; worker stopped")
-            status, value = self.conn.recv()
-        except (EOFError, OSError) as e:  # the worker died: a crash in C code, or out of memory
-            self.close()
-            raise RuntimeError(f"the extraction worker died on this page ({type(e).__name__})") from None
-        if status != "ok":
-            raise RuntimeError(value)
-        return value
+    def send(self, index: int, page: str) -> None:
+        self.conn.send(page)
+        self.page, self.since = index, time.monotonic()
 
     def close(self) -> None:
         if self._finalizer is not None:
             self._finalizer()
         self.proc = self.conn = self._finalizer = None
-        self._ready = False
+        self.ready = False
+        self.page = None
+
+
+class PagePool:
+    """``strip_html`` over a batch of pages in up to ``workers`` processes at once, each page stopped (its worker
+    killed and replaced) after ``timeout_s``.
+
+    Workers start as pages need them, and a page goes to whichever worker is free; each page's text depends on
+    that page alone, so the results (in page order) do not depend on which worker ran what.
+    """
+
+    def __init__(self, cfg: HtmlConfig, timeout_s: float, workers: int = 1) -> None:
+        self.timeout_s = timeout_s
+        self.workers = [PageWorker(cfg) for _ in range(max(1, workers))]
+
+    def start(self, n: int = 1) -> None:
+        for worker in self.workers[:n]:
+            worker.start()
+
+    def extract(self, pages: list[str]) -> list[tuple[str, str]]:
+        """Per page, ``("ok", text)``, ``("error", summary)`` or ``("timeout", "")``.
+
+        Raises ``WorkerUnavailable`` when no worker starts at all; the pages then need another way.
+        """
+        results: list[tuple[str, str] | None] = [None] * len(pages)
+        todo = deque(range(len(pages)))
+        active = self.workers[: min(len(self.workers), len(pages))]
+        for worker in active:
+            worker.start()
+        while todo or any(w.page is not None for w in active):
+            for worker in active:
+                if worker.ready and worker.page is None and todo:
+                    i = todo.popleft()
+                    try:
+                        worker.send(i, pages[i])
+                    except OSError:  # it died while idle: the page goes back, the worker is replaced
+                        todo.appendleft(i)
+                        worker.close()
+                        worker.start()
+            waiting = {w.conn: w for w in active if w.conn is not None and (w.page is not None or not w.ready)}
+            if not waiting:
+                raise WorkerUnavailable("the HTML extraction worker did not start")
+            now = time.monotonic()
+            due = min(w.since + (self.timeout_s if w.page is not None else _WORKER_START_S) for w in waiting.values())
+            for conn in connection_wait(list(waiting), max(0.0, due - now)):
+                worker = waiting[conn]
+                try:
+                    message = conn.recv()
+                except (EOFError, OSError):  # the worker died: a crash in C code, or out of memory
+                    if worker.page is None:  # before it was ready: it cannot start here
+                        worker.close()
+                        active.remove(worker)
+                        continue
+                    results[worker.page] = ("error", "the extraction worker died on this page")
+                    worker.close()
+                    worker.start()
+                    continue
+                if message == "ready":
+                    worker.ready = True
+                else:
+                    results[worker.page] = message
+                    worker.page = None
+            now = time.monotonic()
+            for worker in list(active):
+                if worker.page is not None and now - worker.since > self.timeout_s:
+                    results[worker.page] = ("timeout", "")
+                    worker.close()
+                    worker.start()
+                elif not worker.ready and worker.page is None and now - worker.since > _WORKER_START_S:
+                    worker.close()
+                    active.remove(worker)
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.close()
 
 
 def _stop(proc, conn) -> None:
@@ -521,38 +579,60 @@ class StripHtml(Stage):
 
     def __init__(self, cfg: HtmlConfig | None = None) -> None:
         self.cfg = cfg or HtmlConfig()
-        self.worker = PageWorker(self.cfg, self.cfg.timeout_s) if self.cfg.timeout_s is not None else None
+        timeout = self.cfg.timeout_s
+        self.worker = PagePool(self.cfg, timeout, self.cfg.workers) if timeout is not None else None
         self.fallbacks: Counter = Counter()
+        self.worker_error: str | None = None
 
-    def extract(self, page: str | None) -> tuple[str, str | None]:
-        """The page's text, and why it came from the fallback (None when the configured extractor made it)."""
+    def _bounded(self, page: str | None) -> tuple[str, str | None] | None:
+        """The text of a page that never reaches an extractor (empty, or past a bound), else None."""
         if not page or not page.strip():
             return "", None
-        cfg = self.cfg
-        if len(page) > cfg.max_page_chars:
+        if len(page) > self.cfg.max_page_chars:
             return plain_text(page), "too_large"
-        if page_depth(page) > cfg.max_depth:
+        if page_depth(page) > self.cfg.max_depth:
             return plain_text(page), "too_deep"
+        return None
+
+    def _in_process(self, page: str) -> tuple[str, str | None]:
         try:
-            return (strip_html(page, cfg) if self.worker is None else self.worker.extract(page)), None
-        except ExtractionTimeout:
-            return plain_text(page), "timeout"
+            return strip_html(page, self.cfg), None
         except Exception:  # noqa: BLE001 - an extractor failing on one page: that page gets the fallback
             return plain_text(page), "error"
+
+    def extract(self, pages: list[str | None]) -> list[tuple[str, str | None]]:
+        """Each page's text, and why it came from the fallback (None when the configured extractor made it)."""
+        out = [self._bounded(p) for p in pages]
+        todo = [i for i, o in enumerate(out) if o is None]
+        if self.worker is not None and todo:
+            try:
+                results = self.worker.extract([pages[i] for i in todo])
+            except WorkerUnavailable as e:  # e.g. a script without a __main__ guard cannot spawn: no time limit then
+                self.worker_error = f"{e}; pages extracted in-process, without the time limit"
+                self.worker.close()
+                self.worker = None
+            else:
+                for i, (status, text) in zip(todo, results, strict=True):
+                    out[i] = (text, None) if status == "ok" else (plain_text(pages[i]), status)
+                todo = []
+        for i in todo:
+            out[i] = self._in_process(pages[i])
+        return out  # type: ignore[return-value]
 
     def process(self, batch: pl.DataFrame) -> StageOutput:
         is_html = (batch["format"] == "html").fill_null(False)
         if not is_html.any():
             return StageOutput.keep_all(batch, self.name)
-        new_text: list[str | None] = []
-        held: list[str | None] = []
-        for t, f in zip(batch["text"].to_list(), batch["format"].to_list(), strict=True):
-            text, why = self.extract(t) if f == "html" else (t, None)
+        texts = batch["text"].to_list()
+        rows = is_html.arg_true().to_list()
+        new_text: list[str | None] = list(texts)
+        held: list[str | None] = [None] * len(texts)
+        for row, (text, why) in zip(rows, self.extract([texts[r] for r in rows]), strict=True):
             quarantine = why in LIMIT_REASONS and self.cfg.on_limit == "quarantine"
             if why and not quarantine:
                 self.fallbacks[why] += 1
-            new_text.append(text)
-            held.append(why if quarantine else None)
+            new_text[row] = text
+            held[row] = why if quarantine else None
         out = batch.with_columns(
             pl.Series("text", new_text, dtype=pl.Utf8),
             pl.when(is_html).then(pl.lit("text")).otherwise(pl.col("format")).alias("format"),
@@ -574,12 +654,15 @@ class StripHtml(Stage):
         return StageOutput(kept, self.drop(batch.filter(empty), "empty_after_html"), quarantined)
 
     def warm_up(self) -> None:
-        """Start the extraction worker now, ahead of the first page (for a caller that knows pages will come)."""
+        """Start the extraction workers now, ahead of the first pages (for a caller that knows pages will come)."""
         if self.worker is not None:
-            self.worker.start()
+            self.worker.start(len(self.worker.workers))
 
     def summary(self) -> dict:
-        return {"fallback": dict(self.fallbacks)} if self.fallbacks else {}
+        out: dict = {"fallback": dict(self.fallbacks)} if self.fallbacks else {}
+        if self.worker_error:
+            out["worker"] = self.worker_error
+        return out
 
     def close(self) -> None:
         """Stop the extraction worker, if one was started."""
