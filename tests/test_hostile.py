@@ -155,6 +155,34 @@ def test_a_page_over_the_time_limit_is_stopped_in_its_worker():
         quarantining.close()
 
 
+def test_pages_spread_over_several_workers_come_back_in_order_with_the_in_process_text():
+    from cleaners.html import StripHtml
+
+    pages = [NORMAL_PAGE.replace("Title", f"Title {i}") for i in range(9)] + ["", "<p>second kind</p>"]
+    alone = StripHtml(HtmlConfig(timeout_s=None))(_html_batch(pages))
+    pooled = StripHtml(HtmlConfig(timeout_s=30, workers=3))
+    try:
+        out = pooled(_html_batch(pages))
+        assert out.kept["text"].to_list() == alone.kept["text"].to_list()
+        assert out.kept["text"][4].startswith("Title 4") and out.dropped.height == alone.dropped.height == 1
+        assert sum(w.proc is not None for w in pooled.worker.workers) == 3
+    finally:
+        pooled.close()
+
+
+def test_pages_are_extracted_in_process_when_no_worker_can_start(monkeypatch):
+    import cleaners.html as html
+
+    def cannot_start(self, pages):
+        raise html.WorkerUnavailable("the HTML extraction worker did not start")
+
+    monkeypatch.setattr(html.PagePool, "extract", cannot_start)
+    stage = html.StripHtml(HtmlConfig(timeout_s=30))
+    out = stage(_html_batch([NORMAL_PAGE, NORMAL_PAGE]))
+    assert out.kept["text"].to_list() == ["Title\n\nA real paragraph of article text to keep."] * 2
+    assert "in-process" in stage.summary()["worker"] and stage.worker is None
+
+
 def test_an_extractor_error_on_one_page_falls_back(monkeypatch):
     import cleaners.html as html
 
