@@ -46,7 +46,16 @@ from tuneprep.hashing import sampled
 from tuneprep.lock import RunLock
 from tuneprep.partitions import Partition
 from tuneprep.records import SPLITS, document_text, empty_records
-from tuneprep.runner import JsonlSink, ParquetSink, StopRun, iter_batches, release_memory, run_stages, sort_parquet
+from tuneprep.runner import (
+    JsonlSink,
+    ParquetSink,
+    StopRun,
+    frozen_between_steps,
+    iter_batches,
+    release_memory,
+    run_stages,
+    sort_parquet,
+)
 from tuneprep.stage import StageStats
 
 Log = Callable[[str], None]
@@ -792,7 +801,7 @@ def prepare(cfg: PipelineConfig, out: str | Path, log: Log = print) -> dict:
     """The whole data part without Prefect (for notebooks, benchmarks and tests); returns the manifest.
 
     A rerun into the same folder reuses every step (and partition) an earlier run finished."""
-    with RunLock(out):
+    with RunLock(out), frozen_between_steps():
         paths = start_run(cfg, out)
         results = {name: run_step(name, cfg, paths, log) for name in STEPS}
         return finish(cfg, paths, results)

@@ -217,3 +217,21 @@ def test_a_record_the_hasher_fails_on_is_hashed_again_by_near_dedup(tmp_path):
         MinHasher.__call__ = real
     assert out.kept.height == 6 and out.quarantined["id"].to_list() == ["d6"]
     assert out.quarantined["detail"][0].startswith("MemoryError")
+
+
+def test_a_run_freezes_what_outlives_its_steps_and_gives_it_all_back_at_the_end():
+    import gc
+
+    from tuneprep.runner import frozen_between_steps, release_memory
+
+    assert gc.get_freeze_count() == 0
+    with frozen_between_steps():
+        release_memory()
+        assert gc.get_freeze_count() > 0  # the next step's full collection skips these
+        cycle: list = []
+        cycle.append(cycle)
+        del cycle
+        assert gc.collect() >= 1  # what a step leaves as garbage is still collected
+    assert gc.get_freeze_count() == 0
+    release_memory()
+    assert gc.get_freeze_count() == 0

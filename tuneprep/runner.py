@@ -122,6 +122,28 @@ def empty_frame(schema: pa.Schema) -> pl.DataFrame:
     return pl.from_arrow(pa.Table.from_batches([], schema=schema))
 
 
+_runs_freezing = 0  # how many ``frozen_between_steps`` blocks are open
+
+
+@contextlib.contextmanager
+def frozen_between_steps() -> Iterator[None]:
+    """Within a run, what outlives a step (modules, caches, settings) is moved out of the collector's sight
+    (``gc.freeze``) by ``release_memory``, so each step's full collection walks only what is new: ten of them
+    walked the whole heap for 0.45 s a run. It all goes back to the collector when the run ends; data frames are
+    freed by reference counting either way."""
+    global _runs_freezing
+    if gc.get_freeze_count() and not _runs_freezing:  # someone else froze objects: leave their heap alone
+        yield
+        return
+    _runs_freezing += 1
+    try:
+        yield
+    finally:
+        _runs_freezing -= 1
+        if not _runs_freezing:
+            gc.unfreeze()
+
+
 def release_memory() -> None:
     """Hand memory a finished step freed back to the OS, so the next step does not start on top of it.
 
@@ -129,6 +151,8 @@ def release_memory() -> None:
     (a sort, the tokenizer trainer) most of it will not be reused soon, and it counts against the peak.
     """
     gc.collect()
+    if _runs_freezing:
+        gc.freeze()
     pa.default_memory_pool().release_unused()
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):  # not glibc (musl)
