@@ -361,6 +361,40 @@ def _blank_trim(flags: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tupl
     return blank, trim
 
 
+def _permuted(
+    cps: np.ndarray, f_start: np.ndarray, f_end: np.ndarray, perm: np.ndarray, moved: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The code points with each free unit ``moved[k]`` showing the text of unit ``perm[moved[k]]`` (units of one
+    text: lengths are kept per text), and where each moved slot's text starts in the result.
+
+    The result is pieces of the source: the stretches between moved slots shifted by the length changes before
+    them, and the moved units' texts. One source position per character is a running sum of steps of one that
+    jump at each piece, so the cost is a sum over the characters plus a step per moved slot, not per unit."""
+    slot_start = np.zeros(f_start.size, np.int64)
+    if moved.size == 0:
+        return cps.copy(), slot_start
+    src = f_start[perm[moved]]
+    new_len = f_end[perm[moved]] - src
+    shift = np.cumsum(new_len - (f_end[moved] - f_start[moved]))  # length change up to and with moved slot k
+    o_end = f_end[moved] + shift
+    o_start = o_end - new_len
+    slot_start[moved] = o_start
+    # pieces in output order: the stretch before the first moved slot, then each moved text and the stretch after
+    p_start = np.empty(2 * moved.size + 1, np.int64)
+    p_src = np.empty_like(p_start)
+    p_len = np.empty_like(p_start)
+    p_start[0], p_src[0], p_len[0] = 0, 0, o_start[0]
+    p_start[1::2], p_src[1::2], p_len[1::2] = o_start, src, new_len
+    p_start[2::2], p_src[2::2] = o_end, f_end[moved]
+    p_len[2::2] = np.append(o_start[1:], cps.size) - o_end
+    full = p_len > 0
+    p_start, p_src, p_len = p_start[full], p_src[full], p_len[full]
+    step = np.ones(cps.size, np.int64)
+    step[0] = p_src[0]
+    step[p_start[1:]] = p_src[1:] - (p_src[:-1] + p_len[:-1]) + 1
+    return cps.take(np.cumsum(step)), slot_start
+
+
 class WordNoise(_UnitNoise):
     """EDA-style word edits on about ``rate`` of the unprotected words (at least ``minimum``).
 
@@ -513,26 +547,11 @@ class WordNoise(_UnitNoise):
             perm[a], perm[b] = perm[b], perm[a]
             done[who] += 1
         # capitals: a sentence's first unit keeps its capital, the word moved away from there loses it
-        first_unit = np.ones(starts.size, bool)
-        first_unit[1:] = (owner[1:] != owner[:-1]) | (sid[1:] != sid[:-1])
-        heads = np.flatnonzero(first_unit[free] & (perm != np.arange(free.size)))
-        slot_start = np.empty(free.size + 1, np.int64)  # filled below: where each free slot's text lands
-        seg_start = np.empty(2 * starts.size + 1, np.int64)
-        seg_len = np.empty(2 * starts.size + 1, np.int64)
-        unit_src_s, unit_src_e = starts.copy(), ends.copy()
-        unit_src_s[free] = starts[free][perm]
-        unit_src_e[free] = ends[free][perm]
-        prev_end = np.concatenate(([0], ends))
-        seg_start[0 : 2 * starts.size : 2] = prev_end[:-1]
-        seg_len[0 : 2 * starts.size : 2] = starts - prev_end[:-1]
-        seg_start[1 : 2 * starts.size : 2] = unit_src_s
-        seg_len[1 : 2 * starts.size : 2] = unit_src_e - unit_src_s
-        seg_start[-1] = prev_end[-1]
-        seg_len[-1] = batch.cps.size - prev_end[-1]
-        out_off = np.concatenate(([0], np.cumsum(seg_len)[:-1]))
-        idx = np.repeat(seg_start - out_off, seg_len) + np.arange(int(seg_len.sum()))
-        out = batch.cps[idx] if idx.size else batch.cps[:0].copy()
-        slot_start[:-1] = out_off[1 : 2 * starts.size : 2][free]
+        moved = np.flatnonzero(perm != np.arange(free.size))  # free slots now showing another unit's text
+        u = free[moved]
+        before = np.maximum(u - 1, 0)
+        heads = moved[(u == 0) | (owner[u] != owner[before]) | (sid[u] != sid[before])]  # first unit of a sentence
+        out, slot_start = _permuted(batch.cps, starts[free], ends[free], perm, moved)
         if heads.size:
             f = batch.flags
             old_first = free[heads]  # the unit that used to open the sentence

@@ -493,7 +493,8 @@ class TextBatch:
     ) -> None:
         self.texts = list(texts)
         self.joined = SEP.join(self.texts)
-        if self.joined.count(SEP) == max(len(self.texts) - 1, 0):  # no text holds a NUL: all usable
+        self._all_usable = self.joined.count(SEP) == max(len(self.texts) - 1, 0)  # no text holds a NUL
+        if self._all_usable:
             self.usable = [True] * len(self.texts)
             parts = self.texts
         else:
@@ -504,8 +505,9 @@ class TextBatch:
         self.starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1])).astype(np.int64) if parts else lengths
         self.ends = self.starts + lengths
         self.cps = np.frombuffer(self.joined.encode("utf-32-le", "surrogatepass"), np.uint32)
-        self._bmp = np.minimum(self.cps, 0xFFFF)  # U+FFFF and above: no class at all
-        self.flags = classes()[self._bmp]
+        # U+FFFF and above: no class at all
+        self._bmp = self.cps if self.joined.isascii() else np.minimum(self.cps, 0xFFFF)
+        self.flags = classes().take(self._bmp)  # take: twice as fast as indexing with uint32
         self.letter = (self.flags & LETTER) > 0
         self._words: tuple[np.ndarray, np.ndarray] | None = None
         self._marks: np.ndarray | None = None
@@ -1190,6 +1192,8 @@ class TextBatch:
     def split(self, joined: str) -> list[str]:
         """Undo the join on an edited copy of ``joined``; unusable texts come back unchanged."""
         parts = joined.split(SEP)
+        if self._all_usable:
+            return parts
         return [p if ok else t for p, t, ok in zip(parts, self.texts, self.usable, strict=True)]
 
 
