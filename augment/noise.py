@@ -283,13 +283,27 @@ class CharNoise(Augmenter):
         dele = ops == "delete"
         if not (ins.any() or dele.any()):  # letters replaced in place: no text changes length
             return cps.tobytes().decode("utf-32-le", "surrogatepass")
-        counts = np.ones(n, np.int64)
-        counts[pos[dele]] = 0
-        counts[pos[ins]] = 2
-        out = np.repeat(cps, counts)
-        if ins.any():
-            out[np.cumsum(counts)[pos[ins]] - 1] = near[ins].astype(np.uint32)
-        return out.tobytes().decode("utf-32-le", "surrogatepass")
+        return _inserted(cps, pos[ins], near[ins].astype(np.uint32), pos[dele]).tobytes().decode(
+            "utf-32-le", "surrogatepass"
+        )
+
+
+def _inserted(cps: np.ndarray, after: np.ndarray, new: np.ndarray, gone: np.ndarray) -> np.ndarray:
+    """``cps`` with ``new[k]`` put after position ``after[k]`` and the positions ``gone`` left out (both sorted,
+    disjoint): scattered through masks, several times faster than ``np.repeat`` with per-character counts."""
+    out = cps
+    if after.size:
+        out = np.empty(cps.size + after.size, cps.dtype)
+        at = after + np.arange(1, after.size + 1)
+        kept = np.ones(out.size, bool)
+        kept[at] = False
+        out[kept] = cps
+        out[at] = new
+    if gone.size:
+        kept = np.ones(out.size, bool)
+        kept[gone + np.searchsorted(after, gone)] = False  # each insertion before a gone letter moved it by one
+        out = out[kept]
+    return out
 
 
 class _UnitNoise(Augmenter):
