@@ -144,7 +144,7 @@ class CharNoise(Augmenter):
         chosen = self._choose(eligible, first, per_text, k, seed_arr)
         joined = self._apply(batch, chosen, seed_arr, eligible, first, we)
         out = batch.split(joined)
-        return [o if n > 0 and ok else None for o, n, ok in zip(out, k.tolist(), batch.usable, strict=True)]
+        return _edited_only(out, k > 0, batch)
 
     @staticmethod
     def _choose(
@@ -283,9 +283,17 @@ class CharNoise(Augmenter):
         dele = ops == "delete"
         if not (ins.any() or dele.any()):  # letters replaced in place: no text changes length
             return cps.tobytes().decode("utf-32-le", "surrogatepass")
-        return _inserted(cps, pos[ins], near[ins].astype(np.uint32), pos[dele]).tobytes().decode(
-            "utf-32-le", "surrogatepass"
-        )
+        out = _inserted(cps, pos[ins], near[ins].astype(np.uint32), pos[dele])
+        return out.tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def _edited_only(out: list[Output], edited: np.ndarray, batch: TextBatch) -> list[Output]:
+    """``out`` with None for the texts not edited, and for those the batch could not use (empty in its join)."""
+    if not batch.all_usable:
+        edited = edited & np.array(batch.usable)
+    for i in np.flatnonzero(~edited).tolist():
+        out[i] = None
+    return out
 
 
 def _inserted(cps: np.ndarray, after: np.ndarray, new: np.ndarray, gone: np.ndarray) -> np.ndarray:
@@ -592,7 +600,7 @@ class WordNoise(_UnitNoise):
             q = slot_start[moved]
             out[q] = low[np.minimum(out[q], 0xFFFF)]
         result = batch.split(out.tobytes().decode("utf-32-le", "surrogatepass"))
-        return [o if d > 0 and ok else None for o, d, ok in zip(result, done.tolist(), batch.usable, strict=True)]
+        return _edited_only(result, done > 0, batch)
 
     def _delete_batch(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None) -> list[Output]:
         """Delete-only noise for the whole batch, the same edits as the per-text walk (:meth:`_edit`): deletion
@@ -658,7 +666,6 @@ class WordNoise(_UnitNoise):
         # the output as slices of the joined batch, edits in order: up to each edit, then what it puts there
         # (a run: its kept right part; a capital: its upper-case letter, appended after the batch)
         j = batch.joined
-        source = j + "".join(map(chr, cap_to.tolist()))
         order = np.argsort(np.concatenate((left_s, cap_at)), kind="stable")
         cut = np.concatenate((keep_left, cap_at))[order]
         put_s = np.concatenate((right_s, len(j) + np.arange(cap_at.size)))[order]
@@ -668,11 +675,10 @@ class WordNoise(_UnitNoise):
         slice_e = np.empty(2 * order.size + 1, np.int64)
         slice_s[0::2], slice_s[1::2] = np.concatenate(([0], resume)), put_s
         slice_e[0::2], slice_e[1::2] = np.append(cut, len(j)), put_e
-        pieces = [source[x:y] for x, y in zip(slice_s.tolist(), slice_e.tolist(), strict=True)]
+        kept = _pieces(np.concatenate((batch.cps, cap_to)), slice_s, slice_e - slice_s)
         edited = np.zeros(n_texts, bool)
         edited[rows] = True
-        edited &= batch.usable  # an unusable text is empty in the join: nothing of it was edited
-        out: list[Output] = [r if e else None for r, e in zip("".join(pieces).split(SEP), edited.tolist(), strict=True)]
+        out = _edited_only(kept.tobytes().decode("utf-32-le", "surrogatepass").split(SEP), edited, batch)
         for r in redo:
             slots = unit_slots(self.batch([texts[r]], [batch.spans(r)]))[0]
             out[r] = None if slots is None else self._edit(texts[r], slots, seeds[r])

@@ -510,8 +510,8 @@ class TextBatch:
         keep_heap_pad()
         self.texts = list(texts)
         self.joined = SEP.join(self.texts)
-        self._all_usable = self.joined.count(SEP) == max(len(self.texts) - 1, 0)  # no text holds a NUL
-        if self._all_usable:
+        self.all_usable = self.joined.count(SEP) == max(len(self.texts) - 1, 0)  # no text holds a NUL
+        if self.all_usable:
             self.usable = [True] * len(self.texts)
             parts = self.texts
         else:
@@ -689,16 +689,14 @@ class TextBatch:
         if not (rules.numbers or rules.times or rules.names or rules.negations or use_keys or use_pairs or use_echo):
             return empty, empty
         ws, we = self.words()
-        # "oz" of "12oz" belongs to its number: a word glued to other \\w characters, in a run with a digit
-        f = self.flags
-        glued_w = np.flatnonzero(
-            ((f[np.maximum(ws - 1, 0)] & WORD) > 0) & (ws > 0) | ((f[np.minimum(we, f.size - 1)] & WORD) > 0)
-        )
-        if glued_w.size and num_s.size:
-            inside = glued_w[_touches(num_s, num_e, ws[glued_w], we[glued_w])]
-            if inside.size:
+        # "oz" of "12oz" belongs to its number: a word inside a \\w run with a digit (a word that touches one is
+        # glued to its other \\w characters: a word alone in its \\w runs holds no digit)
+        if num_s.size:
+            lo = np.searchsorted(we, num_s, side="right")  # the words that overlap each number run
+            n_in = np.searchsorted(ws, num_e) - lo
+            if n_in.any():
                 keep = np.ones(ws.size, bool)
-                keep[inside] = False
+                keep[np.repeat(lo, n_in) + ranges(n_in)] = False
                 ws, we = ws[keep], we[keep]
         # token stream: words and numbers, both sorted and disjoint, merged by position
         total = ws.size + num_s.size
@@ -719,30 +717,38 @@ class TextBatch:
         glued = one_space | (gap == 0) | ((gap == 1) & (gap_char == ord("-")))  # "12 oz", "12-oz"
         # Word keys: every word for the corpus and echo rules; otherwise only the words that may be of a
         # closed class other than stop words (by first and last letter and length), then the words after
-        # a number (is the counted word a stop word?).
+        # a number (is the counted word a stop word?). Every number word, quantifier, negation, clock or day
+        # word is then among ``known``: the rules below scan those, not every token.
         key = np.zeros(total, np.uint64)
         cls = np.zeros(total, np.uint16)
         sums = None
+        last = total - 1
         if use_keys or use_echo or use_pairs or self._collect:
             sums = segment_sums(self._bmp, ws, we)
             key[at_w] = finish_key(sums, we - ws)
             cls[at_w] = classify(key[at_w])
+            known = at_w
         else:
-            maybe = at_w[self._closed_class_shape(ws, we)]
-            self._classify_tokens(maybe, ts, te, key, cls)
-            number = ~is_word | ((cls & W_NUMBER) > 0)
-            after = np.flatnonzero(number[:-1] & glued[:-1] & is_word[1:]) + 1
-            after = after[key[after] == 0]
-            self._classify_tokens(after, ts, te, key, cls)
-        number_word = (cls & W_NUMBER) > 0
-        number = ~is_word | number_word
-        count = number_word.copy()
-        count[at_n] = num_count
-        last = total - 1
-        # Rules over index sets (numbers, capitalised words…): a few percent of the tokens each.
-        nums = np.flatnonzero(number)
+            known = at_w[self._closed_class_shape(ws, we)]
+            self._classify_tokens(known, ts, te, key, cls)
+        known_cls = cls[known]
+
+        def having(bits: int) -> np.ndarray:
+            return known[(known_cls & bits) > 0]
+
+        number_words = having(W_NUMBER)
+        number = ~is_word
+        number[number_words] = True
+        nums = np.sort(np.concatenate((at_n, number_words)))
         nums_next = nums[nums < last]
         nxt = nums_next + 1
+        if not (use_keys or use_echo or use_pairs or self._collect):
+            after = nxt[glued[nums_next] & is_word[nxt]]
+            self._classify_tokens(after[key[after] == 0], ts, te, key, cls)
+        count = np.zeros(total, bool)
+        count[number_words] = True
+        count[at_n] = num_count
+        # Rules over index sets (numbers, capitalised words…): a few percent of the tokens each.
         opens: list[np.ndarray] = []
         closes: list[np.ndarray] = []
 
@@ -751,24 +757,27 @@ class TextBatch:
             closes.append(te[first if end_token is None else end_token])
 
         if rules.numbers:
-            add(np.flatnonzero(number_word))
+            add(number_words)
             counted = count[nums_next] & glued[nums_next] & is_word[nxt] & ((cls[nxt] & W_STOP) == 0) & ~number[nxt]
             add(nums_next[counted], nxt[counted])  # "two mochas", "12 oz", "4 people"
             self._terms += [ts[nxt[counted]], te[nxt[counted]]]
-            amounts = np.flatnonzero((cls[:last] & W_QUANTIFIER) > 0)
+            amounts = having(W_QUANTIFIER)
+            amounts = amounts[amounts < last]
             amounts = amounts[glued[amounts] & is_word[amounts + 1] & ((cls[amounts + 1] & (W_STOP | W_NUMBER)) == 0)]
             if amounts.size:  # the next word's class may not be known yet: is it a stop word?
                 self._classify_tokens(amounts[key[amounts + 1] == 0] + 1, ts, te, key, cls)
                 amounts = amounts[(cls[amounts + 1] & W_STOP) == 0]
             add(amounts, amounts + 1)  # "extra foam", "whole milk", "no sugar"
         if rules.negations:
-            add(np.flatnonzero((cls & W_NEGATION) > 0))
+            add(having(W_NEGATION))
             add(self._contractions(ts, te, is_word))
         if rules.times:
-            add(np.flatnonzero((cls & (W_CLOCK | W_DAY)) > 0))
-            days = np.flatnonzero(((cls[:last] & W_DAY) > 0) & one_space[:last] & ((cls[1:] & W_DAY_PART) > 0))
+            add(having(W_CLOCK | W_DAY))
+            day = having(W_DAY)
+            days = day[day < last]
+            days = days[one_space[days] & ((cls[days + 1] & W_DAY_PART) > 0)]
             add(days, days + 1)  # "tomorrow morning"
-            days = np.flatnonzero((cls[1:] & W_DAY) > 0)  # the token before a day: "next Tuesday"
+            days = day[day >= 1] - 1  # the token before a day: "next Tuesday"
             days = days[one_space[days] & is_word[days]]
             self._classify_tokens(days[key[days] == 0], ts, te, key, cls)
             days = days[(cls[days] & W_DAY_MODIFIER) > 0]
@@ -784,7 +793,7 @@ class TextBatch:
                 opens.append(ts[k])
                 closes.append(end + (cps[np.minimum(end, cps.size - 1)] == ord(".")))
             # "quarter to 12", "half past six", "twenty to five"
-            heads = np.flatnonzero(number | ((cls & W_CLOCK_HEAD) > 0))
+            heads = np.union1d(nums, having(W_CLOCK_HEAD))
             heads = heads[(heads + 2 <= last)]
             heads = heads[one_space[heads] & one_space[heads + 1] & is_word[heads + 1]]
             tail = heads + 2
@@ -1209,7 +1218,7 @@ class TextBatch:
     def split(self, joined: str) -> list[str]:
         """Undo the join on an edited copy of ``joined``; unusable texts come back unchanged."""
         parts = joined.split(SEP)
-        if self._all_usable:
+        if self.all_usable:
             return parts
         return [p if ok else t for p, t, ok in zip(parts, self.texts, self.usable, strict=True)]
 
