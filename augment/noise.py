@@ -538,7 +538,7 @@ class WordNoise(_UnitNoise):
             k = np.minimum(k, self.maximum)
         k[per_text == 0] = 0
         f_start, f_len = starts[free], ends[free] - starts[free]
-        joined = batch.joined
+        cps = batch.cps
         perm = np.arange(free.size)  # free slot -> free unit whose text it shows
         done = np.zeros(n_texts, np.int64)
         seed_arr = seed_array(seeds)
@@ -569,9 +569,12 @@ class WordNoise(_UnitNoise):
             b = np.where(ok, b, a)
             pa, pb = perm[a], perm[b]
             same = ok & (f_len[pa] == f_len[pb])
-            for x in np.flatnonzero(same).tolist():  # equal length: compare the words themselves
-                sa, sb, n = int(f_start[pa[x]]), int(f_start[pb[x]]), int(f_len[pa[x]])
-                ok[x] = joined[sa : sa + n] != joined[sb : sb + n]
+            x = np.flatnonzero(same)  # equal length: compare the words themselves, letter by letter
+            if x.size:
+                n = f_len[pa[x]]
+                at = ranges(n)
+                differ = cps[np.repeat(f_start[pa[x]], n) + at] != cps[np.repeat(f_start[pb[x]], n) + at]
+                ok[x] = np.add.reduceat(differ, np.cumsum(n) - n)
             a, b, who = a[ok], b[ok], live[ok]
             perm[a], perm[b] = perm[b], perm[a]
             done[who] += 1

@@ -567,8 +567,8 @@ class TextBatch:
     def text_of(self, positions: np.ndarray, ordered: bool = False) -> np.ndarray:
         """Index of the text each global position falls in; ``ordered`` positions (ascending) take a faster path."""
         if ordered and positions.ndim == 1:
-            first = np.searchsorted(positions, self.starts[1:])
-            return np.repeat(np.arange(len(self.texts)), np.diff(first, prepend=0, append=positions.size))
+            first = np.searchsorted(positions, self.starts[1:])  # where each text after the first begins
+            return np.cumsum(np.bincount(first, minlength=positions.size + 1)[: positions.size])
         return np.searchsorted(self.starts, positions, side="right") - 1
 
     # --- protected spans ----------------------------------------------------------------------
