@@ -28,6 +28,7 @@ from augment.text import (
     FactRules,
     SplitMix,
     TextBatch,
+    decode,
     draws,
     mix64,
     ranges,
@@ -125,14 +126,14 @@ class CharNoise(Augmenter):
     def augment(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None = None) -> list[Output]:
         batch = self.batch(texts, spans)
         n_texts = len(texts)
-        ws, we, wt = batch.free_words()
-        long = (we - ws) >= self.min_word_len
-        ws, we, wt = ws[long], we[long], wt[long]
-        lens = we - ws
-        pos = np.repeat(ws, lens) + ranges(lens)
-        letter = batch.letter[pos]
-        eligible = pos[letter]
-        owner = np.repeat(wt, lens)[letter]
+        ws, we = batch.words()
+        keep = ((we - ws) >= self.min_word_len) & ~batch.touches_protected(ws, we)
+        ws, we = ws[keep], we[keep]
+        inside = np.zeros(batch.cps.size + 1, np.int8)  # +1 from each word's start to its end (words are disjoint)
+        inside[ws] = 1
+        inside[we] = -1
+        eligible = np.flatnonzero(np.cumsum(inside[:-1], dtype=np.int8).view(bool) & batch.letter)
+        owner = batch.text_of(eligible, ordered=True)
         per_text = np.bincount(owner, minlength=n_texts)[:n_texts]
         k = np.minimum(np.maximum(self.minimum, np.round(self.rate * per_text).astype(np.int64)), per_text)
         if self.maximum is not None:
@@ -282,9 +283,9 @@ class CharNoise(Augmenter):
         ins = ops == "insert"
         dele = ops == "delete"
         if not (ins.any() or dele.any()):  # letters replaced in place: no text changes length
-            return cps.tobytes().decode("utf-32-le", "surrogatepass")
+            return decode(cps)
         out = _inserted(cps, pos[ins], near[ins].astype(np.uint32), pos[dele])
-        return out.tobytes().decode("utf-32-le", "surrogatepass")
+        return decode(out)
 
 
 def _edited_only(out: list[Output], edited: np.ndarray, batch: TextBatch) -> list[Output]:
@@ -602,7 +603,7 @@ class WordNoise(_UnitNoise):
             moved = inv[heads][title]  # where the old first word went
             q = slot_start[moved]
             out[q] = low[np.minimum(out[q], 0xFFFF)]
-        result = batch.split(out.tobytes().decode("utf-32-le", "surrogatepass"))
+        result = batch.split(decode(out))
         return _edited_only(result, done > 0, batch)
 
     def _delete_batch(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None) -> list[Output]:
@@ -681,7 +682,7 @@ class WordNoise(_UnitNoise):
         kept = _pieces(np.concatenate((batch.cps, cap_to)), slice_s, slice_e - slice_s)
         edited = np.zeros(n_texts, bool)
         edited[rows] = True
-        out = _edited_only(kept.tobytes().decode("utf-32-le", "surrogatepass").split(SEP), edited, batch)
+        out = _edited_only(decode(kept).split(SEP), edited, batch)
         for r in redo:
             slots = unit_slots(self.batch([texts[r]], [batch.spans(r)]))[0]
             out[r] = None if slots is None else self._edit(texts[r], slots, seeds[r])
