@@ -509,18 +509,21 @@ class TextBatch:
         keep_heap_pad()
         self.texts = list(texts)
         self.joined = SEP.join(self.texts)
-        self.all_usable = self.joined.count(SEP) == max(len(self.texts) - 1, 0)  # no text holds a NUL
-        if self.all_usable:
+        self.cps = np.frombuffer(self.joined.encode("utf-32-le", "surrogatepass"), np.uint32)
+        seps = np.flatnonzero(self.cps == 0)
+        self.all_usable = seps.size == max(len(self.texts) - 1, 0)  # no text holds a NUL
+        if self.all_usable:  # the texts are bounded by the separators
             self.usable = [True] * len(self.texts)
-            parts = self.texts
+            self.starts = np.concatenate(([0], seps + 1)) if self.texts else seps
+            self.ends = np.append(seps, self.cps.size) if self.texts else seps
         else:
             self.usable = [SEP not in t for t in self.texts]
             parts = [t if ok else "" for t, ok in zip(self.texts, self.usable, strict=True)]
             self.joined = SEP.join(parts)
-        lengths = np.fromiter(map(len, parts), np.int64, len(parts))
-        self.starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1])).astype(np.int64) if parts else lengths
-        self.ends = self.starts + lengths
-        self.cps = np.frombuffer(self.joined.encode("utf-32-le", "surrogatepass"), np.uint32)
+            lengths = np.fromiter(map(len, parts), np.int64, len(parts))
+            self.starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1])).astype(np.int64)
+            self.ends = self.starts + lengths
+            self.cps = np.frombuffer(self.joined.encode("utf-32-le", "surrogatepass"), np.uint32)
         # U+FFFF and above: no class at all
         self._bmp = self.cps if self.joined.isascii() else np.minimum(self.cps, 0xFFFF)
         self.flags = classes().take(self._bmp)  # take: twice as fast as indexing with uint32
@@ -792,7 +795,8 @@ class TextBatch:
                 opens.append(ts[k])
                 closes.append(end + (cps[np.minimum(end, cps.size - 1)] == ord(".")))
             # "quarter to 12", "half past six", "twenty to five"
-            heads = np.union1d(nums, having(W_CLOCK_HEAD))
+            clock_heads = having(W_CLOCK_HEAD)
+            heads = np.union1d(nums, clock_heads) if clock_heads.size else nums
             heads = heads[(heads + 2 <= last)]
             heads = heads[one_space[heads] & one_space[heads + 1] & is_word[heads + 1]]
             tail = heads + 2
@@ -957,7 +961,10 @@ class TextBatch:
             self._classify_tokens(short[key[short] == 0], ts, te, key, cls)
             titles = te[short[(cls[short] & W_TITLE) > 0]]
             if titles.size:
-                marks = np.setdiff1d(marks, titles, assume_unique=True)
+                at = np.searchsorted(marks, titles).clip(max=marks.size - 1)
+                keep = np.ones(marks.size, bool)
+                keep[at[marks[at] == titles]] = False  # not the dot of a title
+                marks = marks[keep]
         prev_end = np.where(idx > 0, te[np.maximum(idx - 1, 0)], 0)
         initial = np.searchsorted(marks, ts[idx]) > np.searchsorted(marks, prev_end)
         first = np.zeros(ts.size + 1, bool)
