@@ -590,8 +590,8 @@ class TextBatch:
         word = (f & WORD) > 0
         digit = (f & DIGIT) > 0
         rs, re_ = _runs(word)
-        digits_before = np.concatenate(([0], running_count(digit)))
-        numeric = digits_before[re_] > digits_before[rs]
+        numeric = np.zeros(rs.size, bool)  # the \w runs that hold a digit (every digit is \w)
+        numeric[np.searchsorted(rs, np.flatnonzero(digit), side="right") - 1] = True
         num_idx = np.flatnonzero(numeric)
         starts, ends = rs[num_idx], re_[num_idx]
         opens, closes = [starts], [ends]
@@ -924,11 +924,14 @@ class TextBatch:
         gap2 = caps[1:][(caps[1:] == caps[:-1] + 2) & one_space[caps[:-1]] & one_space[caps[:-1] + 1]] - 1
         self._classify_tokens(gap2[key[gap2] == 0], ts, te, key, cls)
         conn = gap2[(cls[gap2] & W_CONNECTOR) > 0]
-        in_run = np.zeros(ts.size, np.int8)
-        in_run[caps] = 1
-        in_run[conn] = 2
-        member = np.flatnonzero(in_run)
-        is_cap = in_run[member] == 1
+        if conn.size:
+            in_run = np.zeros(ts.size, np.int8)
+            in_run[caps] = 1
+            in_run[conn] = 2
+            member = np.flatnonzero(in_run)
+            is_cap = in_run[member] == 1
+        else:
+            member, is_cap = caps, np.ones(caps.size, bool)
         join = (member[1:] == member[:-1] + 1) & one_space[member[:-1]]
         run = np.concatenate(([0], running_count(~join)))
         initial = self._initial_tokens(member, ts, te, key, cls, fmt_s, fmt_e)
