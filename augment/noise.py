@@ -28,6 +28,7 @@ from augment.text import (
     FactRules,
     SplitMix,
     TextBatch,
+    decode,
     draws,
     mix64,
     ranges,
@@ -125,14 +126,14 @@ class CharNoise(Augmenter):
     def augment(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None = None) -> list[Output]:
         batch = self.batch(texts, spans)
         n_texts = len(texts)
-        ws, we, wt = batch.free_words()
-        long = (we - ws) >= self.min_word_len
-        ws, we, wt = ws[long], we[long], wt[long]
-        lens = we - ws
-        pos = np.repeat(ws, lens) + ranges(lens)
-        letter = batch.letter[pos]
-        eligible = pos[letter]
-        owner = np.repeat(wt, lens)[letter]
+        ws, we = batch.words()
+        keep = ((we - ws) >= self.min_word_len) & ~batch.touches_protected(ws, we)
+        ws, we = ws[keep], we[keep]
+        inside = np.zeros(batch.cps.size + 1, np.int8)  # +1 from each word's start to its end (words are disjoint)
+        inside[ws] = 1
+        inside[we] = -1
+        eligible = np.flatnonzero(np.cumsum(inside[:-1], dtype=np.int8).view(bool) & batch.letter)
+        owner = batch.text_of(eligible, ordered=True)
         per_text = np.bincount(owner, minlength=n_texts)[:n_texts]
         k = np.minimum(np.maximum(self.minimum, np.round(self.rate * per_text).astype(np.int64)), per_text)
         if self.maximum is not None:
@@ -144,7 +145,7 @@ class CharNoise(Augmenter):
         chosen = self._choose(eligible, first, per_text, k, seed_arr)
         joined = self._apply(batch, chosen, seed_arr, eligible, first, we)
         out = batch.split(joined)
-        return [o if n > 0 and ok else None for o, n, ok in zip(out, k.tolist(), batch.usable, strict=True)]
+        return _edited_only(out, k > 0, batch)
 
     @staticmethod
     def _choose(
@@ -282,14 +283,36 @@ class CharNoise(Augmenter):
         ins = ops == "insert"
         dele = ops == "delete"
         if not (ins.any() or dele.any()):  # letters replaced in place: no text changes length
-            return cps.tobytes().decode("utf-32-le", "surrogatepass")
-        counts = np.ones(n, np.int64)
-        counts[pos[dele]] = 0
-        counts[pos[ins]] = 2
-        out = np.repeat(cps, counts)
-        if ins.any():
-            out[np.cumsum(counts)[pos[ins]] - 1] = near[ins].astype(np.uint32)
-        return out.tobytes().decode("utf-32-le", "surrogatepass")
+            return decode(cps)
+        out = _inserted(cps, pos[ins], near[ins].astype(np.uint32), pos[dele])
+        return decode(out)
+
+
+def _edited_only(out: list[Output], edited: np.ndarray, batch: TextBatch) -> list[Output]:
+    """``out`` with None for the texts not edited, and for those the batch could not use (empty in its join)."""
+    if not batch.all_usable:
+        edited = edited & np.array(batch.usable)
+    for i in np.flatnonzero(~edited).tolist():
+        out[i] = None
+    return out
+
+
+def _inserted(cps: np.ndarray, after: np.ndarray, new: np.ndarray, gone: np.ndarray) -> np.ndarray:
+    """``cps`` with ``new[k]`` put after position ``after[k]`` and the positions ``gone`` left out (both sorted,
+    disjoint): scattered through masks, several times faster than ``np.repeat`` with per-character counts."""
+    out = cps
+    if after.size:
+        out = np.empty(cps.size + after.size, cps.dtype)
+        at = after + np.arange(1, after.size + 1)
+        kept = np.ones(out.size, bool)
+        kept[at] = False
+        out[kept] = cps
+        out[at] = new
+    if gone.size:
+        kept = np.ones(out.size, bool)
+        kept[gone + np.searchsorted(after, gone)] = False  # each insertion before a gone letter moved it by one
+        out = out[kept]
+    return out
 
 
 class _UnitNoise(Augmenter):
@@ -359,6 +382,47 @@ def _blank_trim(flags: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tupl
     last = solid[np.append(gap[solid][1:] != gap[solid][:-1], True)] if solid.size else solid
     trim[gap[last]] = pos[last] + 1
     return blank, trim
+
+
+def _pieces(cps: np.ndarray, src: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """``cps[src[0] : src[0] + lens[0]]``, then the next piece, and so on, as one array: each character's source
+    position is a running sum of steps of one that jump where a piece starts, so the cost is a sum over the
+    characters and a step per piece (slicing a string per piece costs ~10x more per piece)."""
+    full = lens > 0
+    src, lens = src[full], lens[full]
+    if src.size == 0:
+        return cps[:0].copy()
+    step = np.ones(int(lens.sum()), np.int64)
+    step[0] = src[0]
+    step[np.cumsum(lens[:-1])] = src[1:] - (src[:-1] + lens[:-1]) + 1
+    return cps.take(np.cumsum(step))
+
+
+def _permuted(
+    cps: np.ndarray, f_start: np.ndarray, f_end: np.ndarray, perm: np.ndarray, moved: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The code points with each free unit ``moved[k]`` showing the text of unit ``perm[moved[k]]`` (units of one
+    text: lengths are kept per text), and where each moved slot's text starts in the result.
+
+    The result is pieces of the source: the stretches between moved slots shifted by the length changes before
+    them, and the moved units' texts. One source position per character is a running sum of steps of one that
+    jump at each piece, so the cost is a sum over the characters plus a step per moved slot, not per unit."""
+    slot_start = np.zeros(f_start.size, np.int64)
+    if moved.size == 0:
+        return cps.copy(), slot_start
+    src = f_start[perm[moved]]
+    new_len = f_end[perm[moved]] - src
+    shift = np.cumsum(new_len - (f_end[moved] - f_start[moved]))  # length change up to and with moved slot k
+    o_end = f_end[moved] + shift
+    o_start = o_end - new_len
+    slot_start[moved] = o_start
+    # pieces in output order: the stretch before the first moved slot, then each moved text and the stretch after
+    p_src = np.empty(2 * moved.size + 1, np.int64)
+    p_len = np.empty_like(p_src)
+    p_src[0], p_len[0] = 0, o_start[0]
+    p_src[1::2], p_len[1::2] = src, new_len
+    p_src[2::2], p_len[2::2] = f_end[moved], np.append(o_start[1:], cps.size) - o_end
+    return _pieces(cps, p_src, p_len), slot_start
 
 
 class WordNoise(_UnitNoise):
@@ -475,7 +539,7 @@ class WordNoise(_UnitNoise):
             k = np.minimum(k, self.maximum)
         k[per_text == 0] = 0
         f_start, f_len = starts[free], ends[free] - starts[free]
-        joined = batch.joined
+        cps = batch.cps
         perm = np.arange(free.size)  # free slot -> free unit whose text it shows
         done = np.zeros(n_texts, np.int64)
         seed_arr = seed_array(seeds)
@@ -506,33 +570,21 @@ class WordNoise(_UnitNoise):
             b = np.where(ok, b, a)
             pa, pb = perm[a], perm[b]
             same = ok & (f_len[pa] == f_len[pb])
-            for x in np.flatnonzero(same).tolist():  # equal length: compare the words themselves
-                sa, sb, n = int(f_start[pa[x]]), int(f_start[pb[x]]), int(f_len[pa[x]])
-                ok[x] = joined[sa : sa + n] != joined[sb : sb + n]
+            x = np.flatnonzero(same)  # equal length: compare the words themselves, letter by letter
+            if x.size:
+                n = f_len[pa[x]]
+                at = ranges(n)
+                differ = cps[np.repeat(f_start[pa[x]], n) + at] != cps[np.repeat(f_start[pb[x]], n) + at]
+                ok[x] = np.add.reduceat(differ, np.cumsum(n) - n)
             a, b, who = a[ok], b[ok], live[ok]
             perm[a], perm[b] = perm[b], perm[a]
             done[who] += 1
         # capitals: a sentence's first unit keeps its capital, the word moved away from there loses it
-        first_unit = np.ones(starts.size, bool)
-        first_unit[1:] = (owner[1:] != owner[:-1]) | (sid[1:] != sid[:-1])
-        heads = np.flatnonzero(first_unit[free] & (perm != np.arange(free.size)))
-        slot_start = np.empty(free.size + 1, np.int64)  # filled below: where each free slot's text lands
-        seg_start = np.empty(2 * starts.size + 1, np.int64)
-        seg_len = np.empty(2 * starts.size + 1, np.int64)
-        unit_src_s, unit_src_e = starts.copy(), ends.copy()
-        unit_src_s[free] = starts[free][perm]
-        unit_src_e[free] = ends[free][perm]
-        prev_end = np.concatenate(([0], ends))
-        seg_start[0 : 2 * starts.size : 2] = prev_end[:-1]
-        seg_len[0 : 2 * starts.size : 2] = starts - prev_end[:-1]
-        seg_start[1 : 2 * starts.size : 2] = unit_src_s
-        seg_len[1 : 2 * starts.size : 2] = unit_src_e - unit_src_s
-        seg_start[-1] = prev_end[-1]
-        seg_len[-1] = batch.cps.size - prev_end[-1]
-        out_off = np.concatenate(([0], np.cumsum(seg_len)[:-1]))
-        idx = np.repeat(seg_start - out_off, seg_len) + np.arange(int(seg_len.sum()))
-        out = batch.cps[idx] if idx.size else batch.cps[:0].copy()
-        slot_start[:-1] = out_off[1 : 2 * starts.size : 2][free]
+        moved = np.flatnonzero(perm != np.arange(free.size))  # free slots now showing another unit's text
+        u = free[moved]
+        before = np.maximum(u - 1, 0)
+        heads = moved[(u == 0) | (owner[u] != owner[before]) | (sid[u] != sid[before])]  # first unit of a sentence
+        out, slot_start = _permuted(batch.cps, starts[free], ends[free], perm, moved)
         if heads.size:
             f = batch.flags
             old_first = free[heads]  # the unit that used to open the sentence
@@ -551,8 +603,8 @@ class WordNoise(_UnitNoise):
             moved = inv[heads][title]  # where the old first word went
             q = slot_start[moved]
             out[q] = low[np.minimum(out[q], 0xFFFF)]
-        result = batch.split(out.tobytes().decode("utf-32-le", "surrogatepass"))
-        return [o if d > 0 and ok else None for o, d, ok in zip(result, done.tolist(), batch.usable, strict=True)]
+        result = batch.split(decode(out))
+        return _edited_only(result, done > 0, batch)
 
     def _delete_batch(self, texts: Sequence[str], seeds: Sequence[int], spans: Spans | None) -> list[Output]:
         """Delete-only noise for the whole batch, the same edits as the per-text walk (:meth:`_edit`): deletion
@@ -618,7 +670,6 @@ class WordNoise(_UnitNoise):
         # the output as slices of the joined batch, edits in order: up to each edit, then what it puts there
         # (a run: its kept right part; a capital: its upper-case letter, appended after the batch)
         j = batch.joined
-        source = j + "".join(map(chr, cap_to.tolist()))
         order = np.argsort(np.concatenate((left_s, cap_at)), kind="stable")
         cut = np.concatenate((keep_left, cap_at))[order]
         put_s = np.concatenate((right_s, len(j) + np.arange(cap_at.size)))[order]
@@ -628,11 +679,10 @@ class WordNoise(_UnitNoise):
         slice_e = np.empty(2 * order.size + 1, np.int64)
         slice_s[0::2], slice_s[1::2] = np.concatenate(([0], resume)), put_s
         slice_e[0::2], slice_e[1::2] = np.append(cut, len(j)), put_e
-        pieces = [source[x:y] for x, y in zip(slice_s.tolist(), slice_e.tolist(), strict=True)]
+        kept = _pieces(np.concatenate((batch.cps, cap_to)), slice_s, slice_e - slice_s)
         edited = np.zeros(n_texts, bool)
         edited[rows] = True
-        edited &= batch.usable  # an unusable text is empty in the join: nothing of it was edited
-        out: list[Output] = [r if e else None for r, e in zip("".join(pieces).split(SEP), edited.tolist(), strict=True)]
+        out = _edited_only(decode(kept).split(SEP), edited, batch)
         for r in redo:
             slots = unit_slots(self.batch([texts[r]], [batch.spans(r)]))[0]
             out[r] = None if slots is None else self._edit(texts[r], slots, seeds[r])

@@ -22,7 +22,10 @@ Characters above U+FFFF (emoji) count as punctuation: never a word, never edited
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -150,11 +153,9 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Starts and ends of the True runs of a bool array."""
     if mask.size == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    edges = np.flatnonzero(mask[1:] != mask[:-1]) + 1
-    if mask[0]:
-        edges = np.concatenate(([0], edges))
-    if mask[-1]:
-        edges = np.append(edges, mask.size)
+    padded = np.zeros(mask.size + 2, bool)  # False at both ends: every run has a start and an end edge
+    padded[1:-1] = mask
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
     return edges[0::2], edges[1::2]
 
 
@@ -175,7 +176,8 @@ _LAST_SHAPE = _LETTER_INDEX.astype(np.int16) * np.int16(16)
 
 def _shape(bmp: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """A word's shape: first letter, last letter (a-z or other) and length (capped at 15), as one index."""
-    return _FIRST_SHAPE[bmp[starts]] + _LAST_SHAPE[bmp[ends - 1]] + np.minimum(ends - starts, 15)
+    # take: indexing a table with uint32 code points costs twice as much (a cast to intp first)
+    return _FIRST_SHAPE.take(bmp.take(starts)) + _LAST_SHAPE.take(bmp.take(ends - 1)) + np.minimum(ends - starts, 15)
 
 
 @cache
@@ -192,6 +194,19 @@ def _shape_table() -> np.ndarray:
     wanted = (own & ~np.uint16(W_STOP | W_CONNECTOR | W_CLOCK_LINK | W_I | W_TITLE | W_DAY_MODIFIER)) > 0
     table[_shape(np.minimum(cps, 0xFFFF), starts[wanted], (starts + lens)[wanted])] = True
     return table
+
+
+@cache
+def keep_heap_pad() -> None:
+    """Keep 16 MB of freed heap for the next batch (glibc's ``M_TOP_PAD``) rather than returning it to the OS.
+
+    A batch's arrays, a few hundred KB each, are freed when it ends; glibc trimmed the heap back each time, so
+    every batch page-faulted the same memory in again (~10% of a character or word edit on 1,000 short texts).
+    ``tuneprep.runner.release_memory`` still hands all of it back between steps.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # not glibc (musl)
+            ctypes.CDLL("libc.so.6").mallopt(-2, 16 << 20)  # M_TOP_PAD
 
 
 def running_count(mask: np.ndarray) -> np.ndarray:
@@ -325,7 +340,7 @@ def _python_key(w: str) -> int | None:
 
 def lowered(bmp: np.ndarray) -> np.ndarray:
     """Lower-cased code points, plus one (so no character weighs zero), as the word hash reads them."""
-    return _lowered_table()[bmp]
+    return _lowered_table().take(bmp)
 
 
 @cache
@@ -491,21 +506,27 @@ class TextBatch:
         pairs: KeySet | None = None,
         collect: bool = False,
     ) -> None:
+        keep_heap_pad()
         self.texts = list(texts)
         self.joined = SEP.join(self.texts)
-        if self.joined.count(SEP) == max(len(self.texts) - 1, 0):  # no text holds a NUL: all usable
+        self.cps = np.frombuffer(self.joined.encode("utf-32-le", "surrogatepass"), np.uint32)
+        seps = np.flatnonzero(self.cps == 0)
+        self.all_usable = seps.size == max(len(self.texts) - 1, 0)  # no text holds a NUL
+        if self.all_usable:  # the texts are bounded by the separators
             self.usable = [True] * len(self.texts)
-            parts = self.texts
+            self.starts = np.concatenate(([0], seps + 1)) if self.texts else seps
+            self.ends = np.append(seps, self.cps.size) if self.texts else seps
         else:
             self.usable = [SEP not in t for t in self.texts]
             parts = [t if ok else "" for t, ok in zip(self.texts, self.usable, strict=True)]
             self.joined = SEP.join(parts)
-        lengths = np.fromiter(map(len, parts), np.int64, len(parts))
-        self.starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1])).astype(np.int64) if parts else lengths
-        self.ends = self.starts + lengths
-        self.cps = np.frombuffer(self.joined.encode("utf-32-le", "surrogatepass"), np.uint32)
-        self._bmp = np.minimum(self.cps, 0xFFFF)  # U+FFFF and above: no class at all
-        self.flags = classes()[self._bmp]
+            lengths = np.fromiter(map(len, parts), np.int64, len(parts))
+            self.starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1])).astype(np.int64)
+            self.ends = self.starts + lengths
+            self.cps = np.frombuffer(self.joined.encode("utf-32-le", "surrogatepass"), np.uint32)
+        # U+FFFF and above: no class at all
+        self._bmp = self.cps if self.joined.isascii() else np.minimum(self.cps, 0xFFFF)
+        self.flags = classes().take(self._bmp)  # take: twice as fast as indexing with uint32
         self.letter = (self.flags & LETTER) > 0
         self._words: tuple[np.ndarray, np.ndarray] | None = None
         self._marks: np.ndarray | None = None
@@ -548,8 +569,8 @@ class TextBatch:
     def text_of(self, positions: np.ndarray, ordered: bool = False) -> np.ndarray:
         """Index of the text each global position falls in; ``ordered`` positions (ascending) take a faster path."""
         if ordered and positions.ndim == 1:
-            first = np.searchsorted(positions, self.starts[1:])
-            return np.repeat(np.arange(len(self.texts)), np.diff(first, prepend=0, append=positions.size))
+            first = np.searchsorted(positions, self.starts[1:])  # where each text after the first begins
+            return np.cumsum(np.bincount(first, minlength=positions.size + 1)[: positions.size])
         return np.searchsorted(self.starts, positions, side="right") - 1
 
     # --- protected spans ----------------------------------------------------------------------
@@ -569,8 +590,8 @@ class TextBatch:
         word = (f & WORD) > 0
         digit = (f & DIGIT) > 0
         rs, re_ = _runs(word)
-        digits_before = np.concatenate(([0], running_count(digit)))
-        numeric = digits_before[re_] > digits_before[rs]
+        numeric = np.zeros(rs.size, bool)  # the \w runs that hold a digit (every digit is \w)
+        numeric[np.searchsorted(rs, np.flatnonzero(digit), side="right") - 1] = True
         num_idx = np.flatnonzero(numeric)
         starts, ends = rs[num_idx], re_[num_idx]
         opens, closes = [starts], [ends]
@@ -670,16 +691,14 @@ class TextBatch:
         if not (rules.numbers or rules.times or rules.names or rules.negations or use_keys or use_pairs or use_echo):
             return empty, empty
         ws, we = self.words()
-        # "oz" of "12oz" belongs to its number: a word glued to other \\w characters, in a run with a digit
-        f = self.flags
-        glued_w = np.flatnonzero(
-            ((f[np.maximum(ws - 1, 0)] & WORD) > 0) & (ws > 0) | ((f[np.minimum(we, f.size - 1)] & WORD) > 0)
-        )
-        if glued_w.size and num_s.size:
-            inside = glued_w[_touches(num_s, num_e, ws[glued_w], we[glued_w])]
-            if inside.size:
+        # "oz" of "12oz" belongs to its number: a word inside a \\w run with a digit (a word that touches one is
+        # glued to its other \\w characters: a word alone in its \\w runs holds no digit)
+        if num_s.size:
+            lo = np.searchsorted(we, num_s, side="right")  # the words that overlap each number run
+            n_in = np.searchsorted(ws, num_e) - lo
+            if n_in.any():
                 keep = np.ones(ws.size, bool)
-                keep[inside] = False
+                keep[np.repeat(lo, n_in) + ranges(n_in)] = False
                 ws, we = ws[keep], we[keep]
         # token stream: words and numbers, both sorted and disjoint, merged by position
         total = ws.size + num_s.size
@@ -700,30 +719,38 @@ class TextBatch:
         glued = one_space | (gap == 0) | ((gap == 1) & (gap_char == ord("-")))  # "12 oz", "12-oz"
         # Word keys: every word for the corpus and echo rules; otherwise only the words that may be of a
         # closed class other than stop words (by first and last letter and length), then the words after
-        # a number (is the counted word a stop word?).
+        # a number (is the counted word a stop word?). Every number word, quantifier, negation, clock or day
+        # word is then among ``known``: the rules below scan those, not every token.
         key = np.zeros(total, np.uint64)
         cls = np.zeros(total, np.uint16)
         sums = None
+        last = total - 1
         if use_keys or use_echo or use_pairs or self._collect:
             sums = segment_sums(self._bmp, ws, we)
             key[at_w] = finish_key(sums, we - ws)
             cls[at_w] = classify(key[at_w])
+            known = at_w
         else:
-            maybe = at_w[self._closed_class_shape(ws, we)]
-            self._classify_tokens(maybe, ts, te, key, cls)
-            number = ~is_word | ((cls & W_NUMBER) > 0)
-            after = np.flatnonzero(number[:-1] & glued[:-1] & is_word[1:]) + 1
-            after = after[key[after] == 0]
-            self._classify_tokens(after, ts, te, key, cls)
-        number_word = (cls & W_NUMBER) > 0
-        number = ~is_word | number_word
-        count = number_word.copy()
-        count[at_n] = num_count
-        last = total - 1
-        # Rules over index sets (numbers, capitalised words…): a few percent of the tokens each.
-        nums = np.flatnonzero(number)
+            known = at_w[self._closed_class_shape(ws, we)]
+            self._classify_tokens(known, ts, te, key, cls)
+        known_cls = cls[known]
+
+        def having(bits: int) -> np.ndarray:
+            return known[(known_cls & bits) > 0]
+
+        number_words = having(W_NUMBER)
+        number = ~is_word
+        number[number_words] = True
+        nums = np.sort(np.concatenate((at_n, number_words)))
         nums_next = nums[nums < last]
         nxt = nums_next + 1
+        if not (use_keys or use_echo or use_pairs or self._collect):
+            after = nxt[glued[nums_next] & is_word[nxt]]
+            self._classify_tokens(after[key[after] == 0], ts, te, key, cls)
+        count = np.zeros(total, bool)
+        count[number_words] = True
+        count[at_n] = num_count
+        # Rules over index sets (numbers, capitalised words…): a few percent of the tokens each.
         opens: list[np.ndarray] = []
         closes: list[np.ndarray] = []
 
@@ -732,24 +759,27 @@ class TextBatch:
             closes.append(te[first if end_token is None else end_token])
 
         if rules.numbers:
-            add(np.flatnonzero(number_word))
+            add(number_words)
             counted = count[nums_next] & glued[nums_next] & is_word[nxt] & ((cls[nxt] & W_STOP) == 0) & ~number[nxt]
             add(nums_next[counted], nxt[counted])  # "two mochas", "12 oz", "4 people"
             self._terms += [ts[nxt[counted]], te[nxt[counted]]]
-            amounts = np.flatnonzero((cls[:last] & W_QUANTIFIER) > 0)
+            amounts = having(W_QUANTIFIER)
+            amounts = amounts[amounts < last]
             amounts = amounts[glued[amounts] & is_word[amounts + 1] & ((cls[amounts + 1] & (W_STOP | W_NUMBER)) == 0)]
             if amounts.size:  # the next word's class may not be known yet: is it a stop word?
                 self._classify_tokens(amounts[key[amounts + 1] == 0] + 1, ts, te, key, cls)
                 amounts = amounts[(cls[amounts + 1] & W_STOP) == 0]
             add(amounts, amounts + 1)  # "extra foam", "whole milk", "no sugar"
         if rules.negations:
-            add(np.flatnonzero((cls & W_NEGATION) > 0))
+            add(having(W_NEGATION))
             add(self._contractions(ts, te, is_word))
         if rules.times:
-            add(np.flatnonzero((cls & (W_CLOCK | W_DAY)) > 0))
-            days = np.flatnonzero(((cls[:last] & W_DAY) > 0) & one_space[:last] & ((cls[1:] & W_DAY_PART) > 0))
+            add(having(W_CLOCK | W_DAY))
+            day = having(W_DAY)
+            days = day[day < last]
+            days = days[one_space[days] & ((cls[days + 1] & W_DAY_PART) > 0)]
             add(days, days + 1)  # "tomorrow morning"
-            days = np.flatnonzero((cls[1:] & W_DAY) > 0)  # the token before a day: "next Tuesday"
+            days = day[day >= 1] - 1  # the token before a day: "next Tuesday"
             days = days[one_space[days] & is_word[days]]
             self._classify_tokens(days[key[days] == 0], ts, te, key, cls)
             days = days[(cls[days] & W_DAY_MODIFIER) > 0]
@@ -765,7 +795,8 @@ class TextBatch:
                 opens.append(ts[k])
                 closes.append(end + (cps[np.minimum(end, cps.size - 1)] == ord(".")))
             # "quarter to 12", "half past six", "twenty to five"
-            heads = np.flatnonzero(number | ((cls & W_CLOCK_HEAD) > 0))
+            clock_heads = having(W_CLOCK_HEAD)
+            heads = np.union1d(nums, clock_heads) if clock_heads.size else nums
             heads = heads[(heads + 2 <= last)]
             heads = heads[one_space[heads] & one_space[heads + 1] & is_word[heads + 1]]
             tail = heads + 2
@@ -893,11 +924,14 @@ class TextBatch:
         gap2 = caps[1:][(caps[1:] == caps[:-1] + 2) & one_space[caps[:-1]] & one_space[caps[:-1] + 1]] - 1
         self._classify_tokens(gap2[key[gap2] == 0], ts, te, key, cls)
         conn = gap2[(cls[gap2] & W_CONNECTOR) > 0]
-        in_run = np.zeros(ts.size, np.int8)
-        in_run[caps] = 1
-        in_run[conn] = 2
-        member = np.flatnonzero(in_run)
-        is_cap = in_run[member] == 1
+        if conn.size:
+            in_run = np.zeros(ts.size, np.int8)
+            in_run[caps] = 1
+            in_run[conn] = 2
+            member = np.flatnonzero(in_run)
+            is_cap = in_run[member] == 1
+        else:
+            member, is_cap = caps, np.ones(caps.size, bool)
         join = (member[1:] == member[:-1] + 1) & one_space[member[:-1]]
         run = np.concatenate(([0], running_count(~join)))
         initial = self._initial_tokens(member, ts, te, key, cls, fmt_s, fmt_e)
@@ -930,7 +964,10 @@ class TextBatch:
             self._classify_tokens(short[key[short] == 0], ts, te, key, cls)
             titles = te[short[(cls[short] & W_TITLE) > 0]]
             if titles.size:
-                marks = np.setdiff1d(marks, titles, assume_unique=True)
+                at = np.searchsorted(marks, titles).clip(max=marks.size - 1)
+                keep = np.ones(marks.size, bool)
+                keep[at[marks[at] == titles]] = False  # not the dot of a title
+                marks = marks[keep]
         prev_end = np.where(idx > 0, te[np.maximum(idx - 1, 0)], 0)
         initial = np.searchsorted(marks, ts[idx]) > np.searchsorted(marks, prev_end)
         first = np.zeros(ts.size + 1, bool)
@@ -976,18 +1013,27 @@ class TextBatch:
         j, n = self.joined, len(self.joined)
         f = self.flags
         spans: list[Span] = []
-        for key in ("://", "www."):
-            p = j.find(key)
-            while p != -1:
+        # URLs start at a scheme before "://" or at "www.": found from the colons (a one-character find runs at
+        # memchr speed, "://" at a tenth of it) and the dots (in numpy).
+        url_starts = []
+        p = j.find(":")
+        while p != -1:
+            if j.startswith("//", p + 1):
                 start = p
-                if key == "://":
-                    while start > 0 and j[start - 1].isalpha():
-                        start -= 1
-                if j.startswith(_URL_STARTS, start):
-                    m = _URL.match(j, start)
-                    if m:
-                        spans.append(m.span())
-                p = j.find(key, p + 1)
+                while start > 0 and j[start - 1].isalpha():
+                    start -= 1
+                url_starts.append(start)
+            p = j.find(":", p + 1)
+        cps = self.cps
+        dots = np.flatnonzero(cps == ord("."))
+        dots = dots[dots >= 3]
+        www = ord("w")
+        url_starts += (dots[(cps[dots - 1] == www) & (cps[dots - 2] == www) & (cps[dots - 3] == www)] - 3).tolist()
+        for start in url_starts:
+            if j.startswith(_URL_STARTS, start):
+                m = _URL.match(j, start)
+                if m:
+                    spans.append(m.span())
         anchors = np.flatnonzero((f & ANCHOR) > 0)
         if anchors.size:
             ats = anchors[self.cps[anchors] == ord("@")]
@@ -1011,13 +1057,12 @@ class TextBatch:
                     m = _PLACEHOLDER.match(j, p)
                 if m:
                     spans.append(m.span())
-            # "${name}": the dollar is not an anchor (prices are common), look for "${" directly.
-            p = j.find("${")
-            while p != -1:
+            # "${name}": the dollar is not an anchor (prices are common), its brace is.
+            braces = anchors[(self.cps[anchors] == ord("{")) & (anchors >= 1)]
+            for p in (braces[self.cps[braces - 1] == ord("$")] - 1).tolist():
                 m = _PLACEHOLDER.match(j, p)
                 if m:
                     spans.append(m.span())
-                p = j.find("${", p + 1)
         # Capitalised codes: an upper-case run followed by a hyphen (NW-48213, NW-BROOKSIDE-FILTER).
         if n > 1:
             hyphens = np.flatnonzero(self.cps == ord("-"))
@@ -1190,6 +1235,8 @@ class TextBatch:
     def split(self, joined: str) -> list[str]:
         """Undo the join on an edited copy of ``joined``; unusable texts come back unchanged."""
         parts = joined.split(SEP)
+        if self.all_usable:
+            return parts
         return [p if ok else t for p, t, ok in zip(parts, self.texts, self.usable, strict=True)]
 
 
@@ -1312,6 +1359,13 @@ def mix64(x: np.ndarray) -> np.ndarray:
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         return x ^ (x >> np.uint64(31))
+
+
+def decode(cps: np.ndarray) -> str:
+    """Code points back to a str: through one byte each when all are Latin-1 (~3x faster than UTF-32)."""
+    if cps.size and int(cps.max()) < 0x100:
+        return cps.astype(np.uint8).tobytes().decode("latin-1")
+    return cps.tobytes().decode("utf-32-le", "surrogatepass")
 
 
 def seed_array(seeds: Sequence[int]) -> np.ndarray:

@@ -31,9 +31,10 @@ from augment import (
     protected_spans,
     seed_for,
 )
-from augment.base import unit_slots
-from augment.noise import KEYBOARD
+from augment.base import seeds_for, unit_slots
+from augment.noise import KEYBOARD, _inserted, _pieces
 from augment.resources import DEBIAN_WORDNET, WordNetUnavailable, copy_debian_wordnet, lexnames_text
+from augment.text import decode
 from tuneprep.records import SCHEMA, make_records
 
 PROTECTED_TEXT = (
@@ -92,6 +93,12 @@ def test_seed_for_is_stable_and_distinct() -> None:
     others.add(seed_for("abc", 0, "synonym", variant=1))
     assert seed_for("abc", 0, "synonym") not in others and len(others) == 4
     assert seed_for("abc", 0, "synonym") == 3312423753520684852  # xxh3, not Python's salted hash()
+
+
+def test_seeds_for_equals_seed_for_on_any_record_id() -> None:
+    """seeds_for hashes the str directly; an id xxhash cannot encode (a lone surrogate) takes the encoded path."""
+    ids = ["abc", "é", "😀", "\ud800lone", ""]
+    assert seeds_for(ids, 3, "word_noise") == [seed_for(i, 3, "word_noise") for i in ids]
 
 
 def test_protected_spans_cover_facts() -> None:
@@ -410,6 +417,29 @@ def test_word_delete_batch_equals_the_walk() -> None:
         slots = unit_slots(aug.batch(texts))
         walk = [aug._edit(t, sl, s) if sl is not None else None for t, sl, s in zip(texts, slots, seeds, strict=True)]
         assert fast == walk
+
+
+def test_rebuild_helpers_match_plain_string_edits() -> None:
+    """The numpy rebuilds of swap, delete and char noise against slicing the string."""
+    import numpy as np
+
+    rng = random.Random(5)
+    text = "".join(rng.choice("abcdefghij €ü") for _ in range(300))
+    cps = np.frombuffer(text.encode("utf-32-le"), np.uint32)
+    assert decode(cps) == text and decode(cps[:0]) == "" and decode(np.array([0x41, 0x1F600], np.uint32)) == "A😀"
+    src = np.array([rng.randrange(300) for _ in range(40)], np.int64)
+    lens = np.array([rng.randrange(0, 301 - s) if rng.random() < 0.8 else 0 for s in src.tolist()], np.int64)
+    expected = "".join(text[s : s + n] for s, n in zip(src.tolist(), lens.tolist(), strict=True))
+    assert decode(_pieces(cps, src, lens)) == expected
+    chosen = sorted(rng.sample(range(300), 60))
+    after, gone = np.array(chosen[::2], np.int64), np.array(chosen[1::2], np.int64)
+    new = np.array([ord(rng.choice("XYZ")) for _ in chosen[::2]], np.uint32)
+    put = dict(zip(after.tolist(), map(chr, new.tolist()), strict=True))
+    expected = "".join(("" if i in set(gone.tolist()) else c) + put.get(i, "") for i, c in enumerate(text))
+    assert decode(_inserted(cps, after, new, gone)) == expected
+    assert decode(_inserted(cps, after[:0], new[:0], gone)) == "".join(
+        c for i, c in enumerate(text) if i not in set(gone.tolist())
+    )
 
 
 def test_word_noise_inserts_synonyms(synonym) -> None:

@@ -113,6 +113,24 @@ def test_batch_spans_match_the_reference_regex() -> None:
             assert batch.spans(i) == reference_spans(text, many), text
 
 
+def test_urls_and_dollar_placeholders_match_the_reference_regex() -> None:
+    """URLs are found from the colons and the dots, "${" from its brace: wherever they sit in a text."""
+    texts = [
+        "http://a.b/c",
+        "see https://x.org/p?q=1. now",
+        "ftp://f.g and www.h.i, then http://www.j.k/l",
+        "HTTP://UP.PER",
+        "wwww.four.dots awww.x.y www.",
+        "a${b} $${c} ${d ${e}",
+        "://",
+        "mailto:x@y.z at 10:30, a:b//c",
+        "www.x.com",
+    ]
+    batch = TextBatch(texts, rules=FORMAT_ONLY)
+    for i, text in enumerate(texts):
+        assert batch.spans(i) == reference_spans(text), text
+
+
 def test_edit_count_clamps() -> None:
     assert edit_count(20, 0.1) == 2 and edit_count(3, 0.1) == 1 and edit_count(3, 0.1, minimum=0) == 0
     assert edit_count(100, 0.5, maximum=7) == 7 and edit_count(2, 0.9, minimum=5) == 2
