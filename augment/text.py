@@ -22,10 +22,7 @@ Characters above U+FFFF (emoji) count as punctuation: never a word, never edited
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -197,18 +194,6 @@ def _shape_table() -> np.ndarray:
 
 
 @cache
-def keep_heap_pad() -> None:
-    """Keep 16 MB of freed heap for the next batch (glibc's ``M_TOP_PAD``) rather than returning it to the OS.
-
-    A batch's arrays, a few hundred KB each, are freed when it ends; glibc trimmed the heap back each time, so
-    every batch page-faulted the same memory in again (~10% of a character or word edit on 1,000 short texts).
-    ``tuneprep.runner.release_memory`` still hands all of it back between steps.
-    """
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # not glibc (musl)
-            ctypes.CDLL("libc.so.6").mallopt(-2, 16 << 20)  # M_TOP_PAD
-
-
 def running_count(mask: np.ndarray) -> np.ndarray:
     """``np.cumsum`` of a bool array, ~15x faster: numpy accumulates bools into int64 through a slow cast."""
     return np.cumsum(mask.view(np.int8), dtype=np.int32)
@@ -506,7 +491,6 @@ class TextBatch:
         pairs: KeySet | None = None,
         collect: bool = False,
     ) -> None:
-        keep_heap_pad()
         self.texts = list(texts)
         self.joined = SEP.join(self.texts)
         self.cps = np.frombuffer(self.joined.encode("utf-32-le", "surrogatepass"), np.uint32)
