@@ -193,7 +193,6 @@ def _shape_table() -> np.ndarray:
     return table
 
 
-@cache
 def running_count(mask: np.ndarray) -> np.ndarray:
     """``np.cumsum`` of a bool array, ~15x faster: numpy accumulates bools into int64 through a slow cast."""
     return np.cumsum(mask.view(np.int8), dtype=np.int32)
