@@ -28,6 +28,9 @@ Sides, each in its own process, timed from the first read to the last write (imp
   ``tokenizer.pretrained`` set to the shared tokenizer: main-text extraction, normalisation, PII redaction,
   length and quality filters, exact and MinHash near dedup, tokenization into windows, Arrow shards — and
   the work datatrove's pipeline does not do: split, decontamination, manifest and dropped-record files.
+  Its pages are extracted by its default two worker processes (``clean.html.workers``) while the main one
+  waits, so it uses up to two cores there where datatrove's one worker uses one: the docs-per-CPU-second
+  ratio is the like-for-like figure.
 - ``tuneprep-train`` (a second row): the same but with the default ``tokenizer`` settings, so it trains its
   own SentencePiece model on the train split first, as ``tuneprep prepare`` does out of the box.
 
