@@ -96,7 +96,7 @@ def test_seed_for_is_stable_and_distinct() -> None:
 
 
 def test_seeds_for_equals_seed_for_on_any_record_id() -> None:
-    """seeds_for hashes the str directly; an id xxhash cannot encode (a lone surrogate) takes the encoded path."""
+    """seeds_for encodes the shared prefix once per call; a lone surrogate is hashed as seed_for hashes it."""
     ids = ["abc", "é", "😀", "\ud800lone", ""]
     assert seeds_for(ids, 3, "word_noise") == [seed_for(i, 3, "word_noise") for i in ids]
 
