@@ -483,8 +483,9 @@ class PagePool:
         self.timeout_s = timeout_s
         self.workers = [PageWorker(cfg) for _ in range(max(1, workers))]
 
-    def start(self, n: int = 1) -> None:
-        for worker in self.workers[:n]:
+    def start(self) -> None:
+        """Spawn every worker now, without waiting for them (see ``PageWorker.start``)."""
+        for worker in self.workers:
             worker.start()
 
     def extract(self, pages: list[str]) -> list[tuple[str, str]]:
@@ -580,7 +581,7 @@ class StripHtml(Stage):
     def __init__(self, cfg: HtmlConfig | None = None) -> None:
         self.cfg = cfg or HtmlConfig()
         timeout = self.cfg.timeout_s
-        self.worker = PagePool(self.cfg, timeout, self.cfg.workers) if timeout is not None else None
+        self.pool = PagePool(self.cfg, timeout, self.cfg.workers) if timeout is not None else None
         self.fallbacks: Counter = Counter()
         self.worker_error: str | None = None
 
@@ -604,13 +605,13 @@ class StripHtml(Stage):
         """Each page's text, and why it came from the fallback (None when the configured extractor made it)."""
         out = [self._bounded(p) for p in pages]
         todo = [i for i, o in enumerate(out) if o is None]
-        if self.worker is not None and todo:
+        if self.pool is not None and todo:
             try:
-                results = self.worker.extract([pages[i] for i in todo])
+                results = self.pool.extract([pages[i] for i in todo])
             except WorkerUnavailable as e:  # e.g. a script without a __main__ guard cannot spawn: no time limit then
                 self.worker_error = f"{e}; pages extracted in-process, without the time limit"
-                self.worker.close()
-                self.worker = None
+                self.pool.close()
+                self.pool = None
             else:
                 for i, (status, text) in zip(todo, results, strict=True):
                     out[i] = (text, None) if status == "ok" else (plain_text(pages[i]), status)
@@ -655,8 +656,8 @@ class StripHtml(Stage):
 
     def warm_up(self) -> None:
         """Start the extraction workers now, ahead of the first pages (for a caller that knows pages will come)."""
-        if self.worker is not None:
-            self.worker.start(len(self.worker.workers))
+        if self.pool is not None:
+            self.pool.start()
 
     def summary(self) -> dict:
         out: dict = {"fallback": dict(self.fallbacks)} if self.fallbacks else {}
@@ -665,6 +666,6 @@ class StripHtml(Stage):
         return out
 
     def close(self) -> None:
-        """Stop the extraction worker, if one was started."""
-        if self.worker is not None:
-            self.worker.close()
+        """Stop the extraction workers, if any were started."""
+        if self.pool is not None:
+            self.pool.close()

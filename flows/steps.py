@@ -182,7 +182,7 @@ def clean_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log =
     folder = part_dir(paths, "clean", part)
     stages = clean_stages(cfg.clean)
     if _has_html(paths.stage_file("loaded"), part):
-        for stage in stages:  # the HTML worker starts while the text records ahead of the pages are cleaned
+        for stage in stages:  # the HTML workers start while the text records ahead of the pages are cleaned
             stage.warm_up()
     try:
         stats = run_stages(

@@ -144,7 +144,7 @@ def test_a_page_over_the_time_limit_is_stopped_in_its_worker():
         assert out.kept["text"].to_list() == ["nested text", "Title\n\nA real paragraph of article text to keep."]
         assert stage.summary() == {"fallback": {"timeout": 2}}
         stage.cfg = HtmlConfig(timeout_s=30)
-        stage.worker.timeout_s = 30  # a fresh worker after the kill: pages extract normally again
+        stage.pool.timeout_s = 30  # a fresh worker after the kill: pages extract normally again
         assert stage(_html_batch([NORMAL_PAGE])).kept["text"][0] == "Title\n\nA real paragraph of article text to keep."
     finally:
         stage.close()
@@ -165,7 +165,7 @@ def test_pages_spread_over_several_workers_come_back_in_order_with_the_in_proces
         out = pooled(_html_batch(pages))
         assert out.kept["text"].to_list() == alone.kept["text"].to_list()
         assert out.kept["text"][4].startswith("Title 4") and out.dropped.height == alone.dropped.height == 1
-        assert sum(w.proc is not None for w in pooled.worker.workers) == 3
+        assert sum(w.proc is not None for w in pooled.pool.workers) == 3
     finally:
         pooled.close()
 
@@ -180,7 +180,7 @@ def test_pages_are_extracted_in_process_when_no_worker_can_start(monkeypatch):
     stage = html.StripHtml(HtmlConfig(timeout_s=30))
     out = stage(_html_batch([NORMAL_PAGE, NORMAL_PAGE]))
     assert out.kept["text"].to_list() == ["Title\n\nA real paragraph of article text to keep."] * 2
-    assert "in-process" in stage.summary()["worker"] and stage.worker is None
+    assert "in-process" in stage.summary()["worker"] and stage.pool is None
 
 
 def test_an_extractor_error_on_one_page_falls_back(monkeypatch):
