@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import numpy as np
@@ -249,26 +250,28 @@ class PIIConfig(Settings):
     )
 
 
-def _fp_fn_areas(threshold: float, bands: int, rows: int, grid: int = 1001) -> tuple[float, float]:
+def _fp_fn_areas(
+    threshold: float, bands: np.ndarray, rows: np.ndarray, grid: int = 1001
+) -> tuple[np.ndarray, np.ndarray]:
+    """False-positive and false-negative areas of each (bands, rows) pair, by the trapezoid rule on ``grid`` points."""
     s_lo = np.linspace(0.0, threshold, grid)
     s_hi = np.linspace(threshold, 1.0, grid)
-    p_lo = 1.0 - (1.0 - s_lo**rows) ** bands
-    p_hi = (1.0 - s_hi**rows) ** bands
-    return float(np.trapezoid(p_lo, s_lo)), float(np.trapezoid(p_hi, s_hi))
+    b, r = bands[:, None].astype(np.float64), rows[:, None].astype(np.float64)
+    p_lo = 1.0 - (1.0 - s_lo**r) ** b
+    p_hi = (1.0 - s_hi**r) ** b
+    return np.trapezoid(p_lo, s_lo, axis=1), np.trapezoid(p_hi, s_hi, axis=1)
 
 
+@functools.cache
 def optimal_bands(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5) -> tuple[int, int]:
-    """(bands, rows) minimising weighted false-positive and false-negative areas, as datasketch's `_optimal_param`."""
+    """(bands, rows) minimising weighted false-positive and false-negative areas, as datasketch's `_optimal_param`
+    (the first pair in its search order wins a tie)."""
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-    best, best_err = (1, num_perm), float("inf")
-    for b in range(1, num_perm + 1):
-        for r in range(1, num_perm // b + 1):
-            fp, fn = _fp_fn_areas(threshold, b, r)
-            err = fp * fp_weight + fn * fn_weight
-            if err < best_err:
-                best, best_err = (b, r), err
-    return best
+    pairs = np.array([(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)], np.int64)
+    fp, fn = _fp_fn_areas(threshold, pairs[:, 0], pairs[:, 1])
+    best = int(np.argmin(fp * fp_weight + fn * fn_weight))
+    return int(pairs[best, 0]), int(pairs[best, 1])
 
 
 class SemanticDedupConfig(Settings):

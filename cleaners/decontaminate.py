@@ -195,6 +195,7 @@ class Decontaminator(Stage):
         splits: Sequence[str] | None = None,
         workdir: Path | None = None,
         partitions: int = 256,
+        spill_bytes: int = 64 << 20,
     ) -> None:
         if partitions < 1 or partitions & (partitions - 1) or partitions > 1 << 16:
             raise ValueError(f"partitions must be a power of two up to 65536, got {partitions}")
@@ -211,6 +212,13 @@ class Decontaminator(Stage):
             shutil.rmtree(self.workdir, ignore_errors=True)
         self._dir: Path | None = None
         self._remove_dir: Callable[[], object] | None = None
+        # n-gram rows wait in memory and go to the partition files only past ``spill_bytes`` (a small corpus
+        # never touches the disk; appending each batch to 256 files cost more than the join)
+        self.spill_bytes = spill_bytes
+        self._pending: dict[str, list[np.ndarray]] = {}
+        self._pending_bytes = 0
+        self._spilled: set[str] = set()
+        self._in_memory: dict[str, tuple[np.ndarray, dict[int, slice]]] = {}  # side -> rows by partition
         self.train_counted: int | None = None  # train records seen by count_train; None = never called
         self._train_seen = 0  # train records seen by process
         self._finalized = False
@@ -253,6 +261,9 @@ class Decontaminator(Stage):
 
     def close(self) -> None:
         """Remove the partition files; summary figures and found hits stay."""
+        self._pending.clear()
+        self._pending_bytes = 0
+        self._in_memory.clear()
         if self._remove_dir is not None:
             self._remove_dir()
         self._closed = True
@@ -271,19 +282,55 @@ class Decontaminator(Stage):
         return order, [(p, slice(starts[p], ends[p])) for p in np.flatnonzero(ends - starts).tolist()]
 
     def _append(self, side: str, grams: np.ndarray, doc: np.ndarray) -> None:
-        """Append (n-gram, doc) rows to the partition files of ``side``, keeping their order within a partition."""
+        """Queue (n-gram, doc) rows of ``side``; past ``spill_bytes`` in all, the queues go to the partition files
+        (appended: a partition keeps its rows' order)."""
         if not grams.size:
             return
-        order, parts = self._split(grams)
         rec = np.empty(grams.size, _REC)
-        rec["gram"], rec["doc"] = grams[order], doc[order]
+        rec["gram"], rec["doc"] = grams, doc
+        self._pending.setdefault(side, []).append(rec)
+        self._pending_bytes += rec.nbytes
+        if self._pending_bytes > self.spill_bytes:
+            for name in list(self._pending):
+                self._spill(name)
+
+    def _take_pending(self, side: str) -> tuple[np.ndarray, list[tuple[int, slice]]]:
+        """The queued rows of ``side``, grouped by partition (stable), and each non-empty partition's slice."""
+        rec = np.concatenate(self._pending.pop(side))
+        self._pending_bytes -= rec.nbytes
+        order, parts = self._split(rec["gram"])
+        return rec[order], parts
+
+    def _spill(self, side: str) -> None:
+        rec, parts = self._take_pending(side)
         for p, rows in parts:
             with open(self._path(side, p), "ab") as f:
                 rec[rows].tofile(f)
+        self._spilled.add(side)
+
+    def _settle(self) -> None:
+        """Before the join: a side that has spilled spills the rest; the others stay in memory, by partition."""
+        for side in list(self._pending):
+            if side in self._spilled:
+                self._spill(side)
+            else:
+                rec, parts = self._take_pending(side)
+                self._in_memory[side] = (rec, dict(parts))
 
     def _load(self, side: str, part: int) -> np.ndarray:
-        path = self._path(side, part)
-        return np.fromfile(path, _REC) if path.exists() else np.empty(0, _REC)
+        if side in self._in_memory:
+            rec, parts = self._in_memory[side]
+            return rec[parts[part]] if part in parts else np.empty(0, _REC)
+        if side not in self._spilled:
+            return np.empty(0, _REC)
+        return np.fromfile(self._path(side, part), _REC) if self._path(side, part).exists() else np.empty(0, _REC)
+
+    def _drop(self, side: str, part: int) -> None:
+        """Forget a partition of ``side`` once it is joined."""
+        if side in self._in_memory:
+            self._in_memory[side][1].pop(part, None)
+        elif side in self._spilled:
+            self._path(side, part).unlink(missing_ok=True)
 
     def _check_open(self, what: str) -> None:
         if self._finalized or self._closed:
@@ -373,7 +420,8 @@ class Decontaminator(Stage):
         if self._closed:
             raise RuntimeError("finalize after close: the partition files are gone")
         self._finalized = True
-        if self._dir is None:
+        self._settle()
+        if not self._in_memory and not self._spilled:
             return
         counted = self.train_counted is not None
         self.stock_cutoff = self.cutoff()
@@ -385,12 +433,13 @@ class Decontaminator(Stage):
             for name, side in self.sides.items():
                 grams, owner = _heldout_index(self._load(name, p))
                 side.ngrams += grams.size
-                self._path(name, p).unlink(missing_ok=True)
+                self._drop(name, p)
                 if not counted:  # kept, sorted and distinct, for the per-batch join in process
                     if grams.size:
                         rec = np.empty(grams.size, _REC)
                         rec["gram"], rec["doc"] = grams, owner
                         rec.tofile(self._path(f"u{name}", p))
+                        self._spilled.add(f"u{name}")
                     continue
                 hits, n_common, shared = _join(grams, owner, train["gram"], train["doc"], self.stock_cutoff)
                 if name == HELDOUT:
@@ -401,7 +450,8 @@ class Decontaminator(Stage):
                 if pending[name] > 1 << 20:  # bounded by the number of train records with any hit
                     found[name] = [_merge_hits(found[name])]
                     pending[name] = 0
-            self._path("t", p).unlink(missing_ok=True)
+            self._drop("t", p)
+        self._in_memory.clear()
         for name, side in self.sides.items():
             if found[name]:
                 doc, shared, owner = _merge_hits(found[name])

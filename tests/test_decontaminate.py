@@ -1,3 +1,5 @@
+import pytest
+
 from cleaners.decontaminate import DecontamConfig, Decontaminator, ngram_hashes
 from cleaners.dedup import MinHasher
 from cleaners.heldout import HeldoutIndex
@@ -120,8 +122,8 @@ def _reference(held, train, n, min_shared, max_train_docs):
     return out, len(owner), len(common)
 
 
-def _run(held, train, cfg, workdir=None, partitions=4, count=True, batch=64):
-    stage = Decontaminator(cfg, workdir=workdir, partitions=partitions)
+def _run(held, train, cfg, workdir=None, partitions=4, count=True, batch=64, spill_bytes=64 << 20):
+    stage = Decontaminator(cfg, workdir=workdir, partitions=partitions, spill_bytes=spill_bytes)
     for i in range(0, len(held), 25):
         stage.add_heldout([h for h, _ in held[i : i + 25]], [t for _, t in held[i : i + 25]])
     if count:
@@ -134,17 +136,23 @@ def _run(held, train, cfg, workdir=None, partitions=4, count=True, batch=64):
     return stage, found
 
 
-def test_partitioned_join_matches_an_in_memory_reference(tmp_path):
+@pytest.mark.parametrize(
+    "spill_bytes", [0, 1000, 64 << 20], ids=["every-batch-on-disk", "spilled-then-rest", "in-memory"]
+)
+def test_partitioned_join_matches_an_in_memory_reference(tmp_path, spill_bytes):
     held, train = _corpus()
     cfg = DecontamConfig(ngram=5, min_shared=2, max_train_docs=3, heldout_ngrams="drop")
     want, n_grams, n_common = _reference(held, train, 5, 2, 3)
     assert len(want) > 10 and n_common > 5  # the planted overlaps and stock phrase are there
-    stage = Decontaminator(cfg, workdir=tmp_path / "w", partitions=4)
+    stage = Decontaminator(cfg, workdir=tmp_path / "w", partitions=4, spill_bytes=spill_bytes)
     stage.add_heldout([h for h, _ in held], [t for _, t in held])
     stage.count_train([t for _, t in train])
-    assert len(list((tmp_path / "w").glob("t*.bin"))) == 4 and len(list((tmp_path / "w").glob("h*.bin"))) == 4
+    on_disk = 0 if spill_bytes > 1 << 20 else 4  # rows wait in memory until they pass spill_bytes
+    assert (
+        len(list((tmp_path / "w").glob("t*.bin"))) == on_disk and len(list((tmp_path / "w").glob("h*.bin"))) == on_disk
+    )
     stage.close()
-    stage, found = _run(held, train, cfg, tmp_path / "w", partitions=4)
+    stage, found = _run(held, train, cfg, tmp_path / "w", partitions=4, spill_bytes=spill_bytes)
     assert found == want
     s = stage.summary()
     assert (s["flagged"], s["heldout_ngrams"], s["common_ngrams_ignored"]) == (len(want), n_grams, n_common)
@@ -174,14 +182,14 @@ def test_work_folder_is_removed_by_close_and_after_the_step(tmp_path):
     from flows.layout import RunPaths
     from tuneprep.runner import ParquetSink
 
-    stage = Decontaminator(DecontamConfig(heldout_ngrams="drop"), workdir=tmp_path / "w")
+    stage = Decontaminator(DecontamConfig(heldout_ngrams="drop"), workdir=tmp_path / "w", spill_bytes=0)
     stage.add_heldout(["v1"], [HELD])
     stage.count_train([HELD, OTHER])
     assert any((tmp_path / "w").iterdir())
     assert stage(rows(("t1", HELD, "train"), ("t2", OTHER, "train"))).dropped["id"].to_list() == ["t1"]
     stage.close()
     assert not (tmp_path / "w").exists() and stage.summary()["flagged"] == 1
-    temp = Decontaminator(DecontamConfig())
+    temp = Decontaminator(DecontamConfig(), spill_bytes=0)
     temp.add_heldout(["v1"], [HELD])
     folder = temp._dir
     assert folder.exists()
