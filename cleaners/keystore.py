@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from tuneprep.arrow import string_array
 from tuneprep.files import tmp_name
 
 MAX_RUN = 1 << 21  # entries per sorted run beyond which runs are no longer merged: bounds the merge's scratch memory
@@ -190,7 +191,7 @@ class IdList:
         return self._ends[-1] if self._ends else 0
 
     def extend(self, ids: Sequence[str] | pa.Array) -> None:
-        arr = ids if isinstance(ids, pa.Array) else pa.array(list(ids), pa.large_string())
+        arr = ids if isinstance(ids, pa.Array) else string_array(list(ids))
         if len(arr) == 0:
             return
         self._chunks.append(arr.cast(pa.large_string()))

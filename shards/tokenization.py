@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from tuneprep.arrow import numeric_array
 from tuneprep.records import with_drop_reason
 from tuneprep.tokenizer import load_tokenizer, tokenizer_identity  # noqa: F401 - re-exported: flows and tests read it here
 
@@ -637,7 +638,7 @@ class Encoded(NamedTuple):
 def _list_column(values: np.ndarray, lengths: np.ndarray) -> pa.Array:
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(values))
+    return pa.LargeListArray.from_arrays(numeric_array(offsets), numeric_array(np.asarray(values)))
 
 
 def _replace_rows(column: pl.Series, rows: np.ndarray, values: list) -> pl.Series:

@@ -24,22 +24,62 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from tuneprep.arrow import numeric_array
 from tuneprep.files import atomic_replace_dir, sha256_file
 from tuneprep.records import SPLITS
+
+# Arrow types whose ``datasets`` feature is a plain ``Value`` of the same name.
+_VALUE_TYPES = {
+    pa.string(): "string", pa.large_string(): "large_string", pa.bool_(): "bool", pa.int8(): "int8",
+    pa.int16(): "int16", pa.int32(): "int32", pa.int64(): "int64", pa.uint8(): "uint8", pa.uint16(): "uint16",
+    pa.uint32(): "uint32", pa.uint64(): "uint64", pa.float16(): "float16", pa.float32(): "float32",
+    pa.float64(): "float64",
+}  # fmt: skip
+
+
+class _NotMapped(Exception):
+    pass
+
+
+def _feature(t: pa.DataType) -> dict:
+    if pa.types.is_large_list(t):
+        return {"feature": _feature(t.value_type), "_type": "LargeList"}
+    if pa.types.is_list(t):
+        return {"feature": _feature(t.value_type), "_type": "List"}
+    if pa.types.is_struct(t):
+        return {t.field(i).name: _feature(t.field(i).type) for i in range(t.num_fields)}
+    if t in _VALUE_TYPES:
+        return {"dtype": _VALUE_TYPES[t], "_type": "Value"}
+    raise _NotMapped(str(t))
+
+
+def hf_features(schema: pa.Schema) -> dict:
+    """``datasets.Features.from_arrow_schema(schema).to_dict()``: for the types shards hold (strings, numbers,
+    lists and structs of them) without importing ``datasets`` (0.8 s a process); other types ask it."""
+    try:
+        return {f.name: _feature(f.type) for f in schema}
+    except _NotMapped:
+        import datasets
+
+        return datasets.Features.from_arrow_schema(schema.remove_metadata()).to_dict()
 
 
 def hf_schema(schema: pa.Schema) -> pa.Schema:
     """The schema with the ``huggingface`` features metadata ``datasets`` writes into its own shards."""
-    import datasets
-
     plain = schema.remove_metadata()
-    features = datasets.Features.from_arrow_schema(plain)
-    meta = {"huggingface": json.dumps({"info": {"features": features.to_dict()}})}
+    meta = {"huggingface": json.dumps({"info": {"features": hf_features(plain)}})}
     return plain.with_metadata(meta)
+
+
+def dataset_info(schema: pa.Schema) -> dict:
+    """What ``datasets`` writes to ``dataset_info.json`` for a dataset that only has features."""
+    info = {"citation": "", "description": "", "features": hf_features(schema), "homepage": "", "license": ""}
+    return {k: info[k] for k in sorted(info)}
 
 
 CHUNK_ROWS = 1000  # record batches of a fixed size, so the bytes do not depend on how the input was batched
@@ -88,7 +128,7 @@ class SplitWriter:
         whole = table.num_rows if final else table.num_rows - table.num_rows % CHUNK_ROWS
         for start in range(0, whole, CHUNK_ROWS):
             # take() copies into compact buffers; a slice would carry its parent's unused bytes into the file
-            rows = pa.array(range(start, min(start + CHUNK_ROWS, whole)), type=pa.int64())
+            rows = numeric_array(np.arange(start, min(start + CHUNK_ROWS, whole), dtype=np.int64))
             self.writer.write_table(table.take(rows).combine_chunks())
         rest = table.slice(whole)
         self.pending, self.pending_rows = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
@@ -114,9 +154,6 @@ class SplitWriter:
 
     def close(self) -> dict:
         """Finish the files, write the ``datasets`` metadata, swap the folder into place; return the split's summary."""
-        import datasets
-        from datasets.utils.py_utils import asdict
-
         while self.index + 1 < self.n_shards:  # fewer rows than planned cannot happen, but never leave a gap
             self._open_next()
         self._close_current()
@@ -133,9 +170,8 @@ class SplitWriter:
             "_output_all_columns": False,
             "_split": None,
         }
-        info = asdict(datasets.DatasetInfo(features=datasets.Features.from_arrow_schema(self.schema.remove_metadata())))
         (self.tmp / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
-        (self.tmp / "dataset_info.json").write_text(json.dumps({k: info[k] for k in sorted(info)}, indent=2))
+        (self.tmp / "dataset_info.json").write_text(json.dumps(dataset_info(self.schema.remove_metadata()), indent=2))
         atomic_replace_dir(self.tmp, self.final)
         base = self.final.parent.name
         return {

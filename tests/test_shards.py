@@ -1,3 +1,5 @@
+import json
+
 import datasets
 import polars as pl
 import pyarrow as pa
@@ -68,3 +70,42 @@ def test_parquet_export_scans_lazily(tokenized, tmp_path):
     write_shards(tokenized, tmp_path / "shards", 100, parquet_dir=tmp_path / "parquet")
     lazy = pl.scan_parquet(tmp_path / "parquet" / "validation" / "*.parquet")
     assert lazy.select(pl.len()).collect().item() == 10
+
+
+SCHEMAS = [
+    pa.schema([("id", pa.large_string()), ("messages", pa.large_list(pa.struct([("role", pa.large_string()),
+               ("content", pa.large_string())]))), ("input_ids", pa.large_list(pa.int32())),
+               ("loss_mask", pa.large_list(pa.int8())), ("n_tokens", pa.int32())]),
+    pa.schema([("s", pa.string()), ("b", pa.bool_()), ("f", pa.float32()), ("d", pa.float64()), ("u", pa.uint16()),
+               ("l", pa.list_(pa.int64())), ("nested", pa.struct([("x", pa.list_(pa.string())), ("y", pa.uint64())]))]),
+    pa.schema([("when", pa.timestamp("ms")), ("ids", pa.large_list(pa.int32()))]),  # not mapped: datasets answers
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("schema", SCHEMAS, ids=["shards", "more-types", "fallback"])
+def test_features_metadata_is_what_datasets_writes(schema, tmp_path):
+    """The features JSON is written without importing ``datasets``; it must be byte for byte what it writes."""
+    from datasets.utils.py_utils import asdict
+
+    from shards.writer import dataset_info, hf_schema
+
+    features = datasets.Features.from_arrow_schema(schema)
+    want = json.dumps({"info": {"features": features.to_dict()}})
+    assert hf_schema(schema).metadata[b"huggingface"].decode() == want
+    info = asdict(datasets.DatasetInfo(features=features))
+    assert json.dumps(dataset_info(schema), indent=2) == json.dumps({k: info[k] for k in sorted(info)}, indent=2)
+
+
+def test_arrow_arrays_without_pa_array():
+    import numpy as np
+
+    from tuneprep.arrow import numeric_array, string_array
+
+    for dtype in (np.int8, np.int32, np.int64, np.uint64, np.float32):
+        values = np.arange(5, dtype=dtype)[::2]  # a strided view is made contiguous
+        assert numeric_array(values).to_pylist() == values.tolist()
+    assert numeric_array(np.empty(0, np.int64)).type == pa.int64()
+    with pytest.raises(TypeError):
+        numeric_array(np.array(["a"]))
+    arr = string_array(["a", None, "é"])
+    assert arr.type == pa.large_string() and arr.to_pylist() == ["a", None, "é"]
