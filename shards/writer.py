@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tuneprep.arrow import numeric_array
+from tuneprep.arrow import numeric_array, string_scalar
 from tuneprep.files import atomic_replace_dir, sha256_file
 from tuneprep.records import SPLITS
 
@@ -149,7 +149,8 @@ class SplitWriter:
             if "n_tokens" in part.column_names:
                 cur["tokens"] += int(pc.sum(part["n_tokens"]).as_py() or 0)
             if "label" in part.column_names:
-                self.labels.update(part["label"].fill_null("(none)").to_pylist())
+                for v in pc.value_counts(part["label"]).to_pylist():
+                    self.labels["(none)" if v["values"] is None else v["values"]] += v["counts"]
             start += part.num_rows
 
     def close(self) -> dict:
@@ -193,8 +194,9 @@ def write_shards(
     """Stream a tokenized Parquet file into per-split shard folders under ``out_dir``; one pass, bounded memory."""
     pf = pq.ParquetFile(src, pre_buffer=False)
     schema = hf_schema(pf.schema_arrow)
-    split_col = pq.read_table(src, columns=["split"])["split"]
-    totals = {s: int(pc.sum(pc.equal(split_col, s)).as_py() or 0) for s in splits}
+    split_col = pf.read(columns=["split"])["split"]  # pq.read_table would import pyarrow.dataset, and it pandas
+    names = {s: string_scalar(s) for s in splits}
+    totals = {s: int(pc.sum(pc.equal(split_col, names[s])).as_py() or 0) for s in splits}
     del split_col
     out_dir.mkdir(parents=True, exist_ok=True)
     writers = {s: SplitWriter(out_dir, s, totals[s], rows_per_shard, schema) for s in splits}
@@ -208,7 +210,7 @@ def write_shards(
     for batch in pf.iter_batches(batch_size=batch_size):
         table = pa.Table.from_batches([batch]).cast(schema)
         for s in splits:
-            part = table.filter(pc.equal(table["split"], s))
+            part = table.filter(pc.equal(table["split"], names[s]))
             if part.num_rows:
                 writers[s].write(part)
                 if s in parquet:

@@ -29,3 +29,8 @@ def numeric_array(values: np.ndarray) -> pa.Array:
 def string_array(values: Sequence[str | None]) -> pa.Array:
     """Python strings as an Arrow ``large_string`` array (built by polars)."""
     return pl.Series(values, dtype=pl.String).to_arrow().cast(pa.large_string())
+
+
+def string_scalar(value: str) -> pa.Scalar:
+    """A ``large_string`` Arrow scalar (``pa.scalar`` imports pandas too)."""
+    return string_array([value])[0]
