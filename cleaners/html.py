@@ -489,7 +489,7 @@ class PagePool:
             worker.start()
 
     def extract(self, pages: list[str]) -> list[tuple[str, str]]:
-        """Per page, ``("ok", text)``, ``("error", summary)`` or ``("timeout", "")``.
+        """Per page, ``("ok", text)``, ``("too_deep", plain text)``, ``("error", summary)`` or ``("timeout", "")``.
 
         Raises ``WorkerUnavailable`` when no worker starts at all; the pages then need another way.
         """
@@ -563,8 +563,9 @@ def _serve(conn, cfg: dict) -> None:
             page = conn.recv()
         except (EOFError, OSError):
             return
-        try:
-            conn.send(("ok", strip_html(page, html_cfg)))
+        try:  # the depth bound is checked here, off the parent's thread (a regex pass over the page)
+            deep = page_depth(page) > html_cfg.max_depth
+            conn.send(("too_deep", plain_text(page)) if deep else ("ok", strip_html(page, html_cfg)))
         except Exception as e:  # noqa: BLE001 - reported to the parent, which falls back for this page
             conn.send(("error", error_summary(e)))
 
@@ -585,13 +586,14 @@ class StripHtml(Stage):
         self.fallbacks: Counter = Counter()
         self.worker_error: str | None = None
 
-    def _bounded(self, page: str | None) -> tuple[str, str | None] | None:
-        """The text of a page that never reaches an extractor (empty, or past a bound), else None."""
+    def _bounded(self, page: str | None, depth: bool = True) -> tuple[str, str | None] | None:
+        """The text of a page that never reaches an extractor (empty, or past a bound), else None; ``depth=False``
+        leaves the depth bound to the worker."""
         if not page or not page.strip():
             return "", None
         if len(page) > self.cfg.max_page_chars:
             return plain_text(page), "too_large"
-        if page_depth(page) > self.cfg.max_depth:
+        if depth and page_depth(page) > self.cfg.max_depth:
             return plain_text(page), "too_deep"
         return None
 
@@ -603,7 +605,7 @@ class StripHtml(Stage):
 
     def extract(self, pages: list[str | None]) -> list[tuple[str, str | None]]:
         """Each page's text, and why it came from the fallback (None when the configured extractor made it)."""
-        out = [self._bounded(p) for p in pages]
+        out = [self._bounded(p, depth=self.pool is None) for p in pages]
         todo = [i for i, o in enumerate(out) if o is None]
         if self.pool is not None and todo:
             try:
@@ -614,10 +616,13 @@ class StripHtml(Stage):
                 self.pool = None
             else:
                 for i, (status, text) in zip(todo, results, strict=True):
-                    out[i] = (text, None) if status == "ok" else (plain_text(pages[i]), status)
+                    if status == "ok":
+                        out[i] = (text, None)
+                    else:
+                        out[i] = (text, status) if status == "too_deep" else (plain_text(pages[i]), status)
                 todo = []
         for i in todo:
-            out[i] = self._in_process(pages[i])
+            out[i] = self._bounded(pages[i]) or self._in_process(pages[i])
         return out  # type: ignore[return-value]
 
     def process(self, batch: pl.DataFrame) -> StageOutput:

@@ -112,7 +112,8 @@ NORMAL_PAGE = (
 )
 
 
-def test_deep_and_long_pages_fall_back_to_plain_text_or_are_quarantined():
+@pytest.mark.parametrize("timeout_s", [None, 60.0], ids=["in-process", "worker-checks-depth"])
+def test_deep_and_long_pages_fall_back_to_plain_text_or_are_quarantined(timeout_s):
     from cleaners.html import StripHtml, page_depth, plain_text
 
     deep = (
@@ -122,14 +123,16 @@ def test_deep_and_long_pages_fall_back_to_plain_text_or_are_quarantined():
     assert page_depth("</div>" * 50 + "<div>" * 3 + '<br><img/><svg><path d="x"/></svg>') == 4
     assert plain_text("<p>a &amp; b<script>x</script><!-- c --></p><div>d</div><style>") == "a & b\n\nd"
     assert plain_text("<" * 1000 + "text") == "<" * 1000 + "text"  # no tag, no loss, linear time
-    stage = StripHtml(HtmlConfig(timeout_s=None, max_page_chars=2_000_000))
+    stage = StripHtml(HtmlConfig(timeout_s=timeout_s, max_page_chars=2_000_000))
     out = stage(_html_batch([deep, NORMAL_PAGE, "<p>" + "long page " * 250_000 + "</p>"]))
+    stage.close()
     assert out.kept["text"][0] == hostile.DEEP_PAGE_TEXT and "A real paragraph" in out.kept["text"][1]
     assert out.kept["text"][2].startswith("long page") and stage.summary() == {
         "fallback": {"too_deep": 1, "too_large": 1}
     }
-    strict = StripHtml(HtmlConfig(timeout_s=None, on_limit="quarantine", max_page_chars=2_000_000))
+    strict = StripHtml(HtmlConfig(timeout_s=timeout_s, on_limit="quarantine", max_page_chars=2_000_000))
     out = strict(_html_batch([deep, NORMAL_PAGE, "<p>" + "long page " * 250_000 + "</p>"]))
+    strict.close()
     assert out.quarantined["reason"].to_list() == ["page_too_deep", "page_too_large"]
     assert "max_depth=2000" in out.quarantined["detail"][0] and out.kept.height == 1
 
