@@ -26,14 +26,19 @@ quarantined; an extractor that raises on a page also leaves that page to ``plain
 
 from __future__ import annotations
 
+import contextlib
 import html as html_lib
 import importlib.util
 import multiprocessing
+import queue
 import re
+import threading
 import time
 import weakref
 from collections import Counter, deque
+from collections.abc import Iterable, Iterator
 from functools import cache, lru_cache
+from itertools import islice
 from multiprocessing.connection import wait as connection_wait
 
 import numpy as np
@@ -570,6 +575,71 @@ def _serve(conn, cfg: dict) -> None:
             conn.send(("error", error_summary(e)))
 
 
+class PagePrefetch:
+    """Pages extracted ahead, on a thread, in the order the stage will ask for them.
+
+    The thread hands ``chunk`` pages at a time to the stage's own extraction (the worker pool) and keeps at
+    most ``ahead`` chunks of results waiting, so the workers run while the caller cleans the text records in
+    front of the pages. ``take`` checks that it is asked for the very pages it extracted; anything else (a
+    batch retried in halves, a stage before this one that dropped a page) ends the prefetch, and the stage
+    extracts as if there had been none, so the text never depends on it.
+    """
+
+    _END = object()
+
+    def __init__(self, extract, pages: Iterable[str | None], chunk: int = 32, ahead: int = 4) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=ahead)
+        self._ready: deque = deque()  # (page, result) of a chunk taken off the queue, not yet asked for
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(extract, iter(pages), chunk), daemon=True)
+        self._thread.start()
+
+    def _run(self, extract, pages: Iterator[str | None], chunk: int) -> None:
+        try:
+            while block := list(islice(pages, chunk)):
+                if self._stop.is_set():
+                    return
+                self._put(list(zip(block, extract(block), strict=True)))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which then extracts on its own
+            self._put(e)
+        finally:
+            self._put(self._END)
+
+    def _put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def take(self, pages: list[str | None]) -> list[tuple[str, str | None]] | None:
+        """The results for ``pages`` when they are the next pages extracted ahead, else None (and the prefetch
+        stops: the caller extracts them itself)."""
+        out = []
+        for page in pages:
+            if not self._ready:
+                item = self._queue.get()
+                if item is self._END or isinstance(item, BaseException):
+                    self.close()
+                    return None
+                self._ready.extend(item)
+            ahead, result = self._ready.popleft()
+            if ahead != page:
+                self.close()
+                return None
+            out.append(result)
+        return out
+
+    def close(self) -> None:
+        """Stop the thread and wait for it (it may be in the middle of a chunk), so the pool is free again."""
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.1)
+        self._ready.clear()
+
+
 class StripHtml(Stage):
     """HTML records become text records; pages with no text left are dropped.
 
@@ -585,6 +655,7 @@ class StripHtml(Stage):
         self.pool = PagePool(self.cfg, timeout, self.cfg.workers) if timeout is not None else None
         self.fallbacks: Counter = Counter()
         self.worker_error: str | None = None
+        self.ahead: PagePrefetch | None = None
 
     def _bounded(self, page: str | None, depth: bool = True) -> tuple[str, str | None] | None:
         """The text of a page that never reaches an extractor (empty, or past a bound), else None; ``depth=False``
@@ -605,6 +676,14 @@ class StripHtml(Stage):
 
     def extract(self, pages: list[str | None]) -> list[tuple[str, str | None]]:
         """Each page's text, and why it came from the fallback (None when the configured extractor made it)."""
+        if self.ahead is not None:
+            got = self.ahead.take(pages)
+            if got is not None:
+                return got
+            self.ahead = None
+        return self._extract(pages)
+
+    def _extract(self, pages: list[str | None]) -> list[tuple[str, str | None]]:
         out = [self._bounded(p, depth=self.pool is None) for p in pages]
         todo = [i for i, o in enumerate(out) if o is None]
         if self.pool is not None and todo:
@@ -659,10 +738,13 @@ class StripHtml(Stage):
         kept = out.filter(~empty & ~is_held)
         return StageOutput(kept, self.drop(batch.filter(empty), "empty_after_html"), quarantined)
 
-    def warm_up(self) -> None:
-        """Start the extraction workers now, ahead of the first pages (for a caller that knows pages will come)."""
-        if self.pool is not None:
-            self.pool.start()
+    def prefetch(self, pages: Iterable[str | None]) -> None:
+        """Extract ``pages`` (every HTML page this stage will see, in order) on the worker pool while the caller
+        works on what comes before them; without a pool there is nothing to overlap, so nothing happens."""
+        if self.pool is None:
+            return
+        self.pool.start()
+        self.ahead = PagePrefetch(self._extract, pages)
 
     def summary(self) -> dict:
         out: dict = {"fallback": dict(self.fallbacks)} if self.fallbacks else {}
@@ -671,6 +753,9 @@ class StripHtml(Stage):
         return out
 
     def close(self) -> None:
-        """Stop the extraction workers, if any were started."""
+        """Stop the prefetch and the extraction workers, if any were started."""
+        if self.ahead is not None:
+            self.ahead.close()
+            self.ahead = None
         if self.pool is not None:
             self.pool.close()

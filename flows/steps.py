@@ -22,7 +22,7 @@ import json
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
@@ -178,16 +178,17 @@ def clean_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log =
     """Extract, normalise, redact and filter one partition, then MinHash what it kept for near-dedup."""
     from cleaners import clean_stages
     from cleaners.dedup import write_signatures
+    from cleaners.html import StripHtml
 
     folder = part_dir(paths, "clean", part)
     stages = clean_stages(cfg.clean)
-    if _has_html(paths.stage_file("loaded"), part):
-        for stage in stages:  # the HTML workers start while the text records ahead of the pages are cleaned
-            stage.warm_up()
+    src = paths.stage_file("loaded")
+    if isinstance(stages[0], StripHtml) and _has_html(src, part):  # pages extracted while the text ahead is cleaned
+        stages[0].prefetch(_html_pages(src, part, cfg.batch_size))
     try:
         stats = run_stages(
             stages,
-            paths.stage_file("loaded"),
+            src,
             folder / "out.parquet",
             folder / "dropped",
             cfg.batch_size,
@@ -203,6 +204,13 @@ def clean_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log =
         write_signatures(folder / "out.parquet", folder / "minhash.npz", cfg.dedup, cfg.batch_size)
     log(f"clean: {part.name} ({part.rows} records): {stats[-1].kept} kept")
     return [s.to_dict() for s in stats]
+
+
+def _html_pages(src: Path, part: Partition, batch_size: int) -> Iterator[str | None]:
+    """The partition's HTML pages in row order, read a batch at a time."""
+    for start in range(part.start, part.stop, batch_size):
+        rows = pl.scan_parquet(src).slice(start, min(batch_size, part.stop - start))
+        yield from rows.filter(pl.col("format") == "html").select("text").collect()["text"].to_list()
 
 
 def _has_html(src: Path, part: Partition) -> bool:

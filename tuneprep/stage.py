@@ -166,9 +166,6 @@ class Stage(ABC):
         """Extra figures for the report (e.g. index size); empty by default."""
         return {}
 
-    def warm_up(self) -> None:  # noqa: B027 - optional hook: most stages need nothing started ahead
-        """Start what the first batch will need (a worker process, say) while the caller does other work."""
-
 
 def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
     """Stack the parts of a batch retried in halves; an empty part may lack the columns the stage adds."""
