@@ -173,6 +173,51 @@ def test_pages_spread_over_several_workers_come_back_in_order_with_the_in_proces
         pooled.close()
 
 
+def test_pages_extracted_ahead_give_the_same_text_and_a_different_order_stops_the_prefetch():
+    from cleaners.html import StripHtml
+
+    pages = [NORMAL_PAGE.replace("Title", f"Title {i}") for i in range(40)] + ["", "<p>second kind</p>"]
+    alone = StripHtml(HtmlConfig(timeout_s=None))
+    want = [alone(_html_batch(pages[i : i + 7])).kept["text"].to_list() for i in range(0, len(pages), 7)]
+    ahead = StripHtml(HtmlConfig(timeout_s=30, workers=2))
+    try:
+        ahead.prefetch(iter(pages))  # more pages than one chunk, taken in batches that do not line up with chunks
+        assert [ahead(_html_batch(pages[i : i + 7])).kept["text"].to_list() for i in range(0, len(pages), 7)] == want
+        assert ahead.ahead is not None  # every page came from the prefetch
+    finally:
+        ahead.close()
+    assert ahead.ahead is None
+    skipping = StripHtml(HtmlConfig(timeout_s=30, workers=2))
+    try:
+        skipping.prefetch(iter(pages))
+        assert skipping(_html_batch(pages[:3])).kept["text"].to_list() == want[0][:3]
+        # pages the prefetch did not expect next (a stage before this one dropped some, a batch was retried)
+        assert skipping(_html_batch(pages[10:14])).kept["text"].to_list() == want[1][3:7]
+        assert skipping.ahead is None  # it stopped; the stage extracted these itself
+        assert skipping(_html_batch(pages[20:21])).kept["text"].to_list() == want[2][6:7]
+    finally:
+        skipping.close()
+
+
+def test_the_prefetch_stops_when_the_page_source_fails():
+    from cleaners.html import StripHtml
+
+    def failing():
+        yield NORMAL_PAGE
+        raise OSError("the input went away")
+
+    stage = StripHtml(HtmlConfig(timeout_s=30))
+    try:
+        stage.prefetch(failing())
+        assert (
+            stage(_html_batch([NORMAL_PAGE, NORMAL_PAGE])).kept["text"].to_list()
+            == ["Title\n\nA real paragraph of article text to keep."] * 2
+        )
+        assert stage.ahead is None
+    finally:
+        stage.close()
+
+
 def test_pages_are_extracted_in_process_when_no_worker_can_start(monkeypatch):
     import cleaners.html as html
 
