@@ -36,7 +36,7 @@ import threading
 import time
 import weakref
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache, lru_cache
 from itertools import islice
 from multiprocessing.connection import wait as connection_wait
@@ -428,11 +428,16 @@ def plain_text(html: str) -> str:
 
 
 LIMIT_REASONS = {"too_large": "page_too_large", "too_deep": "page_too_deep", "timeout": "extraction_timeout"}
+_CANCEL_POLL_S = 0.1  # how often a cancellable extraction looks at its caller's flag while pages run
 _WORKER_START_S = 300.0  # importing the extractors in a fresh process; not counted against a page
 
 
 class WorkerUnavailable(RuntimeError):
     """No extraction worker process could be started (the interpreter cannot spawn one here)."""
+
+
+class ExtractionCancelled(RuntimeError):
+    """A cancellable ``PagePool.extract`` was told to stop."""
 
 
 class PageWorker:
@@ -493,10 +498,12 @@ class PagePool:
         for worker in self.workers:
             worker.start()
 
-    def extract(self, pages: list[str]) -> list[tuple[str, str]]:
+    def extract(self, pages: list[str], cancelled: Callable[[], bool] | None = None) -> list[tuple[str, str]]:
         """Per page, ``("ok", text)``, ``("too_deep", plain text)``, ``("error", summary)`` or ``("timeout", "")``.
 
-        Raises ``WorkerUnavailable`` when no worker starts at all; the pages then need another way.
+        Raises ``WorkerUnavailable`` when no worker starts at all; the pages then need another way. When
+        ``cancelled()`` turns true, the workers still on a page are stopped (their answers would come after
+        nobody waits for them) and ``ExtractionCancelled`` is raised.
         """
         results: list[tuple[str, str] | None] = [None] * len(pages)
         todo = deque(range(len(pages)))
@@ -504,6 +511,11 @@ class PagePool:
         for worker in active:
             worker.start()
         while todo or any(w.page is not None for w in active):
+            if cancelled is not None and cancelled():
+                for worker in active:
+                    if worker.page is not None:
+                        worker.close()
+                raise ExtractionCancelled("page extraction cancelled")
             for worker in active:
                 if worker.ready and worker.page is None and todo:
                     i = todo.popleft()
@@ -518,7 +530,8 @@ class PagePool:
                 raise WorkerUnavailable("the HTML extraction worker did not start")
             now = time.monotonic()
             due = min(w.since + (self.timeout_s if w.page is not None else _WORKER_START_S) for w in waiting.values())
-            for conn in connection_wait(list(waiting), max(0.0, due - now)):
+            wait = max(0.0, due - now) if cancelled is None else min(max(0.0, due - now), _CANCEL_POLL_S)
+            for conn in connection_wait(list(waiting), wait):
                 worker = waiting[conn]
                 try:
                     message = conn.recv()
@@ -599,7 +612,7 @@ class PagePrefetch:
             while block := list(islice(pages, chunk)):
                 if self._stop.is_set():
                     return
-                self._put(list(zip(block, extract(block), strict=True)))
+                self._put(list(zip(block, extract(block, self._stop.is_set), strict=True)))
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, which then extracts on its own
             self._put(e)
         finally:
@@ -632,7 +645,8 @@ class PagePrefetch:
         return out
 
     def close(self) -> None:
-        """Stop the thread and wait for it (it may be in the middle of a chunk), so the pool is free again."""
+        """Stop the thread and wait for it, so the pool is free again (a chunk in flight is cancelled, its busy
+        workers stopped)."""
         self._stop.set()
         while self._thread.is_alive():
             with contextlib.suppress(queue.Empty):
@@ -683,12 +697,14 @@ class StripHtml(Stage):
             self.ahead = None
         return self._extract(pages)
 
-    def _extract(self, pages: list[str | None]) -> list[tuple[str, str | None]]:
+    def _extract(
+        self, pages: list[str | None], cancelled: Callable[[], bool] | None = None
+    ) -> list[tuple[str, str | None]]:
         out = [self._bounded(p, depth=self.pool is None) for p in pages]
         todo = [i for i, o in enumerate(out) if o is None]
         if self.pool is not None and todo:
             try:
-                results = self.pool.extract([pages[i] for i in todo])
+                results = self.pool.extract([pages[i] for i in todo], cancelled)
             except WorkerUnavailable as e:  # e.g. a script without a __main__ guard cannot spawn: no time limit then
                 self.worker_error = f"{e}; pages extracted in-process, without the time limit"
                 self.pool.close()

@@ -218,10 +218,30 @@ def test_the_prefetch_stops_when_the_page_source_fails():
         stage.close()
 
 
+def test_a_cancelled_extraction_stops_the_workers_still_on_a_page():
+    """Closing a stage whose prefetch is mid-chunk must not wait for the chunk: the pool stops its busy workers."""
+    from cleaners.html import ExtractionCancelled, PagePool
+
+    pool = PagePool(HtmlConfig(), 30, workers=2)
+    try:
+        busy: list = []
+
+        def cancelled():  # true once pages are out: at the next look, both workers are on one
+            busy[:] = [w for w in pool.workers if w.page is not None]
+            return bool(busy)
+
+        with pytest.raises(ExtractionCancelled):
+            pool.extract([NORMAL_PAGE] * 6, cancelled)
+        assert busy and all(w.proc is None for w in busy)  # stopped, not left to answer later
+        assert pool.extract([NORMAL_PAGE]) == [("ok", "Title\n\nA real paragraph of article text to keep.")]
+    finally:
+        pool.close()
+
+
 def test_pages_are_extracted_in_process_when_no_worker_can_start(monkeypatch):
     import cleaners.html as html
 
-    def cannot_start(self, pages):
+    def cannot_start(self, pages, cancelled=None):
         raise html.WorkerUnavailable("the HTML extraction worker did not start")
 
     monkeypatch.setattr(html.PagePool, "extract", cannot_start)
