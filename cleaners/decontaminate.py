@@ -195,7 +195,7 @@ class Decontaminator(Stage):
         splits: Sequence[str] | None = None,
         workdir: Path | None = None,
         partitions: int = 256,
-        spill_bytes: int = 64 << 20,
+        spill_bytes: int = 16 << 20,
     ) -> None:
         if partitions < 1 or partitions & (partitions - 1) or partitions > 1 << 16:
             raise ValueError(f"partitions must be a power of two up to 65536, got {partitions}")
@@ -213,7 +213,8 @@ class Decontaminator(Stage):
         self._dir: Path | None = None
         self._remove_dir: Callable[[], object] | None = None
         # n-gram rows wait in memory and go to the partition files only past ``spill_bytes`` (a small corpus
-        # never touches the disk; appending each batch to 256 files cost more than the join)
+        # never touches the disk; appending each batch to 256 files cost more than the join). A spill sorts
+        # the rows by partition, briefly holding ~3x spill_bytes: 16 MiB keeps that small beside the rest.
         self.spill_bytes = spill_bytes
         self._pending: dict[str, list[np.ndarray]] = {}
         self._pending_bytes = 0
