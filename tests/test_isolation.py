@@ -3,6 +3,7 @@
 import json
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from tuneprep.records import make_records
@@ -138,6 +139,9 @@ def test_sort_parquet_orders_by_id_in_bounded_buckets(tmp_path, monkeypatch):
     out = pl.read_parquet(tmp_path / "b.parquet")
     assert out["id"].to_list() == sorted(ids) and out.sort("id").equals(df.sort("id"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "b.parquet"]
+    # row groups of a batch at most, so a reader never decodes a whole bucket at once (memory stays flat)
+    meta = pq.ParquetFile(tmp_path / "b.parquet").metadata
+    assert max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) <= 33
 
 
 def test_tokenize_step_quarantines_a_record_it_cannot_encode(tmp_path, monkeypatch):

@@ -298,7 +298,7 @@ def run_stages(
     return stats
 
 
-SORT_BUCKET_BYTES = 256 << 20  # rows of about this much Arrow data are sorted in memory at once
+SORT_BUCKET_BYTES = 64 << 20  # rows of about this much Arrow data are sorted in memory at once
 
 
 def _order_keys(ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -354,8 +354,9 @@ def sort_parquet(src: Path, dst: Path, by: str = "id", batch_size: int = 4096) -
         with ParquetSink(dst) as out:
             for b in range(n_buckets):
                 path = scratch / f"{b:05d}.parquet"
-                if path.exists():
-                    out.write(pl.read_parquet(path).sort("_rank").drop("_rank"))
+                if path.exists():  # written a batch at a time: readers decode one row group at a time
+                    for chunk in pl.read_parquet(path).sort("_rank").drop("_rank").iter_slices(batch_size):
+                        out.write(chunk)
             out.close(empty_like=empty_frame(pf.schema_arrow))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
