@@ -700,7 +700,8 @@ class StripHtml(Stage):
     def _extract(
         self, pages: list[str | None], cancelled: Callable[[], bool] | None = None
     ) -> list[tuple[str, str | None]]:
-        out = [self._bounded(p, depth=self.pool is None) for p in pages]
+        depth_checked = self.pool is None  # else the workers check it
+        out = [self._bounded(p, depth=depth_checked) for p in pages]
         todo = [i for i, o in enumerate(out) if o is None]
         if self.pool is not None and todo:
             try:
@@ -716,8 +717,8 @@ class StripHtml(Stage):
                     else:
                         out[i] = (text, status) if status == "too_deep" else (plain_text(pages[i]), status)
                 todo = []
-        for i in todo:
-            out[i] = self._bounded(pages[i]) or self._in_process(pages[i])
+        for i in todo:  # in-process: the depth bound is checked here if the workers were to check it
+            out[i] = (None if depth_checked else self._bounded(pages[i])) or self._in_process(pages[i])
         return out  # type: ignore[return-value]
 
     def process(self, batch: pl.DataFrame) -> StageOutput:
