@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import cleaners.html as html_mod
+import cleaners.html_text as html_mod
 from cleaners import HtmlConfig, StripHtml, drop_boilerplate_lines, strip_html
 from tuneprep.records import make_records
 

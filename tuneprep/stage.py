@@ -19,6 +19,7 @@ from typing import ClassVar
 
 import polars as pl
 
+from tuneprep.errors import error_summary
 from tuneprep.records import MESSAGE, document_text, with_drop_reason
 
 STAGE_ERROR = "stage_error"
@@ -37,13 +38,6 @@ class StageOutput:
     @classmethod
     def keep_all(cls, df: pl.DataFrame, stage: str) -> StageOutput:
         return cls(df, with_drop_reason(df.clear(), stage, "none"))
-
-
-def error_summary(e: BaseException, limit: int = 300) -> str:
-    """``Type: first line of the message``, short enough for a quarantine entry or a log line."""
-    lines = str(e).strip().splitlines()
-    text = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def balanced(stats: dict) -> bool:
