@@ -6,6 +6,8 @@ import random
 
 import polars as pl
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from cleaners import (
     LanguageConfig,
@@ -19,7 +21,7 @@ from cleaners import (
     check_quality,
     detect_language,
 )
-from cleaners.quality import dup_ngram_char_frac, top_ngram_char_frac
+from cleaners.quality import _bigram_fracs, dup_ngram_char_frac, repeated_ngram_cover, top_ngram_char_frac
 from ingest.config import LoadConfig
 from ingest.sources import iter_record_batches
 from tuneprep.records import SCHEMA, make_records
@@ -144,6 +146,65 @@ def test_ngram_measures():
     assert top_ngram_char_frac(words, 2, 9) == pytest.approx(6 / 9)  # "a b" three times, 2 chars each
     assert dup_ngram_char_frac(words, 3, 9) == pytest.approx(6 / 9)  # first "a b c" is not a repeat
     assert top_ngram_char_frac(["one", "two", "three"], 2, 11) == 0.0  # no n-gram repeats
+
+
+# Few distinct words, so n-grams repeat, overlap and tie: where the bounds are tight.
+_WORDS = st.lists(st.sampled_from(["a", "bb", "the", "card", "refund", "x"]), min_size=0, max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_WORDS)
+def test_the_ngram_bounds_hold(words):
+    """``check_quality`` skips an n-gram count where a bound clears the limit: the bounds must never be below."""
+    total = sum(map(len, words))
+    top2, pair = _bigram_fracs(words, total)
+    assert top2 == top_ngram_char_frac(words, 2, total)
+    for n in range(3, 9):
+        assert top_ngram_char_frac(words, n, total) <= -(-n // 2) * pair + 1e-12
+    for n0 in (2, 3, 5):
+        cover = repeated_ngram_cover(words, n0, total)
+        assert all(dup_ngram_char_frac(words, n, total) <= cover + 1e-12 for n in range(n0, 12))
+
+
+def _exact_ngram_verdict(text: str, cfg: QualityConfig) -> tuple[str, float] | None:
+    """The n-gram rules by the plain count of every n, no bounds: what ``check_quality`` must agree with."""
+    words = text.lower().split()
+    total = sum(map(len, words))
+    for n, limit in sorted(cfg.max_top_ngram_char_frac.items()):
+        if (frac := top_ngram_char_frac(words, n, total)) > limit:
+            return f"gopher_top_{n}gram", frac
+    for n, limit in sorted(cfg.max_dup_ngram_char_frac.items()):
+        if (frac := dup_ngram_char_frac(words, n, total)) > limit:
+            return f"gopher_dup_{n}gram", frac
+    return None
+
+
+_LIMITS = st.floats(0.0, 0.6)
+_SENT = ["a", "refund", "was", "sent"]
+# Phrases that repeat whole, so an n-gram repeats where the (n+1)-gram around it does not.
+_PHRASES = ["the card", "a refund was sent", "x", "ok.", "the card was", "sent to the bank today", "bb bb bb"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.lists(st.sampled_from(["a", "bb", "the", "card", "refund", "x", "ok."]), min_size=1, max_size=80),
+        st.lists(st.sampled_from(_PHRASES), min_size=1, max_size=20).map(lambda ps: " ".join(ps).split()),
+    ),
+    st.dictionaries(st.integers(2, 5), _LIMITS, max_size=3),
+    st.dictionaries(st.integers(3, 10), _LIMITS, max_size=4),
+)
+@example(["a", "refund", "card"] * 2, {3: 0.95}, {})  # a trigram past the limit, each of its pairs below it
+@example([*_SENT, "x", *_SENT, "ok."], {}, {4: 0.3})  # a 4-gram repeated, no 5-gram
+def test_bounded_ngram_rules_give_the_exact_verdicts(words, top, dup):
+    cfg = QualityConfig(
+        min_words_ratio=0, min_words_repetition=0, min_mean_word_length=0, max_mean_word_length=100,
+        min_alpha_word_frac=0, min_stop_words=0, max_bullet_line_frac=1, max_ellipsis_line_frac=1,
+        max_dup_line_frac=1, max_dup_line_char_frac=1, max_dup_para_frac=1, max_dup_para_char_frac=1,
+        max_top_ngram_char_frac=top, max_dup_ngram_char_frac=dup,
+    )  # fmt: skip
+    verdict = check_quality(" ".join(words), cfg)
+    assert (None if verdict is None else (verdict.reason, verdict.value)) == _exact_ngram_verdict(" ".join(words), cfg)
 
 
 def test_c4_curly_brace_spares_placeholders():
