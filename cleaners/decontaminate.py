@@ -34,6 +34,7 @@ import numpy as np
 import polars as pl
 
 from cleaners.config import DecontamConfig, HeldoutConfig
+from cleaners.dedup import FedSignatures, SignatureFeed
 from cleaners.heldout import HeldoutIndex
 from tuneprep.records import document_text
 from tuneprep.stage import Stage, StageOutput
@@ -231,6 +232,22 @@ class Decontaminator(Stage):
         self.removed = 0
         self.by_reason: Counter = Counter()
         self.examples: list[dict] = []
+        self._feed: Callable[[], SignatureFeed] | None = None
+        self._feed_lost: str | None = None
+        self._train_signed: FedSignatures | None = None
+
+    def use_feed(self, make_feed: Callable[[], SignatureFeed]) -> None:
+        """Read the held-out and train records' MinHash signatures from files the clean step wrote
+        (``make_feed()``: a fresh walk over them, one for ``fit`` and one for ``process``) instead of hashing
+        their texts again; a record not found in step is hashed here."""
+        if self.index is None:
+            return
+        try:
+            self._train_signed = FedSignatures(self.index.hasher, make_feed())
+        except ValueError as e:  # made with other MinHash settings: hashed here, as without a feed
+            self._feed_lost = str(e)
+        else:
+            self._feed = make_feed
 
     @property
     def heldout_ids(self) -> list[str]:
@@ -354,9 +371,14 @@ class Decontaminator(Stage):
         if external is not None:
             for batch in external():
                 self.add_external(batch["id"].to_list(), *segments(batch))
+        signed = FedSignatures(self.index.hasher, self._feed()) if self.index is not None and self._feed else None
         for batch in read_batches():
             held = batch.filter(pl.col("split").is_in(self.splits))
-            self.add_heldout(held["id"].to_list(), document_text(held).to_list(), segments(held))
+            ids = held["id"].to_list()
+            sigs = signed(held, ids) if signed is not None else None
+            self.add_heldout(ids, document_text(held).to_list(), segments(held), sigs)
+        if signed is not None:
+            self._feed_lost = signed.lost
         if not self.cfg.enabled:
             return
         for batch in read_batches():
@@ -370,10 +392,15 @@ class Decontaminator(Stage):
                 self.name_ngrams(segments(batch)[0])
 
     def add_heldout(
-        self, ids: Iterable[str], texts: Iterable[str], turns: tuple[list[str], np.ndarray] | None = None
+        self,
+        ids: Iterable[str],
+        texts: Iterable[str],
+        turns: tuple[list[str], np.ndarray] | None = None,
+        sigs: np.ndarray | None = None,
     ) -> None:
         """Index held-out records: their n-grams (when enabled; per turn when ``turns`` gives each record's turns
-        and owners, else per text) and, through the held-out index, their signatures."""
+        and owners, else per text) and, through the held-out index, their signatures (``sigs`` when the caller
+        has them, else hashed)."""
         self._check_open("add_heldout")
         ids, texts = list(ids), list(texts)
         side = self.sides[HELDOUT]
@@ -382,7 +409,7 @@ class Decontaminator(Stage):
             self._append(HELDOUT, grams, doc + len(side.ids))
             side.ids.extend(ids)
         if self.index is not None:
-            self.index.add(texts, ids)
+            self.index.add(texts, ids, sigs)
 
     def add_external(self, ids: Iterable[str], texts: list[str], owner: np.ndarray | None = None) -> None:
         """Index records of an external evaluation set (``decontaminate.against``): ``texts`` are their turns,
@@ -536,7 +563,8 @@ class Decontaminator(Stage):
         drop = self.cfg.action == "drop"
         out: dict[int, tuple[str, str, bool]] = {}
         if self.index is not None and len(self.index) and train.height:
-            rows, sims = self.index.best_matches(document_text(train).to_list())
+            sigs = self._train_signed(train) if self._train_signed is not None else None
+            rows, sims = self.index.best_matches(document_text(train).to_list(), sigs)
             for i in np.flatnonzero(rows >= 0).tolist():
                 out[i] = (NEAR_DUP, f"jaccard {sims[i]:.2f} with {self.index.keys[int(rows[i])]}", drop)
         for name, reason, drops in (
@@ -583,10 +611,13 @@ class Decontaminator(Stage):
     def checkpoint(self) -> object:
         """Where ``process`` is in the train records, for ``rollback`` when a batch is retried in parts."""
         counts = [Counter(side.batch_counts) for side in self.sides.values()]
-        return self._train_seen, self.flagged, self.removed, Counter(self.by_reason), len(self.examples), counts
+        fed = self._train_signed.position() if self._train_signed is not None else None
+        return self._train_seen, self.flagged, self.removed, Counter(self.by_reason), len(self.examples), counts, fed
 
     def rollback(self, state: object) -> None:
-        self._train_seen, self.flagged, self.removed, self.by_reason, n_examples, counts = state
+        self._train_seen, self.flagged, self.removed, self.by_reason, n_examples, counts, fed = state
+        if self._train_signed is not None:
+            self._train_signed.seek(fed)
         del self.examples[n_examples:]
         for side, c in zip(self.sides.values(), counts, strict=True):
             side.batch_counts = c
@@ -622,4 +653,7 @@ class Decontaminator(Stage):
             "heldout_ngrams_action": self.cfg.heldout_ngrams,
             "top_ngrams": self.top_ngrams(),
             "examples": self.examples[:5],
-        }
+        } | ({"signature_feed_lost": lost} if (lost := self._feed_lost or self._lost_train()) else {})
+
+    def _lost_train(self) -> str | None:
+        return self._train_signed.lost if self._train_signed is not None else None

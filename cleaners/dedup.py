@@ -567,38 +567,20 @@ class MinHashDeduper(Stage):
         self.action = self.cfg.action
         self.groups: dict[str, str] = {}
         self.grouped = 0
-        self.feed: SignatureFeed | None = None
-        self.feed_lost: str | None = None
+        self.signed = FedSignatures(self.hasher)
 
     def use_feed(self, feed: SignatureFeed) -> None:
         """Take signatures computed ahead (per partition, in parallel) instead of hashing each batch here."""
-        mine = {**self.hasher.params(), "scheme": self.hasher.scheme}
-        if feed.params != mine:
-            raise ValueError(f"precomputed signatures use {feed.params}, this stage computes {mine}")
-        self.feed = feed
+        self.signed = FedSignatures(self.hasher, feed)
 
     def checkpoint(self) -> object:
-        return self.feed.position() if self.feed is not None else None
+        return self.signed.position()
 
     def rollback(self, state: object) -> None:
-        if self.feed is not None and state is not None:
-            self.feed.seek(state)
+        self.signed.seek(state)
 
     def signatures(self, batch: pl.DataFrame, ids: list[str]) -> np.ndarray:
-        """The batch's signatures: from the feed while it is in step with the records, else hashed here (the
-        same numbers, only slower; ``summary`` says when the feed was given up)."""
-        if self.feed is not None:
-            try:
-                sigs, have = self.feed.take(ids)
-            except FeedOutOfStep as e:
-                self.feed, self.feed_lost = None, str(e)
-            else:
-                if not have.all():  # not computed ahead: hash here, where a failure is this record's alone
-                    missing = np.flatnonzero(~have)
-                    texts = document_text(batch[missing.tolist()]).to_list()
-                    sigs[missing] = self.hasher(texts)
-                return sigs
-        return self.hasher(document_text(batch).to_list())
+        return self.signed(batch, ids)
 
     def process(self, batch: pl.DataFrame) -> StageOutput:
         ids = batch["id"].to_list()
@@ -643,8 +625,8 @@ class MinHashDeduper(Stage):
 
     def summary(self) -> dict:
         out = {"index_size": len(self.index), "bands": self.index.bands, "rows": self.index.rows}
-        if self.feed_lost:
-            out["signature_feed_lost"] = self.feed_lost
+        if self.signed.lost:
+            out["signature_feed_lost"] = self.signed.lost
         return out | ({"grouped": self.grouped} if self.action == "group" else {})
 
     def save(self, path: str | Path) -> None:
@@ -751,6 +733,46 @@ def _isolated_signatures(hasher: MinHasher, texts: list[str]) -> tuple[np.ndarra
         return np.concatenate([a, b]), np.concatenate([ok_a, ok_b])
 
 
+class FedSignatures:
+    """Records' signatures from a ``SignatureFeed`` while the records come in its order, else hashed here: the
+    same numbers either way, only slower without the feed. ``lost`` says why the feed was given up, if it was.
+
+    The clean step MinHashes every record it keeps; near-dedup and the held-out checks of decontamination
+    read those signatures instead of hashing the same texts again.
+    """
+
+    def __init__(self, hasher: MinHasher, feed: SignatureFeed | None = None) -> None:
+        if feed is not None:
+            mine = {**hasher.params(), "scheme": hasher.scheme}
+            if feed.params != mine:
+                raise ValueError(f"precomputed signatures use {feed.params}, this stage computes {mine}")
+        self.hasher = hasher
+        self.feed = feed
+        self.lost: str | None = None
+
+    def position(self) -> object:
+        """Where the feed is, for ``seek`` (a batch retried after a failure reads its signatures again)."""
+        return self.feed.position() if self.feed is not None else None
+
+    def seek(self, state: object) -> None:
+        if self.feed is not None and state is not None:
+            self.feed.seek(state)
+
+    def __call__(self, records: pl.DataFrame, ids: list[str] | None = None) -> np.ndarray:
+        """Signatures of ``records`` (their document text), ``ids`` their ids when the caller has them."""
+        if self.feed is not None:
+            try:
+                sigs, have = self.feed.take(records["id"].to_list() if ids is None else ids)
+            except FeedOutOfStep as e:
+                self.feed, self.lost = None, str(e)
+            else:
+                if not have.all():  # not computed ahead: hash here, where a failure is this record's alone
+                    missing = np.flatnonzero(~have)
+                    sigs[missing] = self.hasher(document_text(records[missing.tolist()]).to_list())
+                return sigs
+        return self.hasher(document_text(records).to_list())
+
+
 def write_signatures(src: str | Path, dst: str | Path, cfg: DedupConfig, batch_size: int) -> int:
     """MinHash every record of a Parquet file (its document text, as near-dedup will see it) into ``dst``."""
     hasher = MinHasher.from_config(cfg)
@@ -821,6 +843,7 @@ __all__ = [
     "LSHIndex",
     "MinHashDeduper",
     "MinHasher",
+    "FedSignatures",
     "SignatureFeed",
     "canonical_text",
     "dedup_stages",

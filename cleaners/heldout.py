@@ -51,13 +51,14 @@ class HeldoutIndex:
     def keys(self):
         return self.index.keys
 
-    def add(self, texts: Sequence[str], ids: Sequence[str] | None = None) -> None:
+    def add(self, texts: Sequence[str], ids: Sequence[str] | None = None, sigs: np.ndarray | None = None) -> None:
+        """Index ``texts`` (``sigs``: their signatures, when the caller has them from the clean step)."""
         texts = list(texts)
         if not texts:
             return
         start = len(self.index)
         ids = list(ids) if ids is not None else [f"holdout:{start + i}" for i in range(len(texts))]
-        self.index.extend(ids, self.hasher.signatures(texts))
+        self.index.extend(ids, self.hasher.signatures(texts) if sigs is None else sigs)
 
     def add_records(self, read_batches: Callable[[], Iterable[pl.DataFrame]]) -> None:
         """Index every record of the held-out splits, in file order."""
@@ -65,11 +66,12 @@ class HeldoutIndex:
             held = batch.filter(pl.col("split").is_in(self.splits))
             self.add(document_text(held).to_list(), held["id"].to_list())
 
-    def best_matches(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Per text, the row of its closest held-out record at or above the threshold (-1: none) and the Jaccard."""
+    def best_matches(self, texts: Sequence[str], sigs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per text, the row of its closest held-out record at or above the threshold (-1: none) and the Jaccard
+        (``sigs``: the texts' signatures, when the caller has them)."""
         if not texts or not len(self.index):
             return np.full(len(texts), -1, np.int64), np.zeros(len(texts))
-        return self.index.best_matches(self.hasher.signatures(list(texts)), self.threshold)
+        return self.index.best_matches(self.hasher.signatures(list(texts)) if sigs is None else sigs, self.threshold)
 
     def match(self, texts: Sequence[str]) -> list[tuple[str, float] | None]:
         """Per text, (held-out id, estimated Jaccard) of the closest held-out record at or above the threshold."""

@@ -350,6 +350,7 @@ def decontaminate_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -
     The n-gram join spills to ``work/decontaminate``, removed when the step ends (and at the start of a rerun).
     """
     from cleaners.decontaminate import Decontaminator
+    from cleaners.dedup import SignatureFeed
     from cleaners.heldout import HeldoutIndex
     from ingest.sources import LoadStats, iter_record_batches
 
@@ -357,6 +358,8 @@ def decontaminate_step(cfg: PipelineConfig, paths: RunPaths, log: Log = print) -
     dcfg = cfg.decontaminate
     heldout = HeldoutIndex.from_config(cfg.heldout, cfg.dedup, sig_path=paths.work / "heldout.sigs")
     stage = Decontaminator(dcfg, heldout, cfg.heldout.splits, workdir=paths.work / "decontaminate")
+    if sigs := signature_files(cfg, paths):  # the clean step's MinHash of every record: not hashed again
+        stage.use_feed(lambda: SignatureFeed(sigs))
     loads: list[LoadStats] = []  # one per pass over the `against` files
     quarantined: Counter = Counter()
 
@@ -703,7 +706,7 @@ def step_inputs(name: str, cfg: PipelineConfig, paths: RunPaths) -> list[Path | 
         "clean": [w("loaded")],
         "dedup": [w("cleaned"), *signature_files(cfg, paths), *local(cfg.dedup.reuse_index)],
         "split": [w("deduped"), *local(cfg.split.previous)],
-        "decontaminate": [w("split")],
+        "decontaminate": [w("split"), *signature_files(cfg, paths)],
         "augment": [w("decontaminated"), paths.heldout_index],
         "tokenizer": [w("augmented"), *local(cfg.tokenizer.pretrained)],
         "tokenize": [w("augmented"), paths.tokenizer],

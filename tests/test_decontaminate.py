@@ -343,3 +343,60 @@ def test_the_step_warns_loudly_when_decontamination_moves_the_split():
         {"train": 80, "validation": 10, "test": 10}, {"train": 50, "validation": 10, "test": 10}, ratios, 0.02
     )
     assert "train" in bad["warning"] and bad["shares"]["train"]["after"] < 0.75
+
+
+def test_the_clean_steps_signatures_are_read_not_hashed_again(tmp_path, monkeypatch):
+    """With the clean step's MinHash files, the held-out and train records are not hashed again, and the
+    verdicts are those of hashing them here; a record not in the files is hashed, and the summary says so."""
+    import numpy as np
+    import polars as pl
+
+    from cleaners.config import DedupConfig, HeldoutConfig
+    from cleaners.dedup import SignatureFeed, write_signatures
+
+    reworded = HELD + " today"
+    batch = rows(
+        ("v1", HELD, "validation"),
+        ("t1", reworded, "train"),
+        ("t2", OTHER, "train"),
+        ("t3", OTHER.replace("nine", "eight"), "train"),
+        ("x1", "A test record about something else entirely, with enough words to shingle.", "test"),
+    )
+    batch.write_parquet(tmp_path / "part.parquet")
+    write_signatures(tmp_path / "part.parquet", tmp_path / "part.npz", DedupConfig(), 2)
+
+    def stage(feed: bool, records: pl.DataFrame = batch) -> Decontaminator:
+        d = Decontaminator(DecontamConfig(), HeldoutIndex.from_config(HeldoutConfig(), DedupConfig()))
+        if feed:
+            d.use_feed(lambda: SignatureFeed([tmp_path / "part.npz"]))
+        d.fit(lambda: [records])
+        return d
+
+    hashed = stage(False)
+    expected = hashed(batch)
+    real, hashes = MinHasher.signatures, []
+
+    def counted(self, texts):
+        hashes.append(len(texts))
+        return real(self, texts)
+
+    monkeypatch.setattr(MinHasher, "signatures", counted)
+    monkeypatch.setattr(MinHasher, "__call__", counted)
+    fed = stage(True)
+    state = fed.checkpoint()
+    fed(batch)
+    fed.rollback(state)  # a batch retried after a failure reads its signatures again
+    got = fed(batch)
+    assert not sum(hashes)  # every signature came from the file
+    assert got.dropped["id"].to_list() == expected.dropped["id"].to_list() == ["t1"]
+    assert got.dropped["detail"].to_list() == expected.dropped["detail"].to_list()
+    assert "signature_feed_lost" not in fed.summary()
+    more = pl.concat([batch, rows(("zz", reworded, "train"))])  # zz is not in the files: hashed here
+    monkeypatch.undo()
+    fed, hashed = stage(True, more), stage(False, more)
+    assert fed(more).dropped["id"].to_list() == hashed(more).dropped["id"].to_list() == ["t1", "zz"]
+    assert "out of step" in fed.summary()["signature_feed_lost"]
+    other = Decontaminator(DecontamConfig(), HeldoutIndex.from_config(HeldoutConfig(), DedupConfig(num_perm=64)))
+    other.use_feed(lambda: SignatureFeed([tmp_path / "part.npz"]))  # other MinHash settings: hashed, not refused
+    assert "precomputed signatures use" in other.summary()["signature_feed_lost"]
+    assert np.load(tmp_path / "part.npz")["ids"].tolist() == batch["id"].to_list()
