@@ -128,16 +128,19 @@ def test_a_check_that_stops_the_run_keeps_the_quarantine_file(tmp_path):
     assert not list(tmp_path.glob(".*tmp*")) and not list((tmp_path / "dropped").glob(".*"))
 
 
-def test_sort_parquet_orders_by_id_in_bounded_buckets(tmp_path, monkeypatch):
+@pytest.mark.parametrize("bucket_bytes", [5000, None])  # many buckets on disk; one, sorted in memory
+def test_sort_parquet_orders_by_id_in_bounded_buckets(tmp_path, monkeypatch, bucket_bytes):
     import tuneprep.runner as runner
 
     ids = [f"{(i * 7919) % 1000:020x}" for i in range(1000)]
+    ids[500:510] = [ids[0]] * 10  # ties keep their file order
     df = pl.DataFrame({"id": ids, "text": [str(i) * (i % 30 + 1) for i in range(1000)]})
     df.write_parquet(tmp_path / "a.parquet")
-    monkeypatch.setattr(runner, "SORT_BUCKET_BYTES", 5000)  # many buckets
+    if bucket_bytes:
+        monkeypatch.setattr(runner, "SORT_BUCKET_BYTES", bucket_bytes)
     assert sort_parquet(tmp_path / "a.parquet", tmp_path / "b.parquet", batch_size=33) == 1000
     out = pl.read_parquet(tmp_path / "b.parquet")
-    assert out["id"].to_list() == sorted(ids) and out.sort("id").equals(df.sort("id"))
+    assert out["id"].to_list() == sorted(ids) and out.equals(df.sort("id", maintain_order=True))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "b.parquet"]
     # row groups of a batch at most, so a reader never decodes a whole bucket at once (memory stays flat)
     meta = pq.ParquetFile(tmp_path / "b.parquet").metadata

@@ -335,6 +335,13 @@ def sort_parquet(src: Path, dst: Path, by: str = "id", batch_size: int = 4096) -
     data_bytes = sum(pf.metadata.row_group(i).total_byte_size for i in range(pf.metadata.num_row_groups))
     bucket_rows = max(1, min(n, int(n * SORT_BUCKET_BYTES / max(data_bytes, 1)))) if n else 1
     n_buckets = max(1, -(-n // bucket_rows))
+    if n_buckets == 1:  # it fits in one bucket: sorted in memory, no scratch files
+        with ParquetSink(dst) as out:
+            rows = pl.read_parquet(src).with_columns(pl.Series("_rank", rank)).sort("_rank").drop("_rank")
+            for chunk in rows.iter_slices(batch_size):
+                out.write(chunk)
+            out.close(empty_like=empty_frame(pf.schema_arrow))
+        return n
     scratch = dst.with_name(f".{dst.name}.sort-{os.getpid()}")
     shutil.rmtree(scratch, ignore_errors=True)
     try:
