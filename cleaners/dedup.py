@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
@@ -42,13 +41,13 @@ _LOW32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)
 _BLOCK_BYTES = 8 << 20  # permuted-shingle block (num_perm x shingles x 8 bytes): stays in cache, bounds memory
 _MAX_VEC_TOKEN = 32
-_WS = re.compile(r"\s+")
 _SPACES = np.array([c for c in range(0x3001) if chr(c).isspace()], np.uint32)  # no code point above is a space
 
 
 def canonical_text(text: str | None) -> str:
-    """Lowercased, whitespace-collapsed text: the form duplicates are judged on."""
-    return _WS.sub(" ", (text or "").lower()).strip()
+    """Lowercased, whitespace-collapsed text: the form duplicates are judged on. ``str.split`` splits where
+    ``\\s+`` matches (both use ``str.isspace``), 3x faster than the regex; the keys stay those of old indexes."""
+    return " ".join((text or "").lower().split())
 
 
 def _fmix(h: np.ndarray) -> np.ndarray:

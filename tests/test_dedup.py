@@ -21,6 +21,7 @@ from cleaners.dedup import (
     LSHIndex,
     MinHashDeduper,
     MinHasher,
+    canonical_text,
     dedup_stages,
     jaccard_estimate,
 )
@@ -66,6 +67,16 @@ def test_exact_dedup_across_batches_and_case_whitespace(tmp_path):
     assert restored.ids == dd.ids and len(restored) == 3
     third = restored(_text_rows(["Brand new text.", "Never seen before."], prefix="f"))
     assert _dropped(third) == [("f0", "e1")]
+
+
+def test_canonical_text_collapses_exactly_the_whitespace_a_regex_does():
+    """Exact-dedup keys in saved indexes were made with ``\\s+``: the faster split must give the same text."""
+    import re
+    import sys
+
+    spaces = "".join(chr(c) for c in range(sys.maxunicode + 1) if re.fullmatch(r"\s", chr(c)))
+    for text in [f" A{spaces}b\x00c{spaces}", "x\u200by", "", None, f"{spaces}"]:
+        assert canonical_text(text) == re.sub(r"\s+", " ", (text or "").lower()).strip()
 
 
 def test_exact_dedup_index_is_compact_across_many_batches():
