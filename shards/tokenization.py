@@ -579,19 +579,20 @@ def _encode_ids(tok, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(flats), np.concatenate(counts)
 
 
-def _encode_with_offsets(tok, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each text's ids (int32) and the character where each token starts, in batched Rust calls."""
+def _encode_with_offsets(tok, texts: list[str], min_tokens: int = 0) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Each text's ids (int32) and the character where each token starts, in batched Rust calls; the starts
+    only for texts of at least ``min_tokens`` tokens (None for the others: only texts cut into windows need
+    them)."""
     backend = getattr(tok, "backend_tokenizer", None)
     if backend is None:
         enc = tok(texts, add_special_tokens=False, return_offsets_mapping=True)
         pairs = zip(enc["input_ids"], enc["offset_mapping"], strict=True)
-        return [(np.asarray(i, np.int32), _starts(o)) for i, o in pairs]
+        return [(np.asarray(i, np.int32), _starts(o) if len(i) >= min_tokens else None) for i, o in pairs]
     out = []
     for lo, hi in _chunks(texts):
-        out += [
-            (np.asarray(e.ids, np.int32), _starts(e.offsets))
-            for e in backend.encode_batch(texts[lo:hi], add_special_tokens=False)
-        ]
+        for e in backend.encode_batch(texts[lo:hi], add_special_tokens=False):
+            ids = np.asarray(e.ids, np.int32)
+            out.append((ids, _starts(e.offsets) if ids.size >= min_tokens else None))
     return out
 
 
@@ -602,7 +603,7 @@ _OFFSETS_FROM_CHARS_PER_TOKEN = 3
 
 def _encode_texts(
     tok, texts: list[str], max_length: int
-) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[np.ndarray, np.ndarray]]]:
+) -> tuple[np.ndarray, np.ndarray, dict[int, tuple[np.ndarray, np.ndarray | None]]]:
     """``_encode_ids`` over every text, and the ids and token starts of the long texts (by character count),
     which are encoded with offsets instead; the same ids either way."""
     chars = np.fromiter(map(len, texts), np.int64, len(texts))
@@ -611,7 +612,7 @@ def _encode_texts(
         return (*_encode_ids(tok, texts), {})
     narrow = np.flatnonzero(chars < _OFFSETS_FROM_CHARS_PER_TOKEN * max_length)
     narrow_flat, narrow_lengths = _encode_ids(tok, [texts[k] for k in narrow.tolist()])
-    encoded = _encode_with_offsets(tok, [texts[k] for k in wide.tolist()])
+    encoded = _encode_with_offsets(tok, [texts[k] for k in wide.tolist()], max_length)
     lengths = np.empty(len(texts), np.int64)
     lengths[narrow] = narrow_lengths
     lengths[wide] = np.fromiter((len(ids) for ids, _ in encoded), np.int64, len(encoded))
