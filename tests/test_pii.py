@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cleaners import PIIConfig, RedactPII, redact_pii
 from cleaners.pii import iban_ok, luhn_ok
@@ -142,3 +144,14 @@ def test_redaction_settings_per_role():
     assert msgs[0]["content"] == "My number is <PHONE>, what is yours?"
     assert msgs[1]["content"] == "Ours is 415-555-0132; write to help@shop.example."
     assert stage.summary()["pii"]["phone"] == 1 and stage.summary()["allowed"] == {"email": 1}
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="GB82WEST1234567890 .:-abc", min_size=0, max_size=60))
+def test_the_cheap_gates_never_skip_a_match(text):
+    """IBAN and IPv4 run only on texts holding what every match of theirs holds: a gate may pass a text
+    without a match, never skip one with a match."""
+    from cleaners.pii import _IBAN_START, _IPV4_DOT, IBAN, IPV4
+
+    assert not IBAN.search(text) or _IBAN_START.search(text)
+    assert not IPV4.search(text) or _IPV4_DOT.search(text)
