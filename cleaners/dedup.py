@@ -772,18 +772,34 @@ class FedSignatures:
         return self.hasher(document_text(records).to_list())
 
 
+class SignatureWriter:
+    """MinHash signatures of records as they go by (``add`` a batch at a time), saved by ``write`` for a
+    ``SignatureFeed``: the clean step signs each batch it keeps as it writes it."""
+
+    def __init__(self, cfg: DedupConfig) -> None:
+        self.hasher = MinHasher.from_config(cfg)
+        self.ids: list[str] = []
+        self._sigs = [np.empty((0, cfg.num_perm), np.uint32)]
+        self._oks = [np.empty(0, bool)]
+
+    def add(self, batch: pl.DataFrame) -> None:
+        """Sign the batch's records (their document text, as near-dedup will see it)."""
+        self.ids += batch["id"].to_list()
+        sig, ok = _isolated_signatures(self.hasher, document_text(batch).to_list())
+        self._sigs.append(sig)
+        self._oks.append(ok)
+
+    def write(self, dst: str | Path) -> int:
+        SignatureFeed.write(dst, self.ids, np.concatenate(self._sigs), np.concatenate(self._oks), self.hasher)
+        return len(self.ids)
+
+
 def write_signatures(src: str | Path, dst: str | Path, cfg: DedupConfig, batch_size: int) -> int:
     """MinHash every record of a Parquet file (its document text, as near-dedup will see it) into ``dst``."""
-    hasher = MinHasher.from_config(cfg)
-    ids: list[str] = []
-    sigs, oks = [np.empty((0, cfg.num_perm), np.uint32)], [np.empty(0, bool)]
+    writer = SignatureWriter(cfg)
     for batch in iter_batches(Path(src), batch_size):
-        ids += batch["id"].to_list()
-        sig, ok = _isolated_signatures(hasher, document_text(batch).to_list())
-        sigs.append(sig)
-        oks.append(ok)
-    SignatureFeed.write(dst, ids, np.concatenate(sigs), np.concatenate(oks), hasher)
-    return len(ids)
+        writer.add(batch)
+    return writer.write(dst)
 
 
 def dedup_stages(
@@ -844,6 +860,7 @@ __all__ = [
     "MinHasher",
     "FedSignatures",
     "SignatureFeed",
+    "SignatureWriter",
     "canonical_text",
     "dedup_stages",
     "jaccard_estimate",

@@ -177,7 +177,7 @@ def _stage_log(s: StageStats) -> str:
 def clean_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log = print) -> list[dict]:
     """Extract, normalise, redact and filter one partition, then MinHash what it kept for near-dedup."""
     from cleaners import clean_stages
-    from cleaners.dedup import write_signatures
+    from cleaners.dedup import SignatureWriter
     from cleaners.html import StripHtml
 
     folder = part_dir(paths, "clean", part)
@@ -185,6 +185,7 @@ def clean_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log =
     src = paths.stage_file("loaded")
     if isinstance(stages[0], StripHtml) and _has_html(src, part):  # pages extracted while the text ahead is cleaned
         stages[0].prefetch(_html_pages(src, part, cfg.batch_size))
+    signer = SignatureWriter(cfg.dedup) if cfg.dedup.near else None  # each kept batch MinHashed as it is written
     try:
         stats = run_stages(
             stages,
@@ -195,13 +196,14 @@ def clean_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log =
             quarantine_dir=folder / "quarantine",
             check=QuarantineGuard(cfg, paths),
             rows=(part.start, part.stop),
+            on_kept=signer.add if signer is not None else None,
         )
     finally:
         for stage in stages:
             if hasattr(stage, "close"):
                 stage.close()
-    if cfg.dedup.near:
-        write_signatures(folder / "out.parquet", folder / "minhash.npz", cfg.dedup, cfg.batch_size)
+    if signer is not None:
+        signer.write(folder / "minhash.npz")
     log(f"clean: {part.name} ({part.rows} records): {stats[-1].kept} kept")
     return [s.to_dict() for s in stats]
 

@@ -101,7 +101,11 @@ def test_run_stages_writes_quarantine_per_stage_and_balances(tmp_path):
         def map_text(self, text, role):
             return text.upper()
 
-    stats = run_stages([Boom(), Upper()], src, tmp_path / "out.parquet", tmp_path / "dropped", batch_size=8)
+    seen: list[pl.DataFrame] = []
+    stats = run_stages(
+        [Boom(), Upper()], src, tmp_path / "out.parquet", tmp_path / "dropped", batch_size=8, on_kept=seen.append
+    )
+    assert pl.concat(seen).equals(pl.read_parquet(tmp_path / "out.parquet"))  # on_kept sees what is written
     boom, upper = stats
     assert (boom.read, boom.kept, boom.quarantined) == (30, 29, 1) and boom.balanced
     assert boom.quarantine_reasons == {STAGE_ERROR: 1} and boom.errors == ["ValueError: cannot handle boom"]

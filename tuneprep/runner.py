@@ -244,6 +244,7 @@ def run_stages(
     quarantine_dir: Path | None = None,
     check: Callable[[list[StageStats]], None] | None = None,
     rows: tuple[int, int] | None = None,
+    on_kept: Callable[[pl.DataFrame], None] | None = None,
 ) -> list[StageStats]:
     """Feed every batch of ``src`` through ``stages`` in order; kept rows go to ``dst``, drops to
     ``dropped_dir/<stage>.parquet``, records a stage could not handle to ``quarantine_dir/<stage>.jsonl``
@@ -251,6 +252,7 @@ def run_stages(
 
     ``check`` sees the running figures after every batch and may raise to stop the run (too much quarantined).
     ``rows`` = (start, stop) limits the run to that row range of ``src`` (one partition, see ``tuneprep.partitions``).
+    ``on_kept`` sees each batch of kept rows as it is written (the clean step MinHashes them there).
     """
     quarantine_dir = quarantine_dir or dropped_dir.parent / "quarantine"
     stats = [StageStats(s.name) for s in stages]
@@ -277,7 +279,10 @@ def run_stages(
                     batch = result.kept
                     if getattr(stage, "adds_records", False):
                         st.added = st.kept - (st.read - st.dropped - st.quarantined)
-                out.write(conform(batch, extra_schema))
+                batch = conform(batch, extra_schema)
+                out.write(batch)
+                if on_kept:
+                    on_kept(batch)
                 if on_batch:
                     on_batch(n_in)
                 if check:
