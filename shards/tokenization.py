@@ -208,6 +208,13 @@ def _plain_decode(cls: type) -> bool:
     )
 
 
+def _decode_all(tok, pieces: list[list[int]]) -> list[str]:
+    """``_decode`` of each piece, in one batched Rust call where the tokenizer's decode is the plain one."""
+    if _plain_decode(type(tok)):
+        return tok.backend_tokenizer.decode_batch(pieces, skip_special_tokens=False)
+    return [_decode(tok, p) for p in pieces]
+
+
 def _decode(tok, ids) -> str:
     if _plain_decode(type(tok)):  # skips the per-id type checks of ``decode`` (a window is decoded per cut)
         return tok.backend_tokenizer.decode(
@@ -231,9 +238,16 @@ def _text_windows(text: str, ids: np.ndarray, starts: np.ndarray, tok, max_lengt
     eos = np.int32(tok.eos_token_id)
     if len(ids) < max_length:  # the common case: one window, the text as it is, every token in the loss
         return [Window(np.append(ids, eos), None, text)]
+    pieces = _cuts(text, ids, starts, max_length)
+    texts = _decode_all(tok, [p.tolist() for p, _ in pieces])
+    return [Window(np.append(p, eos), m, t) for (p, m), t in zip(pieces, texts, strict=True)]
+
+
+def _cuts(text: str, ids: np.ndarray, starts: np.ndarray, max_length: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A long document's windows before EOS and decoding: (ids, loss mask with the EOS slot)."""
     sentences, words = cut_points(text, starts)
     capacity = max_length - 1
-    out: list[Window] = []
+    pieces: list[tuple[np.ndarray, np.ndarray]] = []
     start = 0
     while start < len(ids):
         end = (
@@ -242,9 +256,9 @@ def _text_windows(text: str, ids: np.ndarray, starts: np.ndarray, tok, max_lengt
         piece = ids[start:end]
         mask = np.ones(len(piece) + 1, np.int8)
         mask[-1] = end == len(ids)
-        out.append(Window(np.append(piece, eos), mask, _decode(tok, piece.tolist())))
+        pieces.append((piece, mask))
         start = end
-    return out
+    return pieces
 
 
 # --- conversations -----------------------------------------------------------------------------------------
@@ -673,9 +687,10 @@ def encode_records(df: pl.DataFrame, tok, max_length: int) -> Encoded:
         long = np.flatnonzero(lengths >= max_length).tolist()
         missing = [k for k in long if k not in offsets]
         offsets.update(zip(missing, _encode_with_offsets(tok, [texts[k] for k in missing]), strict=True))
+        cuts = {k: _cuts(texts[k], *offsets[k], max_length) for k in long}  # type: ignore[arg-type]
+        decoded = iter(_decode_all(tok, [p.tolist() for k in long for p, _ in cuts[k]]))  # one Rust call
         for k in long:
-            ids, starts = offsets[k]
-            windows[int(text_rows[k])] = _text_windows(texts[k], ids, starts, tok, max_length)
+            windows[int(text_rows[k])] = [Window(np.append(p, eos), m, next(decoded)) for p, m in cuts[k]]
     chat_rows = np.flatnonzero(is_chat).tolist()
     if chat_rows:
         conversations = df["messages"].gather(chat_rows).to_list()
