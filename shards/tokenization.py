@@ -139,6 +139,22 @@ _SENTENCE_END = np.array([ord(c) for c in ".!?…"], np.uint32)
 _CLOSERS = np.array([ord(c) for c in "\"')]}”’»"], np.uint32)
 
 
+def _table(codes: np.ndarray) -> np.ndarray:
+    """A lookup table for ``_member``: one flag per code point up to the set's largest, then one that is off."""
+    table = np.zeros(int(codes.max()) + 2, bool)
+    table[codes] = True
+    return table
+
+
+def _member(cps: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``np.isin(cps, codes)`` by table lookup (5x faster on a document): code points past the set read the last,
+    unset slot."""
+    return table[np.minimum(cps, table.size - 1)]
+
+
+_WHITESPACE_T, _SENTENCE_END_T, _CLOSERS_T = _table(_WHITESPACE), _table(_SENTENCE_END), _table(_CLOSERS)
+
+
 class Window(NamedTuple):
     """One training example: token ids, loss mask (None: every token), and the text or turns those ids encode."""
 
@@ -158,7 +174,7 @@ def cut_points(text: str, starts: np.ndarray, lo: int = 0, hi: int | None = None
     if starts.size < 2:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
-    ws = np.isin(cps, _WHITESPACE)
+    ws = _member(cps, _WHITESPACE_T)
     n = cps.size
     at = np.clip(starts, 0, max(n - 1, 0))
     prev = np.where(starts > 0, ws[np.clip(starts - 1, 0, max(n - 1, 0))], True)
@@ -166,13 +182,13 @@ def cut_points(text: str, starts: np.ndarray, lo: int = 0, hi: int | None = None
     hi = n if hi is None else hi
     word = (ws[at] != prev) & distinct & (starts > lo) & (starts < hi)
     # the last character before the token that is neither a space nor a closer
-    solid = np.flatnonzero(~ws & ~np.isin(cps, _CLOSERS))
+    solid = np.flatnonzero(~ws & ~_member(cps, _CLOSERS_T))
     k = np.searchsorted(solid, starts) - 1
     last = np.where(k >= 0, cps[solid[np.maximum(k, 0)]], 0)
     newlines = np.concatenate(([0], np.cumsum((cps == 10).view(np.int8), dtype=np.int32)))
     since = np.where(k >= 0, solid[np.maximum(k, 0)] + 1, 0)
     broke = newlines[np.minimum(starts, n)] > newlines[np.minimum(since, n)]
-    sentence = word & (np.isin(last, _SENTENCE_END) | broke)
+    sentence = word & (_member(last, _SENTENCE_END_T) | broke)
     return np.flatnonzero(sentence), np.flatnonzero(word)
 
 
