@@ -156,7 +156,8 @@ def _resiliparse(html: str) -> str:
 
 
 def _text_size(text: str) -> int:
-    return sum(len(w) for w in text.split())
+    """Characters that are not whitespace."""
+    return len("".join(text.split()))
 
 
 @lru_cache(maxsize=32)

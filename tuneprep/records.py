@@ -45,11 +45,8 @@ def content_key(text: str | None, messages: Sequence[dict] | None) -> str:
 
 def record_id(source: str, content: str, salt: str = "") -> str:
     """Stable, content-derived id: the same file and content give the same id on every run."""
-    h = hashlib.blake2b(digest_size=10)
-    for part in (source, content, salt):
-        h.update(part.encode("utf-8", "surrogatepass"))
-        h.update(b"\x00")
-    return h.hexdigest()
+    data = f"{source}\x00{content}\x00{salt}\x00".encode("utf-8", "surrogatepass")  # one update, same digest
+    return hashlib.blake2b(data, digest_size=10).hexdigest()
 
 
 def empty_records(extra: dict[str, pl.DataType] | None = None) -> pl.DataFrame:
