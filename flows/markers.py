@@ -53,23 +53,36 @@ LIBRARIES_BY_STEP = {"clean": ("trafilatura", "resiliparse", "ftfy", "py3langid"
 @cache
 def code_version(step: str) -> str:
     """sha256 of the source a step runs (its packages, the bottom layer, the flows glue) and its libraries' versions."""
-    from importlib import metadata
-
     h = hashlib.sha256()
     for rel in sorted({*COMMON_CODE, *STEP_CODE.get(step, ("",))}):
-        root = PROJECT_ROOT / rel
-        files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for f in files:
-            if "__pycache__" in f.parts or f.suffix == ".pyc":
-                continue
-            h.update(str(f.relative_to(PROJECT_ROOT)).encode() + b"\0")
-            h.update(hashlib.sha256(f.read_bytes()).digest())
+        for name, digest in _source_digests(rel):
+            h.update(name.encode() + b"\0")
+            h.update(digest)
     for lib in (*LIBRARIES, *LIBRARIES_BY_STEP.get(step, ())):
-        try:
-            h.update(f"{lib}=={metadata.version(lib)}\0".encode())
-        except metadata.PackageNotFoundError:
-            h.update(f"{lib} absent\0".encode())
+        h.update(_library(lib).encode())
     return h.hexdigest()
+
+
+@cache
+def _source_digests(rel: str) -> tuple[tuple[str, bytes], ...]:
+    """(path, sha256) of each source file under ``rel``: the steps share most of them, read once a process."""
+    root = PROJECT_ROOT / rel
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    return tuple(
+        (str(f.relative_to(PROJECT_ROOT)), hashlib.sha256(f.read_bytes()).digest())
+        for f in files
+        if "__pycache__" not in f.parts and f.suffix != ".pyc"
+    )
+
+
+@cache
+def _library(lib: str) -> str:
+    from importlib import metadata
+
+    try:
+        return f"{lib}=={metadata.version(lib)}\0"
+    except metadata.PackageNotFoundError:
+        return f"{lib} absent\0"
 
 
 def config_slice(cfg: PipelineConfig, fields: Iterable[str]) -> dict:
