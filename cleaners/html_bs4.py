@@ -12,7 +12,7 @@ from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import CData, Comment, Declaration, Doctype, ProcessingInstruction
 
 from cleaners.config import HtmlConfig
-from cleaners.html_text import PRE_NL, tidy
+from cleaners.html_tidy import PRE_NL, tidy
 
 # Never article text, whatever the config says.
 NON_CONTENT_TAGS = frozenset(

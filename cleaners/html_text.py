@@ -34,19 +34,10 @@ from functools import cache, lru_cache
 import numpy as np
 
 from cleaners.config import HtmlConfig
+from cleaners.html_tidy import tidy
 from tuneprep.errors import error_summary
 
-PRE_NL = "\ue000"  # a newline inside <pre>, kept through the whitespace tidying
 _DEFAULT = HtmlConfig()
-
-
-def tidy(text: str) -> str:
-    lines = [ln.strip() for ln in text.split("\n")]
-    kept: list[str] = []
-    for ln in lines:
-        if ln or (kept and kept[-1]):
-            kept.append(ln)
-    return "\n".join(kept).strip().replace(PRE_NL, "\n")
 
 
 def _bs4(html: str, cfg: HtmlConfig) -> str:
