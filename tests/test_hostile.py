@@ -238,19 +238,6 @@ def test_a_cancelled_extraction_stops_the_workers_still_on_a_page():
         pool.close()
 
 
-def test_the_extraction_worker_imports_neither_polars_nor_bs4():
-    """A worker process imports ``cleaners.html_text`` only: every worker start is CPU the run waits for."""
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, cleaners.html_text as t; t.strip_html('<p>warm</p>'); "
-        "print(sorted(m for m in ('polars', 'bs4', 'pandas', 'tuneprep.stage') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
-
-
 def test_pages_are_extracted_in_process_when_no_worker_can_start(monkeypatch):
     import cleaners.html as html
 
