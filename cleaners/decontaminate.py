@@ -232,8 +232,8 @@ class Decontaminator(Stage):
         self.removed = 0
         self.by_reason: Counter = Counter()
         self.examples: list[dict] = []
-        self._feed: Callable[[], SignatureFeed] | None = None
-        self._feed_lost: str | None = None
+        self._feed_refused: str | None = None  # why ``use_feed`` could not use the files
+        self._held_signed: FedSignatures | None = None
         self._train_signed: FedSignatures | None = None
 
     def use_feed(self, make_feed: Callable[[], SignatureFeed]) -> None:
@@ -243,11 +243,10 @@ class Decontaminator(Stage):
         if self.index is None:
             return
         try:
+            self._held_signed = FedSignatures(self.index.hasher, make_feed())
             self._train_signed = FedSignatures(self.index.hasher, make_feed())
         except ValueError as e:  # made with other MinHash settings: hashed here, as without a feed
-            self._feed_lost = str(e)
-        else:
-            self._feed = make_feed
+            self._feed_refused = str(e)
 
     @property
     def heldout_ids(self) -> list[str]:
@@ -371,14 +370,11 @@ class Decontaminator(Stage):
         if external is not None:
             for batch in external():
                 self.add_external(batch["id"].to_list(), *segments(batch))
-        signed = FedSignatures(self.index.hasher, self._feed()) if self.index is not None and self._feed else None
         for batch in read_batches():
             held = batch.filter(pl.col("split").is_in(self.splits))
             ids = held["id"].to_list()
-            sigs = signed(held, ids) if signed is not None else None
+            sigs = self._held_signed(held, ids) if self._held_signed is not None else None
             self.add_heldout(ids, document_text(held).to_list(), segments(held), sigs)
-        if signed is not None:
-            self._feed_lost = signed.lost
         if not self.cfg.enabled:
             return
         for batch in read_batches():
@@ -653,7 +649,9 @@ class Decontaminator(Stage):
             "heldout_ngrams_action": self.cfg.heldout_ngrams,
             "top_ngrams": self.top_ngrams(),
             "examples": self.examples[:5],
-        } | ({"signature_feed_lost": lost} if (lost := self._feed_lost or self._lost_train()) else {})
+        } | ({"signature_feed_lost": lost} if (lost := self._feed_lost()) else {})
 
-    def _lost_train(self) -> str | None:
-        return self._train_signed.lost if self._train_signed is not None else None
+    def _feed_lost(self) -> str | None:
+        """Why the clean step's signatures were not (or no longer) used, if they were offered."""
+        signed = (s.lost for s in (self._held_signed, self._train_signed) if s is not None)
+        return self._feed_refused or next((lost for lost in signed if lost), None)
