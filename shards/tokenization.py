@@ -251,12 +251,18 @@ def encode_text(text: str, tok, max_length: int) -> list[Window]:
 
 
 def _text_windows(text: str, ids: np.ndarray, starts: np.ndarray, tok, max_length: int) -> list[Window]:
-    eos = np.int32(tok.eos_token_id)
     if len(ids) < max_length:  # the common case: one window, the text as it is, every token in the loss
-        return [Window(np.append(ids, eos), None, text)]
-    pieces = _cuts(text, ids, starts, max_length)
-    texts = _decode_all(tok, [p.tolist() for p, _ in pieces])
-    return [Window(np.append(p, eos), m, t) for (p, m), t in zip(pieces, texts, strict=True)]
+        return [Window(np.append(ids, np.int32(tok.eos_token_id)), None, text)]
+    return _long_windows([(text, ids, starts)], tok, max_length)[0]
+
+
+def _long_windows(docs: list[tuple[str, np.ndarray, np.ndarray]], tok, max_length: int) -> list[list[Window]]:
+    """Each long document (text, ids, token starts) cut into windows ending with EOS, the windows' texts
+    decoded in one batched call for all of them."""
+    eos = np.int32(tok.eos_token_id)
+    cuts = [_cuts(text, ids, starts, max_length) for text, ids, starts in docs]
+    decoded = iter(_decode_all(tok, [p.tolist() for pieces in cuts for p, _ in pieces]))
+    return [[Window(np.append(p, eos), m, next(decoded)) for p, m in pieces] for pieces in cuts]
 
 
 def _cuts(text: str, ids: np.ndarray, starts: np.ndarray, max_length: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -703,10 +709,9 @@ def encode_records(df: pl.DataFrame, tok, max_length: int) -> Encoded:
         long = np.flatnonzero(lengths >= max_length).tolist()
         missing = [k for k in long if k not in offsets]
         offsets.update(zip(missing, _encode_with_offsets(tok, [texts[k] for k in missing]), strict=True))
-        cuts = {k: _cuts(texts[k], *offsets[k], max_length) for k in long}  # type: ignore[arg-type]
-        decoded = iter(_decode_all(tok, [p.tolist() for k in long for p, _ in cuts[k]]))  # one Rust call
-        for k in long:
-            windows[int(text_rows[k])] = [Window(np.append(p, eos), m, next(decoded)) for p, m in cuts[k]]
+        docs = [(texts[k], *offsets[k]) for k in long]
+        for k, cut in zip(long, _long_windows(docs, tok, max_length), strict=True):  # type: ignore[arg-type]
+            windows[int(text_rows[k])] = cut
     chat_rows = np.flatnonzero(is_chat).tolist()
     if chat_rows:
         conversations = df["messages"].gather(chat_rows).to_list()
