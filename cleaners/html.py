@@ -10,6 +10,7 @@ records in front of them are cleaned, and ``StripHtml`` turns HTML records into 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing
 import queue
 import threading
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from multiprocessing.connection import wait as connection_wait
 
+import numpy as np
 import polars as pl
 
 from cleaners.config import HtmlConfig
@@ -41,6 +43,7 @@ __all__ = [
     "StripHtml",
     "WorkerUnavailable",
     "available",
+    "page_batches",
     "drop_boilerplate_lines",
     "page_depth",
     "plain_text",
@@ -51,6 +54,7 @@ __all__ = [
 LIMIT_REASONS = {"too_large": "page_too_large", "too_deep": "page_too_deep", "timeout": "extraction_timeout"}
 _CANCEL_POLL_S = 0.1  # how often a cancellable extraction looks at its caller's flag while pages run
 _WORKER_START_S = 300.0  # importing the extractors in a fresh process; not counted against a page
+PAGE_CHUNK = 32  # pages handed to the worker pool at once, and the most a batch of pages holds (``page_batches``)
 
 
 class WorkerUnavailable(RuntimeError):
@@ -195,6 +199,30 @@ def _stop(proc, conn) -> None:
     proc.join(5)
 
 
+def page_batches(batches: Iterable[pl.DataFrame], chunk: int = PAGE_CHUNK) -> Iterator[pl.DataFrame]:
+    """``batches`` cut where HTML pages start and end, and runs of pages into batches of at most ``chunk``.
+
+    A page costs the extractor about as much as a hundred text records, so a batch of pages the size of a text
+    batch would hold the stages after extraction until its last page is done, and hold every page in memory.
+    Cut like this, the text in front of the pages is cleaned while they are extracted, and each chunk of pages
+    is cleaned while the workers extract the next. Rows keep their order.
+    """
+    for batch in batches:
+        if "format" not in batch.columns:
+            yield batch
+            continue
+        is_html = (batch["format"] == "html").fill_null(False).to_numpy()
+        if not is_html.any():
+            yield batch
+            continue
+        edges = np.flatnonzero(is_html[1:] != is_html[:-1]) + 1
+        bounds = [0, *edges.tolist(), batch.height]
+        for lo, hi in itertools.pairwise(bounds):
+            step = chunk if is_html[lo] else hi - lo
+            for start in range(lo, hi, step):
+                yield batch.slice(start, min(step, hi - start))
+
+
 class PagePrefetch:
     """Pages extracted ahead, on a thread, in the order the stage will ask for them.
 
@@ -207,7 +235,7 @@ class PagePrefetch:
 
     _END = object()
 
-    def __init__(self, extract, pages: Iterable[str | None], chunk: int = 32, ahead: int = 4) -> None:
+    def __init__(self, extract, pages: Iterable[str | None], chunk: int = PAGE_CHUNK, ahead: int = 4) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=ahead)
         self._ready: deque = deque()  # (page, result) of a chunk taken off the queue, not yet asked for
         self._stop = threading.Event()

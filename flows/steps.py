@@ -178,12 +178,13 @@ def clean_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log =
     """Extract, normalise, redact and filter one partition, then MinHash what it kept for near-dedup."""
     from cleaners import clean_stages
     from cleaners.dedup import SignatureWriter
-    from cleaners.html import StripHtml
+    from cleaners.html import StripHtml, page_batches
 
     folder = part_dir(paths, "clean", part)
     stages = clean_stages(cfg.clean)
     src = paths.stage_file("loaded")
-    if isinstance(stages[0], StripHtml) and _has_html(src, part):  # pages extracted while the text ahead is cleaned
+    pages = isinstance(stages[0], StripHtml) and _has_html(src, part)
+    if pages:  # pages extracted while the text ahead is cleaned, and cleaned a chunk at a time
         stages[0].prefetch(_html_pages(src, part, cfg.batch_size))
     signer = SignatureWriter(cfg.dedup) if cfg.dedup.near else None  # each kept batch MinHashed as it is written
     try:
@@ -197,6 +198,7 @@ def clean_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Log =
             check=QuarantineGuard(cfg, paths),
             rows=(part.start, part.stop),
             on_kept=signer.add if signer is not None else None,
+            rebatch=page_batches if pages else None,
         )
     finally:
         for stage in stages:

@@ -1,5 +1,6 @@
 """Hostile input never stops a run and never loses a record: the fixture folder of tests/hostile.py, end to end."""
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -8,6 +9,8 @@ import datasets
 import hostile
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cleaners.config import HtmlConfig
 from ingest.config import LoadConfig
@@ -197,6 +200,40 @@ def test_pages_extracted_ahead_give_the_same_text_and_a_different_order_stops_th
         assert skipping(_html_batch(pages[20:21])).kept["text"].to_list() == want[2][6:7]
     finally:
         skipping.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(["html", "text", "jsonl", None]), max_size=60),
+    st.lists(st.integers(1, 25), min_size=1, max_size=5),
+    st.integers(1, 9),
+)
+def test_page_batches_keep_every_row_in_order_and_cut_pages_into_chunks(formats, sizes, chunk):
+    """Text runs stay whole within a batch; a run of pages is cut into chunks; nothing else is cut."""
+    from cleaners.html import page_batches
+
+    frame = pl.DataFrame(
+        {"row": list(range(len(formats))), "format": formats}, schema={"row": pl.Int64, "format": pl.Utf8}
+    )
+    batches, start = [], 0
+    for size in sizes * (len(formats) // sum(sizes) + 1):
+        if start >= frame.height:
+            break
+        batches.append(frame.slice(start, size))
+        start += size
+    out = list(page_batches(iter(batches), chunk))
+    assert pl.concat(out, how="vertical").equals(frame) if out else frame.height == 0
+    ends = set(itertools.accumulate(b.height for b in batches))
+    pos = 0
+    for b in out:
+        html = (b["format"] == "html").fill_null(False)
+        assert b.height and (html.all() or not html.any())
+        assert not html.all() or b.height <= chunk
+        if not html.any():  # a text batch ends at its input batch's end or where pages start
+            end = pos + b.height
+            assert end in ends or formats[end] == "html"
+        pos += b.height
+    assert pos == len(formats)
 
 
 def test_the_prefetch_stops_when_the_page_source_fails():

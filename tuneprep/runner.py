@@ -245,6 +245,7 @@ def run_stages(
     check: Callable[[list[StageStats]], None] | None = None,
     rows: tuple[int, int] | None = None,
     on_kept: Callable[[pl.DataFrame], None] | None = None,
+    rebatch: Callable[[Iterator[pl.DataFrame]], Iterator[pl.DataFrame]] | None = None,
 ) -> list[StageStats]:
     """Feed every batch of ``src`` through ``stages`` in order; kept rows go to ``dst``, drops to
     ``dropped_dir/<stage>.parquet``, records a stage could not handle to ``quarantine_dir/<stage>.jsonl``
@@ -253,6 +254,8 @@ def run_stages(
     ``check`` sees the running figures after every batch and may raise to stop the run (too much quarantined).
     ``rows`` = (start, stop) limits the run to that row range of ``src`` (one partition, see ``tuneprep.partitions``).
     ``on_kept`` sees each batch of kept rows as it is written (the clean step MinHashes them there).
+    ``rebatch`` may cut the batches read from ``src`` smaller, rows in order (the clean step's
+    ``cleaners.html.page_batches``).
     """
     quarantine_dir = quarantine_dir or dropped_dir.parent / "quarantine"
     stats = [StageStats(s.name) for s in stages]
@@ -263,6 +266,8 @@ def run_stages(
         bad: dict[str, JsonlSink] = {}
         try:
             batches = iter_batches(src, batch_size) if rows is None else iter_rows(src, *rows, batch_size)
+            if rebatch is not None:
+                batches = rebatch(batches)
             for batch in batches:
                 n_in = batch.height
                 for stage, st in zip(stages, stats, strict=True):
