@@ -562,10 +562,10 @@ def tokenize_part(cfg: PipelineConfig, paths: RunPaths, part: Partition, log: Lo
     into k windows adds k - 1, a window with no loss token is dropped (``dropped/tokenize.parquet``), and a
     record the tokenizer cannot encode goes to ``quarantine/tokenize.jsonl``."""
     from shards.encode import Tokenize
-    from shards.tokenization import load_tokenizer
+    from shards.tokenization import read_tokenizer
     from tuneprep.runner import iter_rows, quarantine_entries
 
-    stage = Tokenize(load_tokenizer(paths.tokenizer), cfg.tokenizer.max_length)
+    stage = Tokenize(read_tokenizer(paths.tokenizer), cfg.tokenizer.max_length)
     st = StageStats(stage.name)
     guard = QuarantineGuard(cfg, paths)
     src = paths.stage_file("augmented")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache
@@ -24,7 +25,13 @@ import pyarrow as pa
 
 from tuneprep.arrow import numeric_array
 from tuneprep.records import with_drop_reason
-from tuneprep.tokenizer import load_tokenizer, tokenizer_identity  # noqa: F401 - re-exported: flows and tests read it here
+from tuneprep.tokenizer import (  # noqa: F401 - re-exported: flows and tests read them here
+    SAVED_FILES,
+    SavedTokenizer,
+    load_tokenizer,
+    read_tokenizer,
+    tokenizer_identity,
+)
 
 if TYPE_CHECKING:
     from shards.config import TokenizerConfig
@@ -110,7 +117,21 @@ def train_sentencepiece(texts: Iterable[str], cfg: TokenizerConfig, out_dir: Pat
 
 
 def load_pretrained(name_or_path: str, out_dir: Path, extra_special_tokens: list[str] | None = None):
-    """Load a tokenizer by hub name or path and save a copy beside the shards."""
+    """Load a tokenizer by hub name or path and save a copy beside the shards.
+
+    A folder transformers saved as a plain fast tokenizer that already has what the shards need (EOS, pad and
+    a chat template) is copied file for file instead: the same tokenizer, read without importing transformers.
+    """
+    saved = None if extra_special_tokens else SavedTokenizer.read(name_or_path)
+    if saved is not None and saved.eos_token and saved.pad_token and saved.chat_template:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in SAVED_FILES:
+            src = Path(name_or_path) / name
+            if src.is_file():
+                shutil.copyfile(src, out_dir / name)
+            else:  # e.g. an earlier run's template file, which would outrank the config's
+                (out_dir / name).unlink(missing_ok=True)
+        return saved
     tok = load_tokenizer(name_or_path)
     if extra_special_tokens:
         tok.add_special_tokens({"additional_special_tokens": list(extra_special_tokens)})
@@ -213,6 +234,8 @@ def _choose_end(
 @cache
 def _plain_decode(cls: type) -> bool:
     """Whether ``cls.decode`` is the fast tokenizer's own, which without clean-up is the Rust decode alone."""
+    if cls is SavedTokenizer:
+        return True
     try:
         from transformers.tokenization_utils_tokenizers import TokenizersBackend
     except ImportError:
