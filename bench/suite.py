@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import OUT, ROOT, SKIP_EXIT, Headline, parse_headlines
+from bench.common import OUT, ROOT, SKIP_EXIT, Headline, compile_project, parse_headlines
 
 BENCH = ROOT / "bench"
 
@@ -183,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         for b in benches:
             print(f"{b.name:12s} python -m {b.module}{'   (has --quick)' if b.has_quick else ''}")
         return 0
+    compile_project()  # every benchmark's processes load tuneprep's bytecode, as they load the baselines'
     started = datetime.now(UTC)
     load0 = os.getloadavg()[0]
     results = [run_one(b, args.quick, args.timeout, args.out / "logs") for b in benches]

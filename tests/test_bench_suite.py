@@ -139,3 +139,16 @@ def test_cli_lists_the_benches():
         [sys.executable, "-m", "bench", "--list"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert "pipeline" in out and "dedup" in out
+
+
+def test_the_project_is_byte_compiled_even_where_python_may_not_write_bytecode(tmp_path, monkeypatch):
+    """The baselines load their install-time bytecode; tuneprep's editable modules must have theirs too."""
+    import bench.common as common
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("X = 1\n")
+    monkeypatch.setattr(common, "ROOT", tmp_path)
+    monkeypatch.setattr(common, "PACKAGES", ("pkg",))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    common.compile_project()
+    assert [p.name.split(".")[0] for p in (tmp_path / "pkg" / "__pycache__").iterdir()] == ["mod"]

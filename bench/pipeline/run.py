@@ -59,7 +59,7 @@ import time
 from pathlib import Path
 
 from bench import realdata
-from bench.common import DATA, OUT, ROOT, headline, require_modules
+from bench.common import DATA, OUT, ROOT, compile_project, headline, require_modules
 
 WORK = OUT / "pipeline"
 CORPUS_VERSION = 2  # bump when the corpus layout changes, so the cached copy is rebuilt
@@ -418,6 +418,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.rounds = 1
     require_modules("datatrove", "xxhash", "spacy")
+    compile_project()
     corpus, info = build_corpus(args.data)
     html_folder = Path(info["html_folder"])
     n_docs = info["documents"]
