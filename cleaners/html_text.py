@@ -28,16 +28,24 @@ from __future__ import annotations
 
 import html as html_lib
 import importlib.util
+import os
 import re
 from functools import cache, lru_cache
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from cleaners.config import HtmlConfig
 from cleaners.html_tidy import tidy
 from tuneprep.errors import error_summary
 
-_DEFAULT = HtmlConfig()
+if TYPE_CHECKING:
+    from cleaners.config import HtmlConfig
+
+
+@cache
+def _default() -> HtmlConfig:
+    from cleaners.config import HtmlConfig
+
+    return HtmlConfig()
 
 
 def _bs4(html: str, cfg: HtmlConfig) -> str:
@@ -160,7 +168,7 @@ def _line_regex(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
 
 def drop_boilerplate_lines(text: str, cfg: HtmlConfig | None = None) -> str:
     """Remove short call-to-action and legal lines ("Subscribe now…", "© 2024 … All rights reserved")."""
-    cfg = cfg or _DEFAULT
+    cfg = cfg or _default()
     rx = _line_regex(tuple(cfg.boilerplate_lines))
     if rx is None or not text:
         return text
@@ -181,7 +189,7 @@ def strip_html(html: str | None, cfg: HtmlConfig | None = None) -> str:
     """Plain text of a page's main content, by the configured extractor (see the module docstring for why)."""
     if not html or not html.strip():
         return ""
-    cfg = cfg or _DEFAULT
+    cfg = cfg or _default()
     kind = resolve_extractor(cfg.extractor)
     if kind == "bs4":
         text = _bs4(html, cfg)
@@ -209,6 +217,8 @@ _FLAT_TAGS = frozenset(
 def page_depth(html: str) -> int:
     """How deep the page's tags nest, counted on the markup in linear time (no DOM): +1 per opening tag, -1 per
     closing one, never below 0 (a stray closing tag), void, self-closed and implicitly closed tags not counted."""
+    import numpy as np
+
     tags = _TAG.findall(html)
     if not tags:
         return 0
@@ -266,8 +276,10 @@ def plain_text(html: str) -> str:
 def serve_pages(conn, cfg: dict) -> None:
     """An extraction worker's loop (``cleaners.html.PagePool``): a page in, ``("ok", text)``, ``("too_deep",
     plain text)`` or ``("error", summary)`` out, until the pipe closes. A worker imports this module and what the
-    extractors need, not polars or bs4: each worker's start-up is CPU the pipeline's other work waits for."""
-    html_cfg = HtmlConfig(**cfg)
+    extractors need, not polars, bs4 or pydantic: each worker's start-up is CPU the pipeline's other work waits
+    for. ``cfg`` is ``HtmlConfig.model_dump()``, validated by the parent and read here as attributes."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy, imported by the extractors, then starts no BLAS threads
+    html_cfg = SimpleNamespace(**cfg)
     conn.send("ready")
     while True:
         try:
