@@ -104,6 +104,9 @@ def test_the_saved_tokenizer_is_the_one_transformers_loads(saved):
         )
     assert light.chat_template == full.chat_template
     assert "transformers_tokenizer" not in light.__dict__  # nothing above needed transformers
+    # the rest of the tokenizer API, as a notebook would use it
+    assert light(PROBES[2]).input_ids == full(PROBES[2]).input_ids
+    assert light.convert_ids_to_tokens(ids[2]) == full.convert_ids_to_tokens(ids[2])
 
 
 def test_records_encode_the_same_through_either_loader(saved):

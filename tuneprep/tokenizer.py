@@ -99,6 +99,9 @@ class SavedTokenizer:
 
         return PreTrainedTokenizerFast.from_pretrained(str(self.folder))
 
+    def __call__(self, *args, **kwargs):
+        return self.transformers_tokenizer(*args, **kwargs)
+
     def __getattr__(self, name: str):
         if name.startswith("__") or name == "transformers_tokenizer":
             raise AttributeError(name)
