@@ -125,6 +125,8 @@ def load_pretrained(name_or_path: str, out_dir: Path, extra_special_tokens: list
     saved = None if extra_special_tokens else SavedTokenizer.read(name_or_path)
     if saved is not None and saved.eos_token and saved.pad_token and saved.chat_template:
         out_dir.mkdir(parents=True, exist_ok=True)
+        if out_dir.resolve() == saved.folder.resolve():  # a rerun naming its own copy: nothing to do
+            return saved
         for name in SAVED_FILES:
             src = Path(name_or_path) / name
             if src.is_file():

@@ -197,6 +197,9 @@ print(identity["vocab_size"])
     assert full.chat_template.endswith("{# in the config #}") and int(done.stdout) == len(full)
     df = make_records([{"id": "a", "source": "s", "format": "text", "text": TEXTS[0], "split": "train"}])
     assert pl.read_parquet(tmp_path / "out.parquet").equals(encode_records(df, full, max_length=16).kept)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "copy").iterdir()}
+    load_pretrained(str(tmp_path / "copy"), tmp_path / "copy")  # a rerun pointed at its own copy
+    assert {p.name: p.read_bytes() for p in (tmp_path / "copy").iterdir()} == before
 
 
 def test_a_pretrained_folder_missing_what_the_shards_need_is_completed_by_transformers(tmp_path):

@@ -111,7 +111,8 @@ class SavedTokenizer:
 def read_tokenizer(path: str | Path):
     """A saved tokenizer to encode with and read: ``SavedTokenizer`` where the folder allows, else
     ``load_tokenizer``. Not for changing and saving again (``load_tokenizer`` is)."""
-    return SavedTokenizer.read(path) or load_tokenizer(path)
+    saved = SavedTokenizer.read(path)
+    return load_tokenizer(path) if saved is None else saved
 
 
 def load_tokenizer(name_or_path: str | Path):
